@@ -1,0 +1,172 @@
+"""The NATS JetStream topology every service shares: streams, consumers, KV
+buckets and subject names, declared once here.
+
+- JOBS stream (work queue), subjects ``jobs.<lane>.<kind>``: the scheduler
+  publishes one message per queued job; trainers share one durable pull
+  consumer, so each job goes to exactly one trainer. A job is acked only
+  once its outputs are stored; a trainer that dies leaves it to be
+  redelivered after ``ack_wait``.
+- EVENTS stream (work queue), subjects ``events.<tenant>.<job_id>``:
+  trainers report RUNNING / progress / SUCCEEDED / FAILED; the scheduler
+  folds them into the job records. Durable, so no report is lost while the
+  scheduler restarts.
+- ``control.cancel.<tenant>.<job_id>`` (core NATS): the scheduler asks
+  whichever trainer runs the job to stop it.
+- KV bucket ``fityard_jobs`` (key ``<tenant>.<job_id>``): job records, written
+  only by the scheduler, read and watched by the gateway.
+- KV bucket ``fityard_datasets`` (key ``<tenant>.<dataset_id>``): dataset
+  records, written by the gateway.
+
+Every service calls `ensure_topology` at start-up; it is idempotent, so start
+order does not matter.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError
+from nats.js.kv import KeyValue
+
+log = logging.getLogger(__name__)
+
+JOBS_STREAM = "FITYARD_JOBS"
+EVENTS_STREAM = "FITYARD_EVENTS"
+JOBS_BUCKET = "fityard_jobs"
+DATASETS_BUCKET = "fityard_datasets"
+TRAINERS_CONSUMER = "trainers"
+SCHEDULER_CONSUMER = "scheduler"
+
+# How long JetStream waits for a trainer's ack (or in-progress heartbeat)
+# before redelivering a job to another trainer.
+JOB_ACK_WAIT_SECONDS = 30.0
+
+# Message header names. Trace context (W3C traceparent) travels in headers too.
+HDR_TENANT = "Fityard-Tenant"
+HDR_JOB_ID = "Fityard-Job-Id"
+HDR_MSG_ID = "Nats-Msg-Id"  # JetStream de-duplication
+
+
+def job_subject(lane: str, kind: str) -> str:
+    return f"jobs.{lane}.{kind}"
+
+
+def event_subject(tenant: str, job_id: str) -> str:
+    return f"events.{tenant}.{job_id}"
+
+
+def cancel_subject(tenant: str, job_id: str) -> str:
+    return f"control.cancel.{tenant}.{job_id}"
+
+
+CANCEL_WILDCARD = "control.cancel.>"
+
+
+def record_key(tenant: str, record_id: str) -> str:
+    """KV key of a job or dataset record."""
+    return f"{tenant}.{record_id}"
+
+
+async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
+    """Connect to NATS, retrying while the server is still starting.
+
+    Services may start before nats-server accepts connections (compose,
+    Kubernetes, `fityard up`); they wait instead of crashing.
+    """
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            return await nats.connect(
+                url,
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+            )
+        except Exception as exc:  # noqa: BLE001 - any connect failure means "retry"
+            last = exc
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"could not connect to NATS at {url}: {last}")
+
+
+async def _add_or_update_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        # Exists with another config (e.g. after an upgrade): converge to ours.
+        await js.update_stream(config)
+
+
+async def ensure_topology(js: JetStreamContext, *, max_deliver: int = 3) -> None:
+    """Create (or converge) the streams, consumers and buckets fityard needs."""
+    await _add_or_update_stream(
+        js,
+        StreamConfig(
+            name=JOBS_STREAM,
+            subjects=["jobs.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=120.0,
+        ),
+    )
+    await _add_or_update_stream(
+        js,
+        StreamConfig(
+            name=EVENTS_STREAM,
+            subjects=["events.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+        ),
+    )
+    await js.add_consumer(
+        JOBS_STREAM,
+        ConsumerConfig(
+            durable_name=TRAINERS_CONSUMER,
+            filter_subject="jobs.>",
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=JOB_ACK_WAIT_SECONDS,
+            max_deliver=max_deliver,
+            deliver_policy=DeliverPolicy.ALL,
+            max_ack_pending=-1,
+        ),
+    )
+    await js.add_consumer(
+        EVENTS_STREAM,
+        ConsumerConfig(
+            durable_name=SCHEDULER_CONSUMER,
+            filter_subject="events.>",
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            deliver_policy=DeliverPolicy.ALL,
+        ),
+    )
+    await jobs_bucket(js)
+    await datasets_bucket(js)
+
+
+async def _bucket(js: JetStreamContext, name: str, description: str) -> KeyValue:
+    try:
+        return await js.key_value(name)
+    except Exception:  # noqa: BLE001 - missing bucket: create it
+        return await js.create_key_value(
+            KeyValueConfig(bucket=name, description=description, history=1, storage=StorageType.FILE)
+        )
+
+
+async def jobs_bucket(js: JetStreamContext) -> KeyValue:
+    return await _bucket(js, JOBS_BUCKET, "fityard job records (written by the scheduler)")
+
+
+async def datasets_bucket(js: JetStreamContext) -> KeyValue:
+    return await _bucket(js, DATASETS_BUCKET, "fityard dataset records (written by the gateway)")

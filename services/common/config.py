@@ -1,0 +1,103 @@
+"""Configuration from environment variables.
+
+Every service reads its settings here, once, at start-up. The defaults make a
+single machine work with no settings at all (a nats-server on localhost, a local
+object-store directory); docker compose and Kubernetes set the variables.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TENANT = "default"
+DEFAULT_LANE = "default"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a whole number") from None
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where objects live: `local` (a directory) or `s3` (MinIO or any S3)."""
+
+    backend: str = "local"
+    # local backend
+    root: Path = Path(".fityard/objects")
+    # s3 backend
+    endpoint: str = "localhost:9000"
+    access_key: str = "minioadmin"
+    secret_key: str = "minioadmin"
+    bucket: str = "fityard"
+    secure: bool = False
+    region: str = "us-east-1"
+    # multipart part size for S3 uploads (S3's minimum is 5 MiB)
+    part_size: int = 8 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls) -> "StorageConfig":
+        return cls(
+            backend=_env("FITYARD_STORAGE", "local"),
+            root=Path(_env("FITYARD_STORAGE_DIR", ".fityard/objects")),
+            endpoint=_env("FITYARD_S3_ENDPOINT", "localhost:9000"),
+            access_key=_env("FITYARD_S3_ACCESS_KEY", "minioadmin"),
+            secret_key=_env("FITYARD_S3_SECRET_KEY", "minioadmin"),
+            bucket=_env("FITYARD_S3_BUCKET", "fityard"),
+            secure=_env_bool("FITYARD_S3_SECURE", False),
+            region=_env("FITYARD_S3_REGION", "us-east-1"),
+            part_size=_env_int("FITYARD_S3_PART_SIZE", 8 * 1024 * 1024),
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings shared by all services; each service uses the part it needs."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    # gateway
+    gateway_listen: str = "0.0.0.0:50051"
+    scheduler_address: str = "127.0.0.1:50052"
+    max_upload_bytes: int = 64 * 1024**3
+    # scheduler
+    scheduler_listen: str = "0.0.0.0:50052"
+    # trainer
+    trainer_id: str = ""
+    trainer_threads: int = 0  # 0: every core of the machine
+    # how often a running job tells JetStream it is still alive (seconds)
+    heartbeat_seconds: float = 10.0
+    # how many times JetStream delivers a job whose trainer died mid-way
+    max_deliver: int = 3
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        return cls(
+            nats_url=_env("FITYARD_NATS_URL", "nats://127.0.0.1:4222"),
+            storage=StorageConfig.from_env(),
+            gateway_listen=_env("FITYARD_GATEWAY_LISTEN", "0.0.0.0:50051"),
+            scheduler_address=_env("FITYARD_SCHEDULER_ADDRESS", "127.0.0.1:50052"),
+            max_upload_bytes=_env_int("FITYARD_MAX_UPLOAD_BYTES", 64 * 1024**3),
+            scheduler_listen=_env("FITYARD_SCHEDULER_LISTEN", "0.0.0.0:50052"),
+            trainer_id=_env("FITYARD_TRAINER_ID", ""),
+            trainer_threads=_env_int("FITYARD_TRAINER_THREADS", 0),
+            heartbeat_seconds=float(_env("FITYARD_HEARTBEAT_SECONDS", "10")),
+            max_deliver=_env_int("FITYARD_MAX_DELIVER", 3),
+        )

@@ -1,0 +1,132 @@
+"""gRPC errors with messages a user can act on.
+
+Handlers raise `ApiError` (via the helpers below); `handle_errors` turns it
+into a gRPC status with google.rpc structured details (BadRequest,
+ResourceInfo, PreconditionFailure), so SDKs can read the field or resource
+programmatically while people read the message. Errors from an upstream
+service (the scheduler) pass through unchanged, details included.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str, *details) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def to_status(self) -> grpc.Status:
+        proto = status_pb2.Status(code=self.code.value[0], message=self.message)
+        for detail in self.details:
+            packed = any_pb2.Any()
+            packed.Pack(detail)
+            proto.details.append(packed)
+        return rpc_status.to_status(proto)
+
+
+def invalid_argument(field: str, description: str) -> ApiError:
+    """INVALID_ARGUMENT whose message and BadRequest detail name the field."""
+    violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
+    return ApiError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"{field}: {description}",
+        error_details_pb2.BadRequest(field_violations=[violation]),
+    )
+
+
+def invalid_arguments(violations: list[tuple[str, str]]) -> ApiError:
+    """INVALID_ARGUMENT listing every bad field at once, so a user fixes them
+    all in one go."""
+    detail = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations
+        ]
+    )
+    message = "; ".join(f"{f}: {d}" for f, d in violations)
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message, detail)
+
+
+def not_found(resource_type: str, resource_id: str, hint: str = "") -> ApiError:
+    message = f"{resource_type} {resource_id!r} not found"
+    if hint:
+        message += f"; {hint}"
+    return ApiError(
+        grpc.StatusCode.NOT_FOUND,
+        message,
+        error_details_pb2.ResourceInfo(resource_type=resource_type, resource_name=resource_id),
+    )
+
+
+def failed_precondition(subject: str, kind: str, message: str) -> ApiError:
+    violation = error_details_pb2.PreconditionFailure.Violation(type=kind, subject=subject, description=message)
+    return ApiError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        message,
+        error_details_pb2.PreconditionFailure(violations=[violation]),
+    )
+
+
+def upstream_status(error: grpc.aio.AioRpcError) -> grpc.Status:
+    """The status of a failed call to another of our services, details and
+    all, to hand on to our own caller unchanged."""
+    status = rpc_status.from_call(error)
+    if status is None:
+        status = status_pb2.Status(code=error.code().value[0], message=error.details() or "")
+    return rpc_status.to_status(status)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    if isinstance(exc, ApiError):
+        await context.abort_with_status(exc.to_status())
+    if isinstance(exc, grpc.aio.AioRpcError):
+        await context.abort_with_status(upstream_status(exc))
+
+
+def handle_errors(method):
+    """Decorate a grpc.aio servicer method (unary or streaming) so that
+    ApiError and upstream gRPC errors become the caller's status."""
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def stream_wrapper(self, request, context):
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except (ApiError, grpc.aio.AioRpcError) as exc:
+                await _abort(context, exc)
+
+        return stream_wrapper
+
+    @functools.wraps(method)
+    async def unary_wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except (ApiError, grpc.aio.AioRpcError) as exc:
+            await _abort(context, exc)
+
+    return unary_wrapper
+
+
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def check_id(field: str, value: str, example: str) -> str:
+    """Reject a missing or malformed id with INVALID_ARGUMENT naming the field,
+    before it reaches a KV key or an object key."""
+    if not value:
+        raise invalid_argument(field, f"is required (ids look like {example!r})")
+    if len(value) > 64 or not set(value) <= _ID_CHARS:
+        raise invalid_argument(field, f"{value!r} is not a valid id (ids look like {example!r})")
+    return value

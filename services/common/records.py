@@ -1,0 +1,89 @@
+"""Job and dataset records as stored in the NATS KV buckets.
+
+A record is the public protobuf message itself (fityard.v1.Job / Dataset),
+stored as JSON so that `nats kv get fityard_jobs default.job_…` is readable
+by an operator. One codec, used by every service.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timezone
+from typing import AsyncIterator, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from fityard.v1 import jobs_pb2
+
+from .bus import record_key
+
+M = TypeVar("M", bound=Message)
+
+TERMINAL_STATES = frozenset(
+    {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED}
+)
+
+
+def new_id(prefix: str) -> str:
+    """Short random ids ("job_5b0c9e7d1a2f3e4d"): valid in KV keys, subjects
+    and object keys, and easy to paste."""
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def now() -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(datetime.now(timezone.utc))
+    return ts
+
+
+def encode(message: Message) -> bytes:
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None).encode()
+
+
+def decode(data: bytes, cls: type[M]) -> M:
+    return json_format.Parse(data, cls(), ignore_unknown_fields=True)
+
+
+async def get_record(kv: KeyValue, tenant: str, record_id: str, cls: type[M]) -> tuple[M, int] | None:
+    """The record and its KV revision, or None if there is no such record."""
+    try:
+        entry = await kv.get(record_key(tenant, record_id))
+    except KeyNotFoundError:
+        return None
+    if entry.value is None:
+        return None
+    return decode(entry.value, cls), entry.revision
+
+
+async def list_records(kv: KeyValue, tenant: str, cls: type[M]) -> list[M]:
+    """Every record of a tenant, read with one ordered consumer (not one
+    request per key)."""
+    watcher = await kv.watch(f"{tenant}.*", ignore_deletes=True)
+    records: list[M] = []
+    try:
+        while True:
+            entry = await watcher.updates(timeout=10.0)
+            if entry is None:  # the end of the current values
+                break
+            if entry.value:
+                records.append(decode(entry.value, cls))
+    finally:
+        await watcher.stop()
+    return records
+
+
+async def watch_record(kv: KeyValue, tenant: str, record_id: str, cls: type[M]) -> AsyncIterator[M]:
+    """Yield the record now and after every change, as the KV bucket pushes
+    them (no polling). The caller stops iterating when it has seen enough."""
+    watcher = await kv.watch(record_key(tenant, record_id), ignore_deletes=True)
+    try:
+        async for entry in watcher:
+            if entry is None or not entry.value:
+                continue
+            yield decode(entry.value, cls)
+    finally:
+        await asyncio.shield(watcher.stop())

@@ -1,0 +1,64 @@
+"""Process plumbing shared by the services: logging, a grpc.aio server with
+health checking and reflection, and graceful shutdown on SIGTERM/SIGINT."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+# Large enough for 4 MiB upload chunks plus framing.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def setup_logging(service: str) -> logging.Logger:
+    logging.basicConfig(
+        level=os.environ.get("FITYARD_LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
+    )
+    return logging.getLogger(service)
+
+
+def stop_event() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, so that services drain and exit 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+class GrpcServer:
+    """A grpc.aio server that also serves grpc.health.v1.Health and server
+    reflection for the given service names (so grpcurl list/describe work)."""
+
+    def __init__(self, listen: str, service_names: Iterable[str]):
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.service_names = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(self.service_names, self.server)
+        self.port = self.server.add_insecure_port(listen)
+        if self.port == 0:
+            raise SystemExit(f"cannot listen on {listen}: address in use or invalid")
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ["", *self.service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        for name in ["", *self.service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)
