@@ -1,0 +1,32 @@
+"""Model training for fityard: `fit` and `predict` on Parquet files.
+
+The names from ml.model (fit, predict, DataError, FitSummary, PredictSummary)
+load on first use (PEP 562): `from ml.params import validate_params` imports
+this package first, and the gateway and scheduler must not pay for pandas and
+scikit-learn to check a few numbers. The trainer's worker touches `ml.fit`
+once at start and so pays the import there.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ml.params import to_sklearn_kwargs, validate_params
+
+__all__ = ["DataError", "FitSummary", "PredictSummary", "fit", "predict", "to_sklearn_kwargs", "validate_params"]
+
+_MODEL_NAMES = {"DataError", "FitSummary", "PredictSummary", "fit", "predict"}
+
+if TYPE_CHECKING:
+    from ml.model import DataError, FitSummary, PredictSummary, fit, predict
+
+
+def __getattr__(name: str):
+    if name in _MODEL_NAMES:
+        from ml import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'ml' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
