@@ -1,0 +1,19 @@
+"""Object storage behind one interface: `open_store(config)` picks the backend."""
+from __future__ import annotations
+
+from ..config import StorageConfig
+from .base import CHUNK_SIZE, ObjectInfo, ObjectNotFound, ObjectStore
+
+__all__ = ["CHUNK_SIZE", "ObjectInfo", "ObjectNotFound", "ObjectStore", "open_store"]
+
+
+def open_store(config: StorageConfig) -> ObjectStore:
+    if config.backend == "local":
+        from .local import LocalStore
+
+        return LocalStore(config.root)
+    if config.backend == "s3":
+        from .s3 import S3Store
+
+        return S3Store(config)
+    raise SystemExit(f"FITYARD_STORAGE={config.backend!r} is not a storage backend; use 'local' or 's3'")

@@ -1,0 +1,47 @@
+"""What the gateway's handlers share: the store, the KV buckets, the
+scheduler stub, and who the caller is."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from nats.js.kv import KeyValue
+
+from fityard.internal.v1 import scheduler_pb2_grpc
+from services.common.config import DEFAULT_TENANT, Config
+from services.common.storage import ObjectStore
+
+
+@dataclass
+class Gateway:
+    config: Config
+    store: ObjectStore
+    jobs: KeyValue
+    datasets: KeyValue
+    scheduler: scheduler_pb2_grpc.SchedulerServiceStub
+
+
+def tenant_of(context: grpc.aio.ServicerContext) -> str:
+    """The caller's tenant. One default tenant until API keys exist; this is
+    the single place that will read them."""
+    return DEFAULT_TENANT
+
+
+def page_bounds(page_size: int, page_token: str, total: int) -> tuple[int, int]:
+    """[start, end) of the requested page; raise on a bad size or token."""
+    from services.common import errors
+
+    if page_size < 0:
+        raise errors.invalid_argument("page_size", f"must be 0 (default 100) or positive, got {page_size}")
+    size = min(page_size or 100, 1000)
+    try:
+        start = int(page_token) if page_token else 0
+    except ValueError:
+        raise errors.invalid_argument("page_token", "is not a token this server returned; omit it to start over") from None
+    if start < 0:
+        raise errors.invalid_argument("page_token", "is not a token this server returned; omit it to start over")
+    return start, min(start + size, total)
+
+
+def next_token(end: int, total: int) -> str:
+    return str(end) if end < total else ""

@@ -1,0 +1,127 @@
+"""DatasetService: streamed Parquet uploads straight into the object store."""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from typing import AsyncIterator, Iterator
+
+import grpc
+
+from fityard.v1 import datasets_pb2, datasets_pb2_grpc
+from services.common import errors
+from services.common.bus import record_key
+from services.common.keys import dataset_key
+from services.common.records import encode, get_record, list_records, new_id, now
+
+from .context import Gateway, next_token, page_bounds, tenant_of
+from .parquet_check import ParquetChecker
+
+log = logging.getLogger(__name__)
+
+
+async def _next_message(requests: AsyncIterator[datasets_pb2.UploadRequest]):
+    return await anext(requests, None)
+
+
+class UploadAborted(Exception):
+    """The client went away mid-upload; the store must drop what it has."""
+
+
+def _chunks_from(
+    requests: AsyncIterator[datasets_pb2.UploadRequest],
+    loop: asyncio.AbstractEventLoop,
+    checker: ParquetChecker,
+    aborted: "asyncio.Event",
+) -> Iterator[bytes]:
+    """A blocking iterator over the upload's chunks, for the store's writer
+    thread: each chunk is pulled from the gRPC stream on the event loop and
+    checked on its way through. Raising here makes the store abort."""
+    while True:
+        future = asyncio.run_coroutine_threadsafe(_next_message(requests), loop)
+        while True:
+            if aborted.is_set():
+                future.cancel()
+                raise UploadAborted()
+            try:
+                message = future.result(timeout=0.5)
+                break
+            except concurrent.futures.TimeoutError:
+                continue
+        if message is None:
+            checker.finish()
+            return
+        if message.WhichOneof("payload") != "chunk":
+            raise errors.invalid_argument("chunk", "every message after the first must carry a chunk of the file")
+        checker.feed(message.chunk)
+        yield message.chunk
+
+
+class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
+    def __init__(self, gateway: Gateway):
+        self.gw = gateway
+
+    @errors.handle_errors
+    async def Upload(self, request_iterator, context):
+        tenant = tenant_of(context)
+        first = await anext(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "header":
+            raise errors.invalid_argument(
+                "header", "the first message must carry the header (name, optional size_bytes and sha256); chunks follow"
+            )
+        header = first.header
+        if not header.name:
+            raise errors.invalid_argument("header.name", "is required, e.g. the file name 'train.parquet'")
+        if header.size_bytes < 0 or header.size_bytes > self.gw.config.max_upload_bytes:
+            raise errors.invalid_argument(
+                "header.size_bytes",
+                f"{header.size_bytes} is outside 0..{self.gw.config.max_upload_bytes} (FITYARD_MAX_UPLOAD_BYTES)",
+            )
+        dataset_id = new_id("ds")
+        key = dataset_key(tenant, dataset_id)
+        checker = ParquetChecker(
+            expected_size=header.size_bytes,
+            expected_sha256=header.sha256,
+            max_bytes=self.gw.config.max_upload_bytes,
+        )
+        aborted = asyncio.Event()
+        chunks = _chunks_from(request_iterator, asyncio.get_running_loop(), checker, aborted)
+        try:
+            info = await asyncio.to_thread(self.gw.store.write_stream, key, chunks)
+        except asyncio.CancelledError:
+            aborted.set()  # the writer thread sees it and the store aborts
+            raise
+        dataset = datasets_pb2.Dataset(
+            id=dataset_id,
+            name=header.name,
+            size_bytes=info.size,
+            sha256=info.sha256,
+            rows=checker.rows,
+            columns=checker.columns,
+            create_time=now(),
+            tenant=tenant,
+        )
+        try:
+            await self.gw.datasets.create(record_key(tenant, dataset_id), encode(dataset))
+        except Exception:
+            await asyncio.to_thread(self.gw.store.delete, key)  # leave nothing half-recorded
+            raise
+        log.info("stored dataset %s (%s, %d bytes, %d rows)", dataset_id, header.name, info.size, checker.rows)
+        return datasets_pb2.UploadResponse(dataset=dataset)
+
+    @errors.handle_errors
+    async def GetDataset(self, request, context):
+        dataset_id = errors.check_id("dataset_id", request.dataset_id, "ds_3f9c1a2b4d5e6f70")
+        found = await get_record(self.gw.datasets, tenant_of(context), dataset_id, datasets_pb2.Dataset)
+        if found is None:
+            raise errors.not_found("dataset", dataset_id)
+        return datasets_pb2.GetDatasetResponse(dataset=found[0])
+
+    @errors.handle_errors
+    async def ListDatasets(self, request, context):
+        records = await list_records(self.gw.datasets, tenant_of(context), datasets_pb2.Dataset)
+        records.sort(key=lambda d: (d.create_time.seconds, d.create_time.nanos), reverse=True)
+        start, end = page_bounds(request.page_size, request.page_token, len(records))
+        return datasets_pb2.ListDatasetsResponse(
+            datasets=records[start:end], next_page_token=next_token(end, len(records))
+        )

@@ -1,0 +1,136 @@
+"""JobService: job commands go to the scheduler; status, watch and downloads
+are served from the job records and the store."""
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from fityard.internal.v1 import scheduler_pb2
+from fityard.v1 import jobs_pb2, jobs_pb2_grpc
+from services.common import errors
+from services.common.keys import model_key, predictions_key
+from services.common.records import TERMINAL_STATES, get_record, list_records, watch_record
+from services.common.jobs import state_name
+from services.common.storage import ObjectNotFound
+
+from .context import Gateway, next_token, page_bounds, tenant_of
+
+# Forwarded commands are quick; a scheduler that does not answer in this time
+# is reported as DEADLINE_EXCEEDED rather than hanging the caller.
+SCHEDULER_DEADLINE_SECONDS = 30.0
+
+JOB_ID_EXAMPLE = "job_5b0c9e7d1a2f3e4d"
+DATASET_ID_EXAMPLE = "ds_3f9c1a2b4d5e6f70"
+
+_OUTPUT_FILES = {
+    jobs_pb2.JOB_OUTPUT_MODEL: (model_key, "model.joblib", "application/octet-stream"),
+    jobs_pb2.JOB_OUTPUT_PREDICTIONS: (predictions_key, "predictions.parquet", "application/vnd.apache.parquet"),
+}
+
+
+class JobService(jobs_pb2_grpc.JobServiceServicer):
+    def __init__(self, gateway: Gateway):
+        self.gw = gateway
+
+    async def _job(self, tenant: str, job_id: str) -> jobs_pb2.Job:
+        errors.check_id("job_id", job_id, JOB_ID_EXAMPLE)
+        found = await get_record(self.gw.jobs, tenant, job_id, jobs_pb2.Job)
+        if found is None:
+            raise errors.not_found("job", job_id)
+        return found[0]
+
+    @errors.handle_errors
+    async def SubmitFit(self, request, context):
+        errors.check_id("dataset_id", request.dataset_id, DATASET_ID_EXAMPLE)
+        response = await self.gw.scheduler.SubmitJob(
+            scheduler_pb2.SubmitJobRequest(
+                tenant=tenant_of(context),
+                kind=jobs_pb2.JOB_KIND_FIT,
+                dataset_id=request.dataset_id,
+                params=request.params,
+            ),
+            timeout=SCHEDULER_DEADLINE_SECONDS,
+        )
+        return jobs_pb2.SubmitFitResponse(job=response.job)
+
+    @errors.handle_errors
+    async def SubmitPredict(self, request, context):
+        errors.check_id("model_id", request.model_id, JOB_ID_EXAMPLE)
+        errors.check_id("dataset_id", request.dataset_id, DATASET_ID_EXAMPLE)
+        response = await self.gw.scheduler.SubmitJob(
+            scheduler_pb2.SubmitJobRequest(
+                tenant=tenant_of(context),
+                kind=jobs_pb2.JOB_KIND_PREDICT,
+                model_id=request.model_id,
+                dataset_id=request.dataset_id,
+            ),
+            timeout=SCHEDULER_DEADLINE_SECONDS,
+        )
+        return jobs_pb2.SubmitPredictResponse(job=response.job)
+
+    @errors.handle_errors
+    async def GetJob(self, request, context):
+        return jobs_pb2.GetJobResponse(job=await self._job(tenant_of(context), request.job_id))
+
+    @errors.handle_errors
+    async def WatchJob(self, request, context):
+        tenant = tenant_of(context)
+        await self._job(tenant, request.job_id)  # NOT_FOUND before streaming
+        async for job in watch_record(self.gw.jobs, tenant, request.job_id, jobs_pb2.Job):
+            yield jobs_pb2.WatchJobResponse(job=job)
+            if job.state in TERMINAL_STATES:
+                return
+
+    @errors.handle_errors
+    async def ListJobs(self, request, context):
+        records = await list_records(self.gw.jobs, tenant_of(context), jobs_pb2.Job)
+        records.sort(key=lambda j: (j.create_time.seconds, j.create_time.nanos), reverse=True)
+        start, end = page_bounds(request.page_size, request.page_token, len(records))
+        return jobs_pb2.ListJobsResponse(jobs=records[start:end], next_page_token=next_token(end, len(records)))
+
+    @errors.handle_errors
+    async def CancelJob(self, request, context):
+        errors.check_id("job_id", request.job_id, JOB_ID_EXAMPLE)
+        response = await self.gw.scheduler.CancelJob(
+            scheduler_pb2.CancelJobRequest(tenant=tenant_of(context), job_id=request.job_id),
+            timeout=SCHEDULER_DEADLINE_SECONDS,
+        )
+        return jobs_pb2.CancelJobResponse(job=response.job)
+
+    @errors.handle_errors
+    async def DownloadJobOutput(self, request, context):
+        tenant = tenant_of(context)
+        job = await self._job(tenant, request.job_id)
+        output = request.output or (
+            jobs_pb2.JOB_OUTPUT_MODEL if job.kind == jobs_pb2.JOB_KIND_FIT else jobs_pb2.JOB_OUTPUT_PREDICTIONS
+        )
+        if job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
+            hint = f"it failed: {job.error}" if job.state == jobs_pb2.JOB_STATE_FAILED else "wait until it SUCCEEDED"
+            raise errors.failed_precondition(
+                f"jobs/{job.id}", "JOB_NOT_SUCCEEDED", f"job {job.id!r} is {state_name(job.state)}; {hint}"
+            )
+        if output not in job.outputs:
+            produces = ", ".join(jobs_pb2.JobOutput.Name(o) for o in job.outputs) or "nothing"
+            raise errors.invalid_argument(
+                "output", f"job {job.id!r} produced {produces}, not {jobs_pb2.JobOutput.Name(output)}"
+            )
+        key_of, suffix, content_type = _OUTPUT_FILES[output]
+        key = key_of(tenant, job.id)
+        try:
+            chunks = await asyncio.to_thread(self.gw.store.read_stream, key)
+            info = await asyncio.to_thread(self.gw.store.stat, key)
+        except ObjectNotFound:
+            raise errors.ApiError(
+                grpc.StatusCode.DATA_LOSS, f"the {suffix} of job {job.id!r} is missing from the store"
+            ) from None
+        yield jobs_pb2.DownloadJobOutputResponse(
+            info=jobs_pb2.OutputInfo(
+                output=output, size_bytes=info.size, filename=f"{job.id}.{suffix}", content_type=content_type
+            )
+        )
+        try:
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                yield jobs_pb2.DownloadJobOutputResponse(chunk=chunk)
+        finally:
+            await asyncio.to_thread(chunks.close)

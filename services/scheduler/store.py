@@ -1,0 +1,35 @@
+"""Compare-and-set updates of job records in the KV bucket.
+
+The scheduler's request handlers and its event consumer (and any other
+scheduler replica) may update the same record concurrently; each update
+re-reads and retries on a revision conflict, so no write is lost.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from fityard.v1 import jobs_pb2
+from services.common.bus import record_key
+from services.common.records import encode, get_record
+
+
+async def update_job(
+    jobs: KeyValue, tenant: str, job_id: str, mutate: Callable[[jobs_pb2.Job], bool]
+) -> jobs_pb2.Job | None:
+    """Apply `mutate` (returns False for "no change") to the record; return
+    the record as stored, or None if there is no such job."""
+    while True:
+        found = await get_record(jobs, tenant, job_id, jobs_pb2.Job)
+        if found is None:
+            return None
+        job, revision = found
+        if not mutate(job):
+            return job
+        try:
+            await jobs.update(record_key(tenant, job_id), encode(job), last=revision)
+            return job
+        except KeyWrongLastSequenceError:
+            continue

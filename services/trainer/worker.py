@@ -1,0 +1,153 @@
+"""The trainer's worker process: where fit and predict actually run.
+
+It is a separate, long-lived process so that
+- pandas and scikit-learn are imported once per trainer, not once per job;
+- a job can be stopped at once (cancellation, shutdown) by killing the
+  process, which no thread can offer; a new worker is started after that;
+- a crash or out-of-memory kill in scikit-learn fails one job, not the trainer.
+It reads its input from the store and writes its outputs there itself, so only
+small messages cross the pipe: the task, progress reports and the result.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Callable
+
+from services.common.config import StorageConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Task:
+    """What the worker needs to run one job: ids, store keys, parameters."""
+
+    job_id: str
+    kind: str  # "fit" | "predict"
+    dataset_key: str
+    model_key: str
+    predictions_key: str = ""
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    rows: int = 0
+    error: str = ""
+
+
+def _run(task: Task, store, progress: Callable[[float, str], None]) -> int:
+    """Run one task in the worker; return the number of rows processed."""
+    import ml
+
+    with tempfile.TemporaryDirectory(prefix=f"fityard-{task.job_id}-") as tmp:
+        if task.kind == "fit":
+            model_path = Path(tmp) / "model.joblib"
+            with store.local_copy(task.dataset_key) as train_path:
+                summary = ml.fit(train_path, model_path, params=ml.to_sklearn_kwargs(task.params), progress=progress)
+            progress(0.97, "storing the model")
+            store.write_file(task.model_key, model_path)
+            return summary.rows
+        predictions_path = Path(tmp) / "predictions.parquet"
+        with store.local_copy(task.model_key) as model_path, store.local_copy(task.dataset_key) as data_path:
+            summary = ml.predict(model_path, data_path, predictions_path, progress=progress)
+        progress(0.97, "storing the predictions")
+        store.write_file(task.predictions_key, predictions_path)
+        return summary.rows
+
+
+def worker_main(conn: Connection, storage: StorageConfig, threads: int) -> None:
+    """Entry point of the worker process: import once, then serve tasks."""
+    from threadpoolctl import threadpool_limits
+
+    import ml
+    import ml.model  # noqa: F401 - the heavy import (pandas, sklearn), paid once here
+    from services.common.storage import open_store
+
+    limits = threadpool_limits(limits=threads)  # noqa: F841 - kept for the process's life
+    store = open_store(storage)
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return  # the trainer went away
+        try:
+            rows = _run(task, store, lambda fraction, message: conn.send(("progress", fraction, message)))
+            conn.send(("done", Outcome(ok=True, rows=rows)))
+        except ml.DataError as exc:
+            conn.send(("done", Outcome(ok=False, error=str(exc))))
+        except Exception as exc:  # noqa: BLE001 - report anything else as an internal error
+            traceback.print_exc()
+            conn.send(("done", Outcome(ok=False, error=f"internal error while running the job: {type(exc).__name__}: {exc}")))
+
+
+class WorkerProcess:
+    """Owns one worker process; restarts it after it is killed or dies."""
+
+    def __init__(self, storage: StorageConfig, threads: int):
+        self.storage = storage
+        self.threads = threads
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc = None
+        self._conn: Connection | None = None
+
+    async def start(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(
+            target=worker_main, args=(child, self.storage, self.threads), name="fityard-worker", daemon=True
+        )
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        message = await asyncio.to_thread(parent.recv)
+        log.info("worker process %s ready (%d threads)", message[1], self.threads)
+
+    async def run(self, task: Task, on_progress: Callable[[float, str], "asyncio.Future | None"]) -> Outcome:
+        """Run a task; progress reports are passed to `on_progress`."""
+        await self.start()
+        assert self._conn is not None
+        self._conn.send(task)
+        while True:
+            try:
+                message = await asyncio.to_thread(self._conn.recv)
+            except (EOFError, OSError):
+                code = self._reap()
+                reason = (
+                    f"killed by signal {-code}, most likely out of memory"
+                    if code is not None and code < 0
+                    else f"exit code {code}"
+                )
+                return Outcome(ok=False, error=f"the training process died ({reason}); try a smaller dataset")
+            if message[0] == "progress":
+                await on_progress(message[1], message[2])
+            elif message[0] == "done":
+                return message[1]
+
+    def kill(self) -> None:
+        """Stop the running job now; the next run() starts a fresh worker."""
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+        self._reap()
+
+    def _reap(self) -> int | None:
+        code = None
+        if self._proc is not None:
+            self._proc.join(timeout=5)
+            code = self._proc.exitcode
+        if self._conn is not None:
+            self._conn.close()
+        self._proc = None
+        self._conn = None
+        return code
