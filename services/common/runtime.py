@@ -43,6 +43,11 @@ class GrpcServer:
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
+                # Let clients ping every 30 s, so a WatchJob stream that
+                # lasts hours notices a dead connection quickly.
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
+                ("grpc.http2.max_pings_without_data", 0),
             ]
         )
         self.health = health.aio.HealthServicer()

@@ -71,17 +71,22 @@ class Trainer:
             self._cancel.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.nc.subscribe(bus.CANCEL_WILDCARD, cb=self._on_cancel)
+        cancels = await self.nc.subscribe(bus.CANCEL_WILDCARD, cb=self._on_cancel)
         await self.worker.start()
         sub = await self.js.pull_subscribe_bind(bus.TRAINERS_CONSUMER, stream=bus.JOBS_STREAM)
         log.info("trainer %s waiting for jobs", self.trainer_id)
-        while not stop.is_set():
-            try:
-                msgs = await sub.fetch(1, timeout=1.0)
-            except asyncio.TimeoutError:
-                continue
-            for msg in msgs:
-                await self.handle(msg, stop)
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(1, timeout=1.0)
+                except asyncio.TimeoutError:
+                    continue
+                for msg in msgs:
+                    await self.handle(msg, stop)
+        finally:
+            log.info("trainer %s stopping", self.trainer_id)
+            await sub.unsubscribe()
+            await cancels.unsubscribe()
 
     async def _report(self, job: jobs_pb2.Job, state: int, attempt: int, **fields) -> None:
         event = bus_pb2.TrainerEvent(
