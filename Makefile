@@ -1,0 +1,28 @@
+# The commands README.md gives. Everything installs into .venv from this
+# checkout's pyproject.toml, once (re-done when pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test protos lint up
+
+demo: $(VENV)/.installed  ## the seed workflow on an embedded stack
+	$(BIN)/fityard demo
+
+test: $(VENV)/.installed  ## the whole test suite
+	$(BIN)/pytest
+
+up: $(VENV)/.installed  ## the embedded stack in the foreground
+	$(BIN)/fityard up
+
+protos: $(VENV)/.installed  ## regenerate fityard/v1 and fityard/internal/v1 from protos/
+	$(BIN)/python tools/gen_protos.py
+
+lint: $(VENV)/.installed
+	$(BIN)/buf lint
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@

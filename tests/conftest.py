@@ -1,0 +1,75 @@
+"""Shared fixtures: real stacks (nats-server, scheduler, gateway, trainers as
+processes on free loopback ports) on both store backends, and seed data."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from fityard.data import make_data
+from fityard.embedded import EmbeddedStack
+from services.common.config import StorageConfig
+from services.common.storage import open_store
+from tests.support.s3server import MotoS3Server, storage_config_for
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server, standing in for MinIO (no MinIO binary here)."""
+    with MotoS3Server() as server:
+        yield server
+
+
+def _s3_env(config: StorageConfig) -> dict[str, str]:
+    return {
+        "FITYARD_S3_ENDPOINT": config.endpoint,
+        "FITYARD_S3_ACCESS_KEY": config.access_key,
+        "FITYARD_S3_SECRET_KEY": config.secret_key,
+        "FITYARD_S3_BUCKET": config.bucket,
+        "FITYARD_S3_SECURE": "false",
+        "FITYARD_S3_PART_SIZE": str(5 * 1024 * 1024),
+    }
+
+
+def _start_stack(data_dir, backend: str, config: StorageConfig, env: dict[str, str]) -> EmbeddedStack:
+    running = EmbeddedStack(data_dir, trainers=2, storage=backend, env=env).start()
+    running.store = open_store(config)
+    running.backend = backend
+    return running
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    """A running stack on the local-directory store."""
+    data_dir = tmp_path_factory.mktemp("stack-local")
+    running = _start_stack(data_dir, "local", StorageConfig(backend="local", root=data_dir / "objects"), {})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_stack(tmp_path_factory, s3_server):
+    """A running stack on the S3 store (moto's server in MinIO's place)."""
+    config = storage_config_for(s3_server.endpoint, f"fityard-{uuid.uuid4().hex[:8]}")
+    running = _start_stack(tmp_path_factory.mktemp("stack-s3"), "s3", config, _s3_env(config))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session", params=["local", "s3"])
+def stack(request):
+    """The same test on both store backends: a running stack with `.address`,
+    `.store` (to inspect what is stored) and `.backend`."""
+    return request.getfixturevalue(f"{request.param}_stack")
+
+
+@pytest.fixture(scope="session")
+def seed_files(tmp_path_factory):
+    """The seed's four files, small enough for quick fits."""
+    files = make_data(tmp_path_factory.mktemp("seed"), rows=3000)
+    return {
+        "train": files["train"],
+        "test": files["test"],
+        "bad_train": files["bad_train"],
+        "bad_test": files["bad_test"],
+    }

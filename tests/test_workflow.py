@@ -1,0 +1,247 @@
+"""The SDK against a real stack (both store backends): the seed workflow, and
+what a user is told when something is wrong."""
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import grpc
+import joblib
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from fityard import Client, Dataset, FityardError, Job, JobFailed
+
+# Small models: these tests are about the service, not about accuracy
+# (the full workflow uses the defaults and checks accuracy).
+QUICK = {"max_iter": 20}
+# Upper bound on any wait, so a stuck job fails the test instead of hanging it.
+WAIT_SECONDS = 120
+LIFECYCLE = ["QUEUED", "RUNNING", "SUCCEEDED"]
+
+
+def unknown(prefix: str) -> str:
+    """A well-formed id that no server has handed out."""
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture(scope="module")
+def client(stack):
+    with Client(stack.address) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def train_ds(client, seed_files) -> Dataset:
+    return client.upload(seed_files["train"])
+
+
+@pytest.fixture(scope="module")
+def test_ds(client, seed_files) -> Dataset:
+    return client.upload(seed_files["test"])
+
+
+@pytest.fixture(scope="module")
+def model(client, train_ds) -> Job:
+    """A succeeded fit to predict with."""
+    return client.fit(train_ds, **QUICK).wait(timeout=WAIT_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def failed_fit(client, seed_files) -> Job:
+    """A fit on data without `y`, which fails."""
+    job = client.fit(client.upload(seed_files["bad_train"]), **QUICK)
+    with pytest.raises(JobFailed):
+        job.wait(timeout=WAIT_SECONDS)
+    return job
+
+
+def test_full_workflow_predicts_the_held_out_labels(client, seed_files, tmp_path):
+    train_path, test_path = seed_files["train"], seed_files["test"]
+    train = client.upload(train_path)
+    train_meta = pq.ParquetFile(train_path).metadata
+    assert train.id.startswith("ds_") and train.name == train_path.name
+    assert train.rows == train_meta.num_rows
+    assert train.columns == pq.read_schema(train_path).names
+    assert train.size_bytes == train_path.stat().st_size
+    assert train.sha256 == hashlib.sha256(train_path.read_bytes()).hexdigest()
+    assert client.dataset(train.id) == train
+
+    fit = client.fit(train.id)
+    assert fit.kind == "fit" and fit.dataset_id == train.id
+    assert fit.wait(timeout=WAIT_SECONDS) is fit
+    assert fit.state == "SUCCEEDED" and fit.done and fit.progress == pytest.approx(1.0)
+    assert fit.attempts >= 1 and "model" in fit.outputs
+    assert fit.create_time <= fit.start_time <= fit.end_time
+
+    test = client.upload(test_path)
+    pred = client.predict(fit, test.id)
+    assert pred.kind == "predict" and pred.model_id == fit.id and pred.dataset_id == test.id
+    pred.wait(timeout=WAIT_SECONDS)
+    assert pred.state == "SUCCEEDED"
+
+    predicted = client.download(pred)
+    truth = pd.read_parquet(test_path)
+    assert list(predicted.columns) == ["y"]
+    assert len(predicted) == len(truth) == test.rows
+    assert (predicted["y"].to_numpy() == truth["y"].to_numpy()).mean() > 0.7
+
+    saved = client.download(pred, tmp_path / "predictions.parquet")
+    assert saved == tmp_path / "predictions.parquet"
+    pd.testing.assert_frame_equal(pd.read_parquet(saved), predicted)
+
+    # The downloaded model is the one that made those predictions.
+    model_file = client.download(fit, tmp_path / "model.joblib", output="model")
+    estimator = joblib.load(model_file)
+    local = estimator.predict(truth.drop(columns=["y"]))
+    np.testing.assert_array_equal(local, predicted["y"].to_numpy())
+
+
+def test_fit_on_data_without_y_fails_saying_so(failed_fit):
+    assert failed_fit.state == "FAILED" and failed_fit.done
+    assert "'y'" in failed_fit.error
+    # The exception carries the server's message unchanged, and the job.
+    with pytest.raises(JobFailed) as raised:
+        failed_fit.wait(timeout=WAIT_SECONDS)
+    assert str(raised.value) == failed_fit.error
+    assert raised.value.job.id == failed_fit.id
+
+
+def test_predict_on_data_without_a_feature_fails_naming_it(client, model, seed_files):
+    pred = client.predict(model, client.upload(seed_files["bad_test"]))
+    with pytest.raises(JobFailed) as raised:
+        pred.wait(timeout=WAIT_SECONDS)
+    assert "col_0" in str(raised.value)
+    assert raised.value.job.state == "FAILED"
+    assert client.job(pred.id).error == str(raised.value)
+
+
+def test_a_file_that_is_not_parquet_is_refused_and_nothing_is_stored(client, stack, tmp_path):
+    text = tmp_path / "notes.csv"
+    text.write_text("col_0,y\n" + "0.5,1\n" * 1000)
+    name = f"notes-{uuid.uuid4().hex[:8]}.csv"
+    stored_before = set(stack.store.list())
+    with pytest.raises(FityardError) as raised:
+        client.upload(text, name=name)
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "parquet" in raised.value.message.lower()
+    assert set(stack.store.list()) == stored_before
+    assert name not in [d.name for d in client.datasets()]
+
+
+@pytest.mark.parametrize(
+    "call, missing",
+    [
+        pytest.param(lambda c, ids: c.dataset(ids["dataset"]), "dataset", id="get-dataset"),
+        pytest.param(lambda c, ids: c.job(ids["job"]), "job", id="get-job"),
+        pytest.param(lambda c, ids: c.fit(ids["dataset"]), "dataset", id="fit-unknown-dataset"),
+        pytest.param(lambda c, ids: c.predict(ids["job"], ids["test"]), "job", id="predict-unknown-model"),
+        pytest.param(lambda c, ids: c.predict(ids["model"], ids["dataset"]), "dataset", id="predict-unknown-dataset"),
+        pytest.param(lambda c, ids: c.download(ids["job"]), "job", id="download"),
+        pytest.param(lambda c, ids: c.cancel(ids["job"]), "job", id="cancel"),
+        pytest.param(lambda c, ids: c.wait(ids["job"]), "job", id="wait"),
+    ],
+)
+def test_unknown_ids_are_not_found_and_named(client, model, test_ds, call, missing):
+    ids = {"dataset": unknown("ds"), "job": unknown("job"), "model": model.id, "test": test_ds.id}
+    with pytest.raises(FityardError) as raised:
+        call(client, ids)
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND
+    assert ids[missing] in raised.value.message
+    assert ids[missing] in str(raised.value) and str(raised.value).startswith("NOT_FOUND: ")
+
+
+def test_a_bad_parameter_is_refused_naming_it_and_nothing_is_queued(client, train_ds):
+    before = {j.id for j in client.jobs()}
+    with pytest.raises(FityardError) as raised:
+        client.fit(train_ds, max_bins=300)
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "params.max_bins" in raised.value.message
+    assert {j.id for j in client.jobs()} == before
+
+
+def test_a_parameter_that_does_not_exist_is_refused_naming_it(client, train_ds):
+    with pytest.raises(FityardError) as raised:
+        client.fit(train_ds, max_iters=50)
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "params.max_iters" in raised.value.message
+
+
+def test_predicting_with_a_model_whose_fit_failed_is_a_failed_precondition(client, failed_fit, test_ds):
+    with pytest.raises(FityardError) as raised:
+        client.predict(failed_fit, test_ds)
+    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert failed_fit.id in raised.value.message
+
+
+def test_downloading_from_a_failed_job_is_a_failed_precondition(client, failed_fit, tmp_path):
+    target = tmp_path / "model.joblib"
+    with pytest.raises(FityardError) as raised:
+        client.download(failed_fit, target)
+    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert failed_fit.id in raised.value.message
+    assert not any(tmp_path.iterdir())  # no partial file left behind
+
+
+def test_watch_reports_each_state_in_order_until_the_job_ends(client, train_ds):
+    job = client.fit(train_ds, **QUICK)
+    assert job.state == "QUEUED"
+    snapshots = list(job.watch(timeout=WAIT_SECONDS))
+    states = [s.state for s in snapshots]
+    assert states[-1] == "SUCCEEDED" and snapshots[-1].done
+    assert not any(s.done for s in snapshots[:-1])
+    assert states == sorted(states, key=LIFECYCLE.index)  # never goes back
+    progress = [s.progress for s in snapshots]
+    assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)
+    assert all(s.id == job.id for s in snapshots)
+    assert job.state == "SUCCEEDED"  # the watched job is updated too
+
+
+def test_lists_show_what_was_submitted_newest_first(client, train_ds):
+    older = client.fit(train_ds, **QUICK)
+    newer_ds = client.upload(pd.DataFrame({"col_0": [0.0, 1.0, 2.0], "y": [0, 1, 1]}), name="tiny.parquet")
+    newer = client.fit(newer_ds, **QUICK)
+    job_ids = [j.id for j in client.jobs()]
+    assert job_ids.index(newer.id) < job_ids.index(older.id)
+    dataset_ids = [d.id for d in client.datasets()]
+    assert dataset_ids.index(newer_ds.id) < dataset_ids.index(train_ds.id)
+    listed = {j.id: j for j in client.jobs()}[newer.id]
+    assert listed.kind == "fit" and listed.dataset_id == newer_ds.id
+    for job in (older, newer):
+        job.wait(timeout=WAIT_SECONDS)
+
+
+def test_a_dataframe_uploads_like_a_file(client):
+    frame = pd.DataFrame(
+        {"col_0": np.linspace(0, 1, 500), "col_1": np.arange(500), "y": np.arange(500) % 2},
+        index=np.arange(500) * 2,  # not a RangeIndex: pandas would store it as a column if asked
+    )
+    ds = client.upload(frame, name="frame.parquet")
+    assert ds.name == "frame.parquet"
+    assert ds.rows == 500
+    assert ds.columns == ["col_0", "col_1", "y"]  # the index is not uploaded
+    fit = client.fit(ds, **QUICK).wait(timeout=WAIT_SECONDS)
+    assert fit.state == "SUCCEEDED"
+
+
+def test_a_running_job_can_be_cancelled_and_then_stays_cancelled(client, tmp_path):
+    # Big enough that the fit is still going when we cancel it.
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200_000, 20))
+    frame = pd.DataFrame(features, columns=[f"col_{i}" for i in range(20)]).assign(y=(features[:, 0] > 0).astype(int))
+    job = client.fit(client.upload(frame, name="big.parquet"), max_iter=1000, early_stopping="false")
+
+    with pytest.raises(FityardError) as raised:
+        client.download(job, tmp_path / "model.joblib")
+    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(TimeoutError):
+        job.wait(timeout=0.5)
+
+    assert client.cancel(job).state == "CANCELLED"
+    assert job.wait(timeout=WAIT_SECONDS).state == "CANCELLED"
+    with pytest.raises(FityardError) as raised:
+        client.cancel(job)
+    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert client.job(job.id).state == "CANCELLED"
