@@ -61,12 +61,7 @@ def fit(
     """
     report = progress or _no_progress
     report(0.05, "reading training data")
-    try:
-        df = pd.read_parquet(train_path)
-    except FileNotFoundError:
-        raise  # our file, not the user's data
-    except _UNREADABLE as exc:
-        raise _unreadable("training data", train_path, exc) from exc
+    df = _read_parquet(train_path, "training data")
     _check_training_data(df, max_bins=(params or {}).get("max_bins") or 255)
 
     X = df.drop(columns=[TARGET])
@@ -96,12 +91,7 @@ def predict(
     report(0.05, "loading the model")
     model = joblib.load(model_path)
     report(0.10, "reading prediction data")
-    try:
-        df = pd.read_parquet(data_path)
-    except FileNotFoundError:
-        raise  # our file, not the user's data
-    except _UNREADABLE as exc:
-        raise _unreadable("prediction data", data_path, exc) from exc
+    df = _read_parquet(data_path, "prediction data")
     features = list(model.feature_names_in_)
     _check_prediction_data(df, features, categorical=model.is_categorical_)
 
@@ -112,6 +102,16 @@ def predict(
     report(0.90, "writing predictions")
     predictions.to_parquet(predictions_path, index=False)
     return PredictSummary(rows=len(predictions))
+
+
+def _read_parquet(path: str | Path, what: str) -> pd.DataFrame:
+    """pd.read_parquet, with an unreadable file reported as the user's DataError."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise  # our file, not the user's data
+    except _UNREADABLE as exc:
+        raise _unreadable(what, path, exc) from exc
 
 
 # -- checks: each raises DataError with the fix in the message ----------------

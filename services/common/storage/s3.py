@@ -30,27 +30,38 @@ PARALLEL_PARTS = 2
 
 
 class _ChunkReader:
-    """File-like view of an iterator of chunks, hashing what passes through."""
+    """File-like view of an iterator of chunks, hashing what passes through.
+
+    minio reads one part (part_size + 1 bytes) per call; chunks are joined
+    once per read, so a part costs one copy, not one per chunk.
+    """
 
     def __init__(self, chunks: Iterable[bytes]):
         self._chunks = iter(chunks)
-        self._buffer = bytearray()
+        self._rest = b""
         self.sha = hashlib.sha256()
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buffer) < n:
+        parts = [self._rest] if self._rest else []
+        have = len(self._rest)
+        while n < 0 or have < n:
             chunk = next(self._chunks, None)
             if chunk is None:
                 break
-            self._buffer += chunk
             self.sha.update(chunk)
             self.size += len(chunk)
-        if n < 0:
-            n = len(self._buffer)
-        out = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return out
+            parts.append(chunk)
+            have += len(chunk)
+        if n < 0 or have <= n:
+            self._rest = b""
+            return b"".join(parts)
+        # Split the last chunk: the part gets its head, the rest waits.
+        overflow = have - n
+        last = parts.pop()
+        parts.append(last[: len(last) - overflow])
+        self._rest = last[len(last) - overflow :]
+        return b"".join(parts)
 
 
 class S3Store(ObjectStore):
