@@ -21,6 +21,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.config import thread_budget
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -100,7 +102,7 @@ class EmbeddedStack:
             self._start_nats(timeout)
             env = self._service_env()
             self._spawn("scheduler", [sys.executable, "-m", "services.scheduler"], env)
-            threads = max(1, (os.cpu_count() or 1) // self.trainers)
+            threads = thread_budget(self.trainers)
             for i in range(self.trainers):
                 trainer_env = {**env, "FITYARD_TRAINER_ID": f"trainer-{i + 1}", "FITYARD_TRAINER_THREADS": str(threads)}
                 self._spawn(f"trainer-{i + 1}", [sys.executable, "-m", "services.trainer"], trainer_env)

@@ -11,6 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_TENANT = "default"
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (respects taskset/cpusets, unlike
+    os.cpu_count(); a CPU quota set by a container runtime is not seen)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def thread_budget(trainers: int, cores: int | None = None) -> int:
+    """Threads per trainer so that trainers x threads <= cores (at least 1)."""
+    return max(1, (cores or usable_cores()) // max(1, trainers))
 DEFAULT_LANE = "default"
 
 

@@ -11,7 +11,7 @@ import os
 import socket
 
 from services.common import bus
-from services.common.config import Config
+from services.common.config import Config, usable_cores
 from services.common.runtime import setup_logging, stop_event
 
 from .runner import Trainer
@@ -23,7 +23,7 @@ async def main() -> None:
     config = Config.from_env()
     stop = stop_event()
     trainer_id = config.trainer_id or f"{socket.gethostname()}-{os.getpid()}"
-    threads = config.trainer_threads or os.cpu_count() or 1
+    threads = config.trainer_threads or usable_cores()
     nc = await bus.connect(config.nats_url, f"fityard-trainer-{trainer_id}")
     js = nc.jetstream()
     await bus.ensure_topology(js, max_deliver=config.max_deliver)
