@@ -216,6 +216,11 @@ class Job:
         return self._message.attempts
 
     @property
+    def cores(self) -> int:
+        """CPU cores the job's last attempt runs on (0 until it starts)."""
+        return self._message.cores
+
+    @property
     def rows(self) -> int:
         return self._message.rows
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.config import thread_budget
+from services.common.config import usable_cores
 
 
 def free_port() -> int:
@@ -40,8 +40,10 @@ def nats_server_binary() -> str:
 
 
 def default_trainers() -> int:
-    """One trainer owning every core: a lone fit gets the whole machine."""
-    return 1
+    """One trainer per core. They share the cores through core leases: jobs
+    queued together run side by side single-threaded, a lone job gets every
+    core (services/trainer/cores.py)."""
+    return usable_cores()
 
 
 def wait_healthy(address: str, timeout: float) -> bool:
@@ -102,9 +104,8 @@ class EmbeddedStack:
             self._start_nats(timeout)
             env = self._service_env()
             self._spawn("scheduler", [sys.executable, "-m", "services.scheduler"], env)
-            threads = thread_budget(self.trainers)
             for i in range(self.trainers):
-                trainer_env = {**env, "FITYARD_TRAINER_ID": f"trainer-{i + 1}", "FITYARD_TRAINER_THREADS": str(threads)}
+                trainer_env = {**env, "FITYARD_TRAINER_ID": f"trainer-{i + 1}"}
                 self._spawn(f"trainer-{i + 1}", [sys.executable, "-m", "services.trainer"], trainer_env)
             self._spawn("gateway", [sys.executable, "-m", "services.gateway"], env)
             self._wait_ready(timeout)
@@ -167,6 +168,7 @@ class EmbeddedStack:
                 "FITYARD_SCHEDULER_LISTEN": f"127.0.0.1:{(sched := free_port())}",
                 "FITYARD_SCHEDULER_ADDRESS": f"127.0.0.1:{sched}",
                 "FITYARD_GATEWAY_LISTEN": f"localhost:{self.port}",
+                "FITYARD_CORE_LEASES_DIR": str(self.data_dir / "cores"),
                 "PYTHONUNBUFFERED": "1",
             }
         )

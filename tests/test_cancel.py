@@ -2,6 +2,7 @@
 goes on serving everyone else."""
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -26,27 +27,30 @@ def _wait_for_state(job, state: str, timeout: float = 60.0):
 def test_cancel_running_and_queued_jobs_then_keep_serving(local_stack, seed_files):
     with Client(local_stack.address) as client:
         train = client.upload(seed_files["train"])
-        # Two trainers: occupy both with long fits, so a third job stays queued.
-        running = [_long_fit(client, train.id) for _ in range(2)]
-        for job in running:
-            _wait_for_state(job, "RUNNING")
-        queued = _long_fit(client, train.id)
+        # A lone long fit takes every core; the next two wait, QUEUED: one held
+        # by the other trainer until a core frees up, one still in the stream.
+        running = _long_fit(client, train.id)
+        _wait_for_state(running, "RUNNING")
+        waiting = [_long_fit(client, train.id) for _ in range(2)]
         time.sleep(0.5)
-        assert queued.refresh().state == "QUEUED"
+        assert [job.refresh().state for job in waiting] == ["QUEUED", "QUEUED"]
 
-        cancelled = client.cancel(queued)
-        assert cancelled.state == "CANCELLED"
         started = time.monotonic()
-        for job in running:
+        for job in [*waiting, running]:
             assert client.cancel(job).state == "CANCELLED"
-        # The trainers kill their work at once and take new jobs.
+        # The running fit is killed at once and the trainers take new work.
         quick = client.fit(train.id, max_iter=5)
         quick.wait(timeout=60)
         assert quick.state == "SUCCEEDED"
         assert time.monotonic() - started < 30
-        # Cancelled jobs stay cancelled, the queued one never started.
-        assert all(client.job(j.id).state == "CANCELLED" for j in [*running, queued])
-        assert client.job(queued.id).attempts == 0
+        # Cancelled jobs stay cancelled; the waiting ones never started.
+        assert all(client.job(j.id).state == "CANCELLED" for j in [running, *waiting])
+        assert [client.job(j.id).attempts for j in waiting] == [0, 0]
+        # Nothing cancelled still runs: a new lone fit gets every core.
+        lone = _long_fit(client, train.id)
+        _wait_for_state(lone, "RUNNING", timeout=15)
+        assert lone.cores == len(os.sched_getaffinity(0))
+        client.cancel(lone)
 
         with pytest.raises(FityardError) as ended:
             client.cancel(quick)

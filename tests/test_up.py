@@ -52,14 +52,3 @@ def test_up_serves_until_sigterm_then_stops_every_child(tmp_path):
     time.sleep(0.5)
     assert _processes_mentioning(str(data_dir)) == []
     assert (data_dir / "nats").is_dir()  # JetStream data lives under --data-dir
-
-
-def test_thread_budgets_never_oversubscribe_the_cores():
-    from services.common.config import thread_budget
-
-    for cores in range(1, 65):
-        for trainers in range(1, cores + 1):
-            threads = thread_budget(trainers, cores)
-            assert threads >= 1 and trainers * threads <= cores
-    assert thread_budget(1, 8) == 8  # a lone trainer gets every core
-    assert thread_budget(4, 2) == 1  # more trainers than cores: one thread each

@@ -21,10 +21,6 @@ def usable_cores() -> int:
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
-
-def thread_budget(trainers: int, cores: int | None = None) -> int:
-    """Threads per trainer so that trainers x threads <= cores (at least 1)."""
-    return max(1, (cores or usable_cores()) // max(1, trainers))
 DEFAULT_LANE = "default"
 
 
@@ -95,7 +91,10 @@ class Config:
     scheduler_listen: str = "0.0.0.0:50052"
     # trainer
     trainer_id: str = ""
-    trainer_threads: int = 0  # 0: every core of the machine
+    trainer_threads: int = 0  # most threads one job may use; 0: every usable core
+    # Directory of per-core lock files shared by the trainers of one machine
+    # (see services/trainer/cores.py); empty: this trainer owns its cores.
+    core_leases_dir: str = ""
     # how often a running job tells JetStream it is still alive (seconds)
     heartbeat_seconds: float = 10.0
     # how many times JetStream delivers a job whose trainer died mid-way
@@ -112,6 +111,7 @@ class Config:
             scheduler_listen=_env("FITYARD_SCHEDULER_LISTEN", "0.0.0.0:50052"),
             trainer_id=_env("FITYARD_TRAINER_ID", ""),
             trainer_threads=_env_int("FITYARD_TRAINER_THREADS", 0),
+            core_leases_dir=_env("FITYARD_CORE_LEASES_DIR", ""),
             heartbeat_seconds=float(_env("FITYARD_HEARTBEAT_SECONDS", "10")),
             max_deliver=_env_int("FITYARD_MAX_DELIVER", 3),
         )

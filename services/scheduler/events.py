@@ -33,6 +33,8 @@ def apply_event(job: jobs_pb2.Job, event: bus_pb2.TrainerEvent) -> bool:
             job.start_time.CopyFrom(event.time)
         job.state = jobs_pb2.JOB_STATE_RUNNING
         job.trainer_id = event.trainer_id
+        if event.cores:
+            job.cores = event.cores
         job.progress = event.progress
         job.progress_message = event.progress_message
         if event.rows:

@@ -86,9 +86,10 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 "JOB_ENDED",
                 f"job {job_id!r} has already ended ({state_name(was[0])}); there is nothing to cancel",
             )
-        if was[0] == jobs_pb2.JOB_STATE_RUNNING:
-            # The trainer running it stops the work; a queued job is skipped
-            # by whichever trainer pulls it, since its record says CANCELLED.
-            await self.nc.publish(bus.cancel_subject(tenant, job_id))
+        # Tell the trainer that holds the job (running it, or holding it
+        # while it waits for a free core) to drop it. A job still in the
+        # stream is skipped by whichever trainer pulls it: its record says
+        # CANCELLED.
+        await self.nc.publish(bus.cancel_subject(tenant, job_id))
         log.info("cancelled job %s (was %s)", job_id, state_name(was[0]))
         return scheduler_pb2.CancelJobResponse(job=job)

@@ -1,8 +1,9 @@
 """Run a trainer: `python -m services.trainer` (settings: FITYARD_* env).
 
-Start as many as the machine has room for; each takes jobs from the same
-JetStream consumer. FITYARD_TRAINER_THREADS sets each one's thread budget,
-so that trainers x threads stays within the cores.
+Start as many as you like; each takes jobs from the same JetStream consumer.
+Trainers sharing a machine share FITYARD_CORE_LEASES_DIR so that together
+they never use more threads than there are cores (services/trainer/cores.py);
+FITYARD_TRAINER_THREADS caps the threads of one job.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services.common import bus
 from services.common.config import Config, usable_cores
 from services.common.runtime import setup_logging, stop_event
 
+from .cores import AllCores, CoreLeases
 from .runner import Trainer
 from .worker import WorkerProcess
 
@@ -24,12 +26,15 @@ async def main() -> None:
     stop = stop_event()
     trainer_id = config.trainer_id or f"{socket.gethostname()}-{os.getpid()}"
     threads = config.trainer_threads or usable_cores()
+    cores = CoreLeases(config.core_leases_dir, usable_cores()) if config.core_leases_dir else AllCores(threads)
     nc = await bus.connect(config.nats_url, f"fityard-trainer-{trainer_id}")
     js = nc.jetstream()
     await bus.ensure_topology(js, max_deliver=config.max_deliver)
     worker = WorkerProcess(config.storage, threads)
-    trainer = Trainer(nc, js, await bus.jobs_bucket(js), worker, trainer_id, config.heartbeat_seconds)
-    log.info("trainer %s starting with %d threads", trainer_id, threads)
+    trainer = Trainer(
+        nc, js, await bus.jobs_bucket(js), worker, trainer_id, config.heartbeat_seconds, cores, max_threads=threads
+    )
+    log.info("trainer %s starting: up to %d threads a job, core leases %s", trainer_id, threads, config.core_leases_dir or "off")
     try:
         await trainer.run(stop)
     finally:

@@ -24,6 +24,7 @@ from services.common.jobs import kind_name, params_dict
 from services.common.keys import dataset_key, model_key, predictions_key
 from services.common.records import TERMINAL_STATES, get_record, now
 
+from .cores import AllCores, CoreLeases
 from .worker import Outcome, Task, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -31,17 +32,25 @@ log = logging.getLogger(__name__)
 OUTPUTS = {"fit": [jobs_pb2.JOB_OUTPUT_MODEL], "predict": [jobs_pb2.JOB_OUTPUT_PREDICTIONS]}
 
 
-def task_for(job: jobs_pb2.Job) -> Task:
+def task_for(job: jobs_pb2.Job, threads: int) -> Task:
     tenant = job.tenant
     kind = kind_name(job.kind)
     if kind == "fit":
-        return Task(job.id, kind, dataset_key(tenant, job.dataset_id), model_key(tenant, job.id), params=params_dict(job.params))
+        return Task(
+            job.id,
+            kind,
+            dataset_key(tenant, job.dataset_id),
+            model_key(tenant, job.id),
+            params=params_dict(job.params),
+            threads=threads,
+        )
     return Task(
         job.id,
         kind,
         dataset_key(tenant, job.dataset_id),
         model_key(tenant, job.model_id),
         predictions_key(tenant, job.id),
+        threads=threads,
     )
 
 
@@ -54,6 +63,8 @@ class Trainer:
         worker: WorkerProcess,
         trainer_id: str,
         heartbeat_seconds: float,
+        cores: CoreLeases | AllCores,
+        max_threads: int,
     ):
         self.nc = nc
         self.js = js
@@ -61,6 +72,9 @@ class Trainer:
         self.worker = worker
         self.trainer_id = trainer_id
         self.heartbeat_seconds = heartbeat_seconds
+        self.cores = cores
+        self.max_threads = max_threads
+        self._sub = None
         self._current: tuple[str, str] | None = None
         self._cancel = asyncio.Event()
 
@@ -73,7 +87,7 @@ class Trainer:
     async def run(self, stop: asyncio.Event) -> None:
         cancels = await self.nc.subscribe(bus.CANCEL_WILDCARD, cb=self._on_cancel)
         await self.worker.start()
-        sub = await self.js.pull_subscribe_bind(bus.TRAINERS_CONSUMER, stream=bus.JOBS_STREAM)
+        sub = self._sub = await self.js.pull_subscribe_bind(bus.TRAINERS_CONSUMER, stream=bus.JOBS_STREAM)
         log.info("trainer %s waiting for jobs", self.trainer_id)
         try:
             while not stop.is_set():
@@ -106,25 +120,61 @@ class Trainer:
         try:
             # Checked after _current is set, so a cancel arriving from here on
             # is seen by _on_cancel, and one that came before is in the record.
-            found = await get_record(self.jobs, job.tenant, job.id, jobs_pb2.Job)
-            if found is None or found[0].state in TERMINAL_STATES:
-                log.info("skipping job %s: it has already ended (cancelled)", job.id)
+            if await self._has_ended(job):
                 await msg.ack()
                 return
-            await self._execute(msg, job, attempt, stop)
+            # The job stays QUEUED until a core is free for it.
+            got_core = await self.cores.take_one(
+                msg.in_progress, self.heartbeat_seconds, give_up=lambda: self._cancel.is_set() or stop.is_set()
+            )
+            if self._cancel.is_set():
+                log.info("job %s was cancelled while waiting for a core", job.id)
+                await msg.ack()
+                return
+            if not got_core:
+                await msg.nak()  # shutting down: another trainer takes it now
+                return
+            threads = 1 + await self._take_extra_cores()
+            await self._execute(msg, job, attempt, stop, threads)
         finally:
+            self.cores.release_all()
             self._current = None
 
-    async def _execute(self, msg: Msg, job: jobs_pb2.Job, attempt: int, stop: asyncio.Event) -> None:
+    async def _has_ended(self, job: jobs_pb2.Job) -> bool:
+        found = await get_record(self.jobs, job.tenant, job.id, jobs_pb2.Job)
+        if found is None or found[0].state in TERMINAL_STATES:
+            log.info("skipping job %s: it has already ended (cancelled)", job.id)
+            return True
+        return False
+
+    async def _take_extra_cores(self) -> int:
+        """More cores for this job if they are free and no other job waits:
+        a lone job gets the machine, queued jobs run side by side."""
+        extra = self.cores.try_take_free(self.max_threads - 1)
+        if extra:
+            info = await self._sub.consumer_info()
+            if info.num_pending > 0:
+                self.cores.release_extras()
+                return 0
+        return extra
+
+    async def _execute(self, msg: Msg, job: jobs_pb2.Job, attempt: int, stop: asyncio.Event, threads: int) -> None:
         kind = kind_name(job.kind)
-        log.info("running %s job %s (attempt %d)", kind, job.id, attempt)
+        log.info("running %s job %s (attempt %d, %d threads)", kind, job.id, attempt, threads)
         started = time.monotonic()
-        await self._report(job, jobs_pb2.JOB_STATE_RUNNING, attempt, progress=0.0, progress_message=f"{kind} started")
+        await self._report(
+            job,
+            jobs_pb2.JOB_STATE_RUNNING,
+            attempt,
+            progress=0.0,
+            progress_message=f"{kind} started on {threads} core(s)",
+            cores=threads,
+        )
 
         async def on_progress(fraction: float, message: str) -> None:
             await self._report(job, jobs_pb2.JOB_STATE_RUNNING, attempt, progress=fraction, progress_message=message)
 
-        work = asyncio.create_task(self.worker.run(task_for(job), on_progress))
+        work = asyncio.create_task(self.worker.run(task_for(job, threads), on_progress))
         cancelled = asyncio.create_task(self._cancel.wait())
         stopping = asyncio.create_task(stop.wait())
         try:

@@ -36,6 +36,8 @@ class Task:
     model_key: str
     predictions_key: str = ""
     params: dict = field(default_factory=dict)
+    # Cores this job may use (scikit-learn's OpenMP threads).
+    threads: int = 1
 
 
 @dataclass
@@ -82,7 +84,8 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int) -> None:
         except EOFError:
             return  # the trainer went away
         try:
-            rows = _run(task, store, lambda fraction, message: conn.send(("progress", fraction, message)))
+            with threadpool_limits(limits=task.threads):
+                rows = _run(task, store, lambda fraction, message: conn.send(("progress", fraction, message)))
             conn.send(("done", Outcome(ok=True, rows=rows)))
         except ml.DataError as exc:
             conn.send(("done", Outcome(ok=False, error=str(exc))))
