@@ -606,6 +606,23 @@ class Client:
         finally:
             call.cancel()  # no-op once complete; frees the stream if we stopped early
 
+    def download_dataset(self, dataset: DatasetRef, path: str | os.PathLike, *, progress: bool | None = None) -> Path:
+        """Stream an uploaded dataset's Parquet file back to `path` (a file, or
+        a directory to keep its name); return the Path."""
+        call = self._datasets.DownloadDataset(
+            datasets_pb2.DownloadDatasetRequest(dataset_id=_id_of(dataset, "dataset"))
+        )
+        try:
+            with self._rpc():
+                responses = iter(call)
+                first = next(responses, None)
+                if first is None or first.WhichOneof("payload") != "dataset":
+                    raise FityardError(grpc.StatusCode.DATA_LOSS, "the server did not describe the dataset first")
+                info = jobs_pb2.OutputInfo(size_bytes=first.dataset.size_bytes, filename=first.dataset.name)
+                return self._receive(responses, info, Path(path), progress)
+        finally:
+            call.cancel()
+
     @staticmethod
     def _output_info(first: jobs_pb2.DownloadJobOutputResponse | None) -> jobs_pb2.OutputInfo:
         if first is None or first.WhichOneof("payload") != "info":

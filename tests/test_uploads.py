@@ -130,3 +130,20 @@ def test_abandoned_upload_leaves_nothing(stub, store_snapshot):
 def test_gateway_keeps_serving_after_refusals(stub, seed_files):
     data = seed_files["test"].read_bytes()
     assert stub.Upload(_requests("again.parquet", data)).dataset.rows == 750
+
+
+def test_download_dataset_returns_the_uploaded_bytes(stack, seed_files, tmp_path):
+    from fityard import Client
+
+    with Client(stack.address) as client:
+        dataset = client.upload(seed_files["train"])
+        path = client.download_dataset(dataset, tmp_path)
+    assert path == tmp_path / "train.parquet"
+    assert path.read_bytes() == seed_files["train"].read_bytes()
+
+
+def test_download_of_an_unknown_dataset_is_not_found(stub):
+    with pytest.raises(grpc.RpcError) as missing:
+        next(iter(stub.DownloadDataset(datasets_pb2.DownloadDatasetRequest(dataset_id="ds_0000000000000000"))))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "ds_0000000000000000" in missing.value.details()

@@ -53,6 +53,11 @@ class DatasetServiceStub:
                 request_serializer=fityard_dot_v1_dot_datasets__pb2.ListDatasetsRequest.SerializeToString,
                 response_deserializer=fityard_dot_v1_dot_datasets__pb2.ListDatasetsResponse.FromString,
                 _registered_method=True)
+        self.DownloadDataset = channel.unary_stream(
+                '/fityard.v1.DatasetService/DownloadDataset',
+                request_serializer=fityard_dot_v1_dot_datasets__pb2.DownloadDatasetRequest.SerializeToString,
+                response_deserializer=fityard_dot_v1_dot_datasets__pb2.DownloadDatasetResponse.FromString,
+                _registered_method=True)
 
 
 class DatasetServiceServicer:
@@ -86,6 +91,14 @@ class DatasetServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DownloadDataset(self, request, context):
+        """DownloadDataset streams a dataset's Parquet file back: the first message
+        carries the `dataset` record, the following ones consecutive `chunk`s.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatasetServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -103,6 +116,11 @@ def add_DatasetServiceServicer_to_server(servicer, server):
                     servicer.ListDatasets,
                     request_deserializer=fityard_dot_v1_dot_datasets__pb2.ListDatasetsRequest.FromString,
                     response_serializer=fityard_dot_v1_dot_datasets__pb2.ListDatasetsResponse.SerializeToString,
+            ),
+            'DownloadDataset': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadDataset,
+                    request_deserializer=fityard_dot_v1_dot_datasets__pb2.DownloadDatasetRequest.FromString,
+                    response_serializer=fityard_dot_v1_dot_datasets__pb2.DownloadDatasetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -190,6 +208,33 @@ class DatasetService:
             '/fityard.v1.DatasetService/ListDatasets',
             fityard_dot_v1_dot_datasets__pb2.ListDatasetsRequest.SerializeToString,
             fityard_dot_v1_dot_datasets__pb2.ListDatasetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fityard.v1.DatasetService/DownloadDataset',
+            fityard_dot_v1_dot_datasets__pb2.DownloadDatasetRequest.SerializeToString,
+            fityard_dot_v1_dot_datasets__pb2.DownloadDatasetResponse.FromString,
             options,
             channel_credentials,
             insecure,

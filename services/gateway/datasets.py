@@ -6,7 +6,6 @@ import concurrent.futures
 import logging
 from typing import AsyncIterator, Iterator
 
-import grpc
 
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
 from services.common import errors
@@ -16,6 +15,7 @@ from services.common.records import encode, get_record, list_records, new_id, no
 
 from .context import Gateway, next_token, page_bounds, tenant_of
 from .parquet_check import ParquetChecker
+from .transfer import open_object
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +109,25 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         log.info("stored dataset %s (%s, %d bytes, %d rows)", dataset_id, header.name, info.size, checker.rows)
         return datasets_pb2.UploadResponse(dataset=dataset)
 
-    @errors.handle_errors
-    async def GetDataset(self, request, context):
-        dataset_id = errors.check_id("dataset_id", request.dataset_id, "ds_3f9c1a2b4d5e6f70")
-        found = await get_record(self.gw.datasets, tenant_of(context), dataset_id, datasets_pb2.Dataset)
+    async def _dataset(self, tenant: str, dataset_id: str) -> datasets_pb2.Dataset:
+        errors.check_id("dataset_id", dataset_id, "ds_3f9c1a2b4d5e6f70")
+        found = await get_record(self.gw.datasets, tenant, dataset_id, datasets_pb2.Dataset)
         if found is None:
             raise errors.not_found("dataset", dataset_id)
-        return datasets_pb2.GetDatasetResponse(dataset=found[0])
+        return found[0]
+
+    @errors.handle_errors
+    async def GetDataset(self, request, context):
+        return datasets_pb2.GetDatasetResponse(dataset=await self._dataset(tenant_of(context), request.dataset_id))
+
+    @errors.handle_errors
+    async def DownloadDataset(self, request, context):
+        tenant = tenant_of(context)
+        dataset = await self._dataset(tenant, request.dataset_id)
+        _, chunks = await open_object(self.gw.store, dataset_key(tenant, dataset.id), f"dataset {dataset.id!r}")
+        yield datasets_pb2.DownloadDatasetResponse(dataset=dataset)
+        async for chunk in chunks:
+            yield datasets_pb2.DownloadDatasetResponse(chunk=chunk)
 
     @errors.handle_errors
     async def ListDatasets(self, request, context):

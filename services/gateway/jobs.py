@@ -2,19 +2,15 @@
 are served from the job records and the store."""
 from __future__ import annotations
 
-import asyncio
-
-import grpc
-
 from fityard.internal.v1 import scheduler_pb2
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import errors
 from services.common.keys import model_key, predictions_key
 from services.common.records import TERMINAL_STATES, get_record, list_records, watch_record
 from services.common.jobs import state_name
-from services.common.storage import ObjectNotFound
 
 from .context import Gateway, next_token, page_bounds, tenant_of
+from .transfer import open_object
 
 # Forwarded commands are quick; a scheduler that does not answer in this time
 # is reported as DEADLINE_EXCEEDED rather than hanging the caller.
@@ -116,21 +112,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 "output", f"job {job.id!r} produced {produces}, not {jobs_pb2.JobOutput.Name(output)}"
             )
         key_of, suffix, content_type = _OUTPUT_FILES[output]
-        key = key_of(tenant, job.id)
-        try:
-            chunks = await asyncio.to_thread(self.gw.store.read_stream, key)
-            info = await asyncio.to_thread(self.gw.store.stat, key)
-        except ObjectNotFound:
-            raise errors.ApiError(
-                grpc.StatusCode.DATA_LOSS, f"the {suffix} of job {job.id!r} is missing from the store"
-            ) from None
+        info, chunks = await open_object(self.gw.store, key_of(tenant, job.id), f"the {suffix} of job {job.id!r}")
         yield jobs_pb2.DownloadJobOutputResponse(
             info=jobs_pb2.OutputInfo(
                 output=output, size_bytes=info.size, filename=f"{job.id}.{suffix}", content_type=content_type
             )
         )
-        try:
-            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-                yield jobs_pb2.DownloadJobOutputResponse(chunk=chunk)
-        finally:
-            await asyncio.to_thread(chunks.close)
+        async for chunk in chunks:
+            yield jobs_pb2.DownloadJobOutputResponse(chunk=chunk)
