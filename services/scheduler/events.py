@@ -22,6 +22,10 @@ from .store import update_job
 
 log = logging.getLogger(__name__)
 
+# An event for a job with no record is retried this many times (5 s in all)
+# before it is dropped as belonging to no job.
+UNKNOWN_JOB_RETRIES = 100
+
 
 def apply_event(job: jobs_pb2.Job, event: bus_pb2.TrainerEvent) -> bool:
     """Apply `event` to `job` in place; False if it changes nothing."""
@@ -70,9 +74,15 @@ async def consume_events(js: JetStreamContext, jobs: KeyValue, stop: asyncio.Eve
             for msg in msgs:
                 try:
                     event = bus_pb2.TrainerEvent.FromString(msg.data)
-                    await update_job(jobs, event.tenant, event.job_id, lambda job: apply_event(job, event))
+                    applied = await update_job(jobs, event.tenant, event.job_id, lambda job: apply_event(job, event))
                 except Exception:  # noqa: BLE001 - a bad event must not stop the loop
                     log.exception("could not apply event on %s", msg.subject)
+                    applied = True  # retrying would not help
+                if applied is None and msg.metadata.num_delivered < UNKNOWN_JOB_RETRIES:
+                    # The record is written while the job is published, so a
+                    # quick trainer can report before it is visible: retry.
+                    await msg.nak(delay=0.05)
+                    continue
                 await msg.ack()
     finally:
         await sub.unsubscribe()

@@ -1,6 +1,7 @@
 """The scheduler's gRPC service: admit, queue and cancel jobs."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -45,15 +46,22 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             tenant=tenant,
         )
         key = bus.record_key(tenant, job.id)
-        await self.jobs.create(key, encode(job))
-        try:
-            await self.js.publish(
+        # Record and publish at once (one round trip, not two): a trainer that
+        # gets the job before its record is visible treats it as live.
+        recorded, published = await asyncio.gather(
+            self.jobs.create(key, encode(job)),
+            self.js.publish(
                 bus.job_subject(job.lane, kind_name(job.kind)),
                 bus_pb2.JobTask(job=job).SerializeToString(),
                 headers={bus.HDR_MSG_ID: job.id, bus.HDR_TENANT: tenant, bus.HDR_JOB_ID: job.id},
-            )
-        except Exception as exc:
-            log.exception("could not queue %s", job.id)
+            ),
+            return_exceptions=True,
+        )
+        if isinstance(recorded, BaseException):
+            raise recorded
+        if isinstance(published, BaseException):
+            exc = published
+            log.error("could not queue %s: %s", job.id, exc)
             job.state = jobs_pb2.JOB_STATE_FAILED
             job.error = "the job could not be queued (message bus unavailable); submit it again"
             job.end_time.CopyFrom(now())

@@ -74,7 +74,6 @@ class Trainer:
         self.heartbeat_seconds = heartbeat_seconds
         self.cores = cores
         self.max_threads = max_threads
-        self._sub = None
         self._current: tuple[str, str] | None = None
         self._cancel = asyncio.Event()
 
@@ -87,7 +86,7 @@ class Trainer:
     async def run(self, stop: asyncio.Event) -> None:
         cancels = await self.nc.subscribe(bus.CANCEL_WILDCARD, cb=self._on_cancel)
         await self.worker.start()
-        sub = self._sub = await self.js.pull_subscribe_bind(bus.TRAINERS_CONSUMER, stream=bus.JOBS_STREAM)
+        sub = await self.js.pull_subscribe_bind(bus.TRAINERS_CONSUMER, stream=bus.JOBS_STREAM)
         log.info("trainer %s waiting for jobs", self.trainer_id)
         try:
             while not stop.is_set():
@@ -134,29 +133,28 @@ class Trainer:
             if not got_core:
                 await msg.nak()  # shutting down: another trainer takes it now
                 return
-            threads = 1 + await self._take_extra_cores()
+            threads = 1 + self._take_extra_cores(msg.metadata.num_pending)
             await self._execute(msg, job, attempt, stop, threads)
         finally:
             self.cores.release_all()
             self._current = None
 
     async def _has_ended(self, job: jobs_pb2.Job) -> bool:
+        # No record yet is normal: the scheduler writes it while publishing.
         found = await get_record(self.jobs, job.tenant, job.id, jobs_pb2.Job)
-        if found is None or found[0].state in TERMINAL_STATES:
+        if found is not None and found[0].state in TERMINAL_STATES:
             log.info("skipping job %s: it has already ended (cancelled)", job.id)
             return True
         return False
 
-    async def _take_extra_cores(self) -> int:
-        """More cores for this job if they are free and no other job waits:
-        a lone job gets the machine, queued jobs run side by side."""
-        extra = self.cores.try_take_free(self.max_threads - 1)
-        if extra:
-            info = await self._sub.consumer_info()
-            if info.num_pending > 0:
-                self.cores.release_extras()
-                return 0
-        return extra
+    def _take_extra_cores(self, waiting: int) -> int:
+        """More cores for this job if they are free and no other job waits
+        (`waiting`: jobs behind this one when it was delivered, from the
+        message's own metadata, so no extra request): a lone job gets the
+        machine, queued jobs run side by side."""
+        if waiting > 0:
+            return 0
+        return self.cores.try_take_free(self.max_threads - 1)
 
     async def _execute(self, msg: Msg, job: jobs_pb2.Job, attempt: int, stop: asyncio.Event, threads: int) -> None:
         kind = kind_name(job.kind)
