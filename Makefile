@@ -4,13 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test protos lint up
+.PHONY: demo test bench protos lint up
 
 demo: $(VENV)/.installed  ## the seed workflow on an embedded stack
 	$(BIN)/fityard demo
 
-test: $(VENV)/.installed  ## the whole test suite
+test: $(VENV)/.installed-bench  ## the whole test suite (includes a quick run of the benchmarks)
 	$(BIN)/pytest
+
+bench: $(VENV)/.installed-bench  ## the benchmark suite: prints a table, writes bench-results.json
+	$(BIN)/python -m bench
 
 up: $(VENV)/.installed  ## the embedded stack in the foreground
 	$(BIN)/fityard up
@@ -25,4 +28,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The benchmark peers: redis-server from Debian (bench/setup.sh), rq and ray.
+$(VENV)/.installed-bench: $(VENV)/.installed bench/setup.sh
+	bash bench/setup.sh
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $@

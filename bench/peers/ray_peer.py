@@ -1,0 +1,147 @@
+"""Ray on one machine: what a user might pick instead of fityard.
+
+A local cluster from `ray.init` (no dashboard, workers' logs kept out of the
+driver) and `fit_job` as a plain remote function with Ray's defaults:
+num_cpus=1 per task, so Ray runs as many fits at once as there are cores and
+sets OMP_NUM_THREADS=1 in its workers. That default is Ray's real behaviour
+and is what we measure; nothing is tuned.
+
+Ray's worker processes are long-lived and reused, so start() makes one tiny
+remote call first: the benchmarks then time jobs, not Ray's boot.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from bench.peers.base import Peer
+from bench.peers.tasks import fit_job
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STOP_TIMEOUT = 15.0
+
+
+def _ping() -> int:
+    """The warm-up task: proves a worker is up and can import this package."""
+    return os.getpid()
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> child pids, for every live process (from /proc)."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # The name (field 2) may hold spaces; the ppid follows its ')'.
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def _descendants(pid: int) -> list[int]:
+    tree, out, todo = _children(), [], [pid]
+    while todo:
+        kids = tree.get(todo.pop(), [])
+        out.extend(kids)
+        todo.extend(kids)
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _ray_processes() -> list[int]:
+    """This driver's descendants that are Ray's (gcs_server, raylet, agents,
+    `ray::` workers): never another child the benchmark harness started."""
+    return [pid for pid in _descendants(os.getpid()) if "ray" in _cmdline(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is gone
+    except OSError:
+        return False
+
+
+class RayPeer(Peer):
+    name = "Ray"
+
+    def __init__(self, num_cpus: int | None = None):
+        self.num_cpus = num_cpus
+        self._fit = None
+
+    def start(self) -> "RayPeer":
+        import ray
+
+        ray.init(
+            num_cpus=self.num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            # Workers import bench.peers.tasks and ml from the repo root
+            # whatever the driver's cwd.
+            runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
+        )
+        try:
+            self._fit = ray.remote(fit_job)
+            ray.get(ray.remote(_ping).remote(), timeout=120)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """ray.shutdown() ends the local cluster this driver started; then
+        make sure (gcs_server, raylet, agents and workers all descend from
+        this process) and kill whatever of it lingers."""
+        import ray
+
+        self._fit = None
+        procs = _ray_processes()
+        ray.shutdown()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while any(map(_alive, procs)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in filter(_alive, procs):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def dispatch_latencies(self, train_path: Path, n: int) -> list[float]:
+        import ray
+
+        latencies = []
+        for _ in range(n):
+            t_submit = time.time()
+            value = ray.get(self._fit.remote(str(train_path)))
+            latencies.append(value["start"] - t_submit)
+        return latencies
+
+    def fit_seconds(self, train_path: Path) -> float:
+        import ray
+
+        t0 = time.perf_counter()
+        ray.get(self._fit.remote(str(train_path)))
+        return time.perf_counter() - t0
+
+    def makespan(self, train_path: Path, jobs: int) -> float:
+        """ray.get raises RayTaskError (with the worker's traceback) if any
+        task failed."""
+        import ray
+
+        t0 = time.perf_counter()
+        ray.get([self._fit.remote(str(train_path)) for _ in range(jobs)])
+        return time.perf_counter() - t0

@@ -1,0 +1,21 @@
+"""The job bodies the peers (RQ, Ray) run: the same ml.fit fityard's trainers
+run, timed from inside, so every system does identical work.
+
+Importable by RQ's work horses and Ray's workers (module-level functions).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+
+def fit_job(train_path: str) -> dict:
+    """Fit the seed model on a Parquet file; return wall-clock times (time.time())
+    of the body's start and end, so the caller can compute dispatch latency."""
+    start = time.time()
+    import ml
+
+    with tempfile.TemporaryDirectory(prefix="bench-fit-") as tmp:
+        ml.fit(train_path, os.path.join(tmp, "model.joblib"))
+    return {"start": start, "end": time.time(), "pid": os.getpid()}

@@ -1,0 +1,43 @@
+"""The benchmark suite runs and reports every figure (quick sizes).
+
+Speed goals are not asserted here (they live in `make bench`'s table); this
+checks that the suite measures fityard and both peers, reports each figure
+with its same-run baseline, and that the scale run lost no job.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+from tools.gen_protos import ROOT
+
+
+def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["failures"] == []
+    figures = report["figures"]
+    seen = {(f["benchmark"].split(":")[0], f["system"]) for f in figures}
+    for system in ["fityard (defaults)", "RQ, 1 worker(s)", "Ray"]:
+        for benchmark in ["dispatch latency p50", "dispatch latency p95", "fit overhead (seed fit end to end)", "concurrency"]:
+            assert (benchmark, system) in seen, (benchmark, system)
+    assert ("concurrency", "RQ, 2 worker(s)") in seen
+    assert ("concurrency", "fityard (1 trainer(s))") in seen
+    transfers = [f for f in figures if f["benchmark"].startswith("transfer")]
+    assert {f["system"] for f in transfers} == {"fityard, local store", "fityard, S3 (moto) store"}
+    assert any(f["benchmark"].startswith("gateway memory growth") for f in figures)
+    for figure in figures:
+        assert figure["value"] > 0 and figure["baseline"] > 0 and math.isfinite(figure["ratio"]), figure
+    (scale,) = [f for f in figures if f["benchmark"].startswith("scale")]
+    assert scale["extra"]["succeeded"] == scale["extra"]["submitted"]
+    assert "| benchmark" in result.stdout  # the table is printed
