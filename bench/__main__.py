@@ -82,8 +82,12 @@ def measure_peer(run: Run, peer: Peer, files: dict, sizes: Sizes, *, dispatch=Tr
                  concurrency=True, baselines: dict) -> None:
     with peer:
         if dispatch:
+            # RQ forks a work horse per job that imports pandas and sklearn
+            # afresh (about 1.6 s a job here): fewer samples keep the suite short.
+            fits = sizes.dispatch_fits if not peer.name.startswith("RQ") else max(10, sizes.dispatch_fits // 5)
+
             def _dispatch():
-                latencies = [s * 1000 for s in peer.dispatch_latencies(files["tiny"], sizes.dispatch_fits)]
+                latencies = [s * 1000 for s in peer.dispatch_latencies(files["tiny"], fits)]
                 for p in (50, 95):
                     run.figures.append(Figure(
                         f"dispatch latency p{p}", peer.name, percentile(latencies, p), "ms",
@@ -91,7 +95,7 @@ def measure_peer(run: Run, peer: Peer, files: dict, sizes: Sizes, *, dispatch=Tr
                         "p50 <= 3 ms, then below Ray" if peer.name.startswith("fityard") and p == 50 else "",
                         met=percentile(latencies, p) <= 3 if peer.name.startswith("fityard") and p == 50 else None,
                     ))
-            run.attempt(f"{peer.name}: dispatch latency over {sizes.dispatch_fits} tiny fits", _dispatch)
+            run.attempt(f"{peer.name}: dispatch latency over {fits} tiny fits", _dispatch)
         if fit:
             def _fit():
                 peer.fit_seconds(files["seed"])  # warm up: first job pays one-off costs

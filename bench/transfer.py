@@ -23,7 +23,7 @@ def make_parquet(path: Path, size_bytes: int) -> Path:
     rows = max(1, size_bytes // (8 * columns))
     rng = np.random.default_rng(0)
     schema = pa.schema([(f"col_{i}", pa.float64()) for i in range(columns)])
-    with pq.ParquetWriter(path, schema, compression="none") as writer:
+    with pq.ParquetWriter(path, schema, compression="none", use_dictionary=False) as writer:
         done = 0
         while done < rows:
             n = min(262_144, rows - done)

@@ -1,9 +1,13 @@
-"""The object-store contract, one suite run on both backends: the local
-directory and S3 (moto's server standing in for MinIO)."""
+"""The object-store contract, one suite run on both backends: a local
+directory and S3 (moto's S3 server, as a real subprocess, standing in for
+MinIO). Each test gets its own directory or bucket."""
 from __future__ import annotations
 
+import asyncio
+import gc
 import hashlib
 import os
+import threading
 import tracemalloc
 import uuid
 
@@ -11,26 +15,34 @@ import boto3
 import pytest
 
 from services.common.config import StorageConfig
-from services.common.storage import ObjectNotFound, open_store
-from tests.support.s3server import storage_config_for
+from services.common.storage import ObjectNotFound, ObjectStore, open_store
+from services.common.storage.local import LocalStore
+from tests.support.s3server import PART_SIZE as PART, MotoS3Server, storage_config_for
 
 MiB = 1024 * 1024
-PART = 5 * MiB
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """One moto server for the module; tests stay apart by bucket."""
+    with MotoS3Server() as server:
+        yield server.endpoint
 
 
 @pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path):
+def store(request, tmp_path) -> ObjectStore:
     if request.param == "local":
         config = StorageConfig(backend="local", root=tmp_path / "objects")
     else:
-        config = storage_config_for(request.getfixturevalue("s3_server").endpoint, f"t-{uuid.uuid4().hex[:12]}")
+        endpoint = request.getfixturevalue("moto_endpoint")
+        config = storage_config_for(endpoint, f"t-{uuid.uuid4().hex[:12]}")
     store = open_store(config)
     store.ensure_ready()
-    store.ensure_ready()  # idempotent
     return store
 
 
 def _s3(store):
+    """A second, independent S3 client, to see what the server really holds."""
     c = store.config
     return boto3.client(
         "s3",
@@ -41,31 +53,47 @@ def _s3(store):
     )
 
 
+def _in_progress(store) -> list[str]:
+    """Unfinished writes: temp files (local) or multipart uploads (S3)."""
+    if isinstance(store, LocalStore):
+        return sorted(p.name for p in (store.root / ".tmp").iterdir())
+    return [u["Key"] for u in _s3(store).list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])]
+
+
 def _chunks(data: bytes, size: int = MiB):
     for i in range(0, len(data), size):
         yield data[i : i + size]
 
 
-def _nothing_in_progress(store) -> bool:
-    if hasattr(store, "root"):
-        return list((store.root / ".tmp").iterdir()) == []
-    return not _s3(store).list_multipart_uploads(Bucket=store.bucket).get("Uploads")
-
-
-@pytest.mark.parametrize("size", [0, 10, 3 * MiB + 7, 2 * PART + 123])
-def test_round_trip_with_size_and_hash(store, size):
+@pytest.mark.parametrize(
+    "size, chunk",
+    [(0, MiB), (10, MiB), (3 * MiB + 7, MiB), (2 * PART + 123, 777_777)],  # last: multipart, odd chunk edges
+    ids=["empty", "tiny", "multi-chunk", "multipart"],
+)
+def test_round_trip_returns_size_and_sha256(store, size, chunk):
     data = os.urandom(size)
-    info = store.write_stream("a/b/object.bin", _chunks(data))
-    assert (info.size, info.sha256) == (size, hashlib.sha256(data).hexdigest())
+    info = store.write_stream("a/b/object.bin", _chunks(data, chunk))
+    assert (info.key, info.size, info.sha256) == ("a/b/object.bin", size, hashlib.sha256(data).hexdigest())
     assert b"".join(store.read_stream("a/b/object.bin", chunk_size=MiB)) == data
     assert store.stat("a/b/object.bin").size == size
     with store.local_copy("a/b/object.bin") as path:
         assert path.read_bytes() == data
 
 
-def test_missing_keys_raise_object_not_found(store):
-    with pytest.raises(ObjectNotFound):
-        store.read_stream("nope")
+def test_write_file_stores_a_local_file(store, tmp_path):
+    source = tmp_path / "train.parquet"
+    source.write_bytes(os.urandom(2 * MiB + 5))
+    info = store.write_file("ds/train.parquet", source)
+    assert info.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    with store.local_copy("ds/train.parquet") as path:
+        assert path.read_bytes() == source.read_bytes()
+        assert path.suffix == ".parquet"  # pandas and friends go by the extension
+
+
+def test_missing_key_raises_object_not_found_before_reading(store):
+    with pytest.raises(ObjectNotFound) as raised:
+        store.read_stream("nope")  # not iterated: the error comes at the call
+    assert raised.value.key == "nope"
     with pytest.raises(ObjectNotFound):
         store.stat("nope")
     with pytest.raises(ObjectNotFound):
@@ -74,28 +102,76 @@ def test_missing_keys_raise_object_not_found(store):
     assert not store.exists("nope")
 
 
-def test_object_is_invisible_until_complete(store):
-    seen_during_write = []
+def test_a_key_prefix_is_not_an_object(store):
+    store.write_stream("t/a/1", [b"x"])
+    for key in ["t", "t/a"]:
+        assert not store.exists(key)
+        with pytest.raises(ObjectNotFound):
+            store.read_stream(key)
+        store.delete(key)  # nothing there: no error, and nothing else goes
+    assert list(store.list()) == ["t/a/1"]
+
+
+def test_object_is_invisible_until_the_upload_completes(store):
+    seen = {}
 
     def chunks():
-        yield b"x" * MiB
-        seen_during_write.append((store.exists("k"), list(store.list())))
-        yield b"y" * MiB
+        yield from _chunks(os.urandom(2 * PART + MiB))  # S3: two parts already sent
+        seen["exists"] = store.exists("k")
+        seen["listed"] = list(store.list())
+        seen["in_progress"] = _in_progress(store)
+        yield b"tail"
 
     store.write_stream("k", chunks())
-    assert seen_during_write == [(False, [])]
-    assert store.exists("k")
+    assert seen["in_progress"], "the check ran before anything was written"
+    assert (seen["exists"], seen["listed"]) == (False, [])
+    assert store.stat("k").size == 2 * PART + MiB + 4
+    assert _in_progress(store) == []
 
 
-def test_failed_write_leaves_nothing_even_mid_multipart(store):
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("refused by the caller's check"), asyncio.CancelledError()],
+    ids=["exception", "cancelled"],  # CancelledError is a BaseException
+)
+def test_failed_write_leaves_nothing_behind(store, error):
+    seen = {}
+
     def chunks():
-        yield from _chunks(os.urandom(3 * PART))  # several parts already sent
-        raise ValueError("refused by the caller")
+        yield from _chunks(os.urandom(3 * PART))  # S3: a multipart upload is under way
+        seen["in_progress"] = _in_progress(store)
+        raise error
 
-    with pytest.raises(ValueError, match="refused by the caller"):
+    with pytest.raises(type(error)) as raised:
         store.write_stream("big", chunks())
+    assert raised.value is error  # propagates unchanged
+    assert seen["in_progress"], "the upload had not started when the iterator raised"
+    assert not store.exists("big")
     assert list(store.list()) == []
-    assert _nothing_in_progress(store)
+    assert _in_progress(store) == []
+
+
+def test_refused_uploads_leave_no_threads_or_memory_behind(store):
+    """A gateway refuses uploads all day: each refusal must cost nothing
+    afterwards (minio's parallel part uploads left their threads blocked,
+    each holding its last part)."""
+
+    def refused():
+        yield from (bytes(MiB) for _ in range(3 * PART // MiB))
+        raise ValueError("not a Parquet file")
+
+    threads = threading.active_count()
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            with pytest.raises(ValueError):
+                store.write_stream("refused", refused())
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert threading.active_count() == threads
+    assert held < PART, f"{held / MiB:.1f} MiB still held after three refused uploads"
 
 
 def test_failed_overwrite_keeps_the_old_object(store):
@@ -110,22 +186,35 @@ def test_failed_overwrite_keeps_the_old_object(store):
     assert b"".join(store.read_stream("k")) == b"old"
 
 
-def test_large_s3_uploads_use_multipart_with_big_parts(s3_server):
-    store = open_store(storage_config_for(s3_server.endpoint, f"t-{uuid.uuid4().hex[:12]}"))
+@pytest.mark.parametrize(
+    "size, part_sizes",
+    [(PART, []), (3 * PART + 1, [PART, PART, PART, 1])],
+    ids=["one-part-single-put", "multipart"],
+)
+def test_s3_uploads_use_multipart_only_beyond_one_part(moto_endpoint, size, part_sizes):
+    store = open_store(storage_config_for(moto_endpoint, f"t-{uuid.uuid4().hex[:12]}"))
     store.ensure_ready()
-    store.write_stream("big", _chunks(os.urandom(3 * PART + 1)))
-    etag = _s3(store).head_object(Bucket=store.bucket, Key="big")["ETag"].strip('"')
-    assert etag.endswith("-4")  # 4 parts: three of 5 MiB and one of 1 byte
+    store.write_stream("big", _chunks(os.urandom(size)))
+    s3 = _s3(store)
+    etag = s3.head_object(Bucket=store.bucket, Key="big")["ETag"].strip('"')
+    if not part_sizes:
+        assert "-" not in etag  # a plain PUT's ETag is the MD5, no part count
+        return
+    assert etag.endswith(f"-{len(part_sizes)}")
+    stored = [
+        s3.head_object(Bucket=store.bucket, Key="big", PartNumber=n)["ContentLength"]
+        for n in range(1, len(part_sizes) + 1)
+    ]
+    assert stored == part_sizes
 
 
 def test_streaming_write_memory_stays_bounded(store):
     """Memory depends on the part size, not on the object's size."""
-    total = 96 * MiB
+    total = 48 * MiB
 
     def chunks():
-        block = bytes(MiB)
         for _ in range(total // MiB):
-            yield block
+            yield bytes(MiB)  # a new buffer each time, as a gRPC stream gives
 
     tracemalloc.start()
     try:
@@ -134,37 +223,77 @@ def test_streaming_write_memory_stays_bounded(store):
     finally:
         tracemalloc.stop()
     assert store.stat("stream").size == total
-    assert peak < 6 * PART, f"peak {peak / MiB:.1f} MiB for a {total // MiB} MiB upload"
+    assert peak < 4 * PART, f"peak {peak / MiB:.1f} MiB for a {total // MiB} MiB upload"
 
 
-def test_list_is_sorted_and_filtered_and_delete_is_idempotent(store):
-    for key in ["t/b/2", "t/a/1", "u/3"]:
+def test_read_stream_closed_early_leaves_the_store_usable(store):
+    data = os.urandom(3 * MiB)
+    store.write_stream("k", [data])
+    store.read_stream("k").close()  # never started
+    for _ in range(3):
+        partial = store.read_stream("k", chunk_size=64 * 1024)
+        assert len(next(partial)) > 0
+        partial.close()  # mid-body: later reads must still get whole objects
+        assert list(partial) == []  # and a closed stream is simply over
+    assert b"".join(store.read_stream("k")) == data
+
+
+def test_list_is_sorted_and_filtered_by_prefix(store):
+    for key in ["u/3", "t/b/2", "tz", "t/a/1"]:
         store.write_stream(key, [b"."])
-    assert list(store.list()) == ["t/a/1", "t/b/2", "u/3"]
+    assert list(store.list()) == ["t/a/1", "t/b/2", "tz", "u/3"]
     assert list(store.list("t/")) == ["t/a/1", "t/b/2"]
-    store.delete("t/a/1")
-    store.delete("t/a/1")
-    assert list(store.list("t/")) == ["t/b/2"]
+    assert list(store.list("t")) == ["t/a/1", "t/b/2", "tz"]  # a string prefix, as on S3
+    assert list(store.list("v")) == []
 
 
-def test_s3_local_copy_is_removed_after_use(store):
-    store.write_stream("k", [b"data"])
-    with store.local_copy("k") as path:
+def test_delete_is_idempotent_and_only_removes_its_key(store):
+    store.write_stream("d/1", [b"1"])
+    store.write_stream("d/2", [b"2"])
+    store.delete("d/1")
+    store.delete("d/1")
+    store.delete("never-written")
+    assert list(store.list()) == ["d/2"]
+
+
+def test_ensure_ready_again_keeps_stored_objects(store):
+    store.write_stream("k", [b"kept"])
+    store.ensure_ready()  # as on every service start
+    assert b"".join(store.read_stream("k")) == b"kept"
+
+
+def test_local_copy_is_a_temp_file_on_s3_and_the_stored_file_locally(store):
+    store.write_stream("k/data.csv", [b"data"])
+    with store.local_copy("k/data.csv") as path:
         assert path.read_bytes() == b"data"
-    if not hasattr(store, "root"):
-        assert not path.exists()
+    with pytest.raises(RuntimeError):
+        with store.local_copy("k/data.csv") as failed_path:
+            raise RuntimeError("the reader failed")
+    if isinstance(store, LocalStore):
+        assert path == failed_path == store.root / "k" / "data.csv"  # the stored file itself
+        assert path.exists()
     else:
-        assert path.exists()  # the local store hands out the stored file itself
+        assert not path.exists() and not path.parent.exists()
+        assert not failed_path.exists()
 
 
 def test_local_store_rejects_keys_escaping_its_root(tmp_path):
     store = open_store(StorageConfig(backend="local", root=tmp_path / "objects"))
-    for key in ["../escape", "/abs", "a/../../b", ".tmp/x", ""]:
+    store.ensure_ready()
+    for key in ["../escape", "/abs", "a/../../escape", ".tmp/x", "a//b", ""]:
         with pytest.raises(ValueError):
             store.write_stream(key, [b"x"])
-    assert not (tmp_path / "escape").exists()
+        with pytest.raises(ValueError):
+            store.stat(key)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["objects"]
+    assert list(store.list()) == []
 
 
 def test_s3_part_size_below_minimum_is_refused():
-    with pytest.raises(ValueError, match="at least"):
+    with pytest.raises(ValueError, match="FITYARD_S3_PART_SIZE"):
         open_store(StorageConfig(backend="s3", part_size=MiB))
+
+
+def test_unknown_backend_is_refused_naming_the_variable():
+    with pytest.raises(ValueError, match="FITYARD_STORAGE='gcs'"):
+        open_store(StorageConfig(backend="gcs"))

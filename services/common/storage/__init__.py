@@ -8,12 +8,15 @@ __all__ = ["CHUNK_SIZE", "ObjectInfo", "ObjectNotFound", "ObjectStore", "open_st
 
 
 def open_store(config: StorageConfig) -> ObjectStore:
-    if config.backend == "local":
+    """The store `config` describes. Backends are imported on demand: a
+    service on the local store never loads the S3 client."""
+    backend = config.backend.strip().lower()
+    if backend == "local":
         from .local import LocalStore
 
         return LocalStore(config.root)
-    if config.backend == "s3":
+    if backend == "s3":
         from .s3 import S3Store
 
         return S3Store(config)
-    raise SystemExit(f"FITYARD_STORAGE={config.backend!r} is not a storage backend; use 'local' or 's3'")
+    raise ValueError(f"FITYARD_STORAGE={config.backend!r} is not a storage backend; use 'local' or 's3'")

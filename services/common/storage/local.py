@@ -1,8 +1,9 @@
 """Objects as files under one directory: the embedded, single-machine store.
 
 Writes go to `<root>/.tmp/` first and are renamed into place when complete
-(`os.replace` is atomic on one filesystem), so readers never see half an
-object and an aborted write leaves nothing behind.
+(`os.replace` is atomic within one filesystem, and `.tmp` is inside the root so
+it is the same filesystem), so readers never see half an object and an aborted
+write leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -11,11 +12,38 @@ import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from .base import CHUNK_SIZE, ObjectInfo, ObjectNotFound, ObjectStore
 
 TMP_DIR = ".tmp"
+
+
+class _FileChunks:
+    """The chunks of an already-open file, as an iterator with `close()`.
+
+    A generator would only close the file once it had started running; this
+    closes it whenever the caller calls `close()`, iterated or not (the
+    gateway may drop a stream it never started)."""
+
+    def __init__(self, file: BinaryIO, chunk_size: int):
+        self._file = file
+        self._chunk_size = chunk_size
+
+    def __iter__(self) -> "_FileChunks":
+        return self
+
+    def __next__(self) -> bytes:
+        if self._file.closed:
+            raise StopIteration
+        block = self._file.read(self._chunk_size)
+        if not block:
+            self.close()
+            raise StopIteration
+        return block
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class LocalStore(ObjectStore):
@@ -23,10 +51,24 @@ class LocalStore(ObjectStore):
         self.root = Path(root).resolve()
 
     def _path(self, key: str) -> Path:
+        """The file holding `key`. Refuses keys that could point outside the
+        root (`..`, absolute) or into the temp area (which `list` hides), and
+        empty segments, which S3 would keep but a filesystem would merge."""
         parts = key.split("/")
-        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0] == TMP_DIR:
-            raise ValueError(f"invalid object key {key!r}")
+        if any(p in ("", ".", "..") for p in parts) or parts[0] == TMP_DIR:
+            raise ValueError(
+                f"invalid object key {key!r}: use a relative 'a/b/c' path, with no empty, '.' or '..' "
+                f"segments and not under {TMP_DIR!r}"
+            )
         return self.root.joinpath(*parts)
+
+    def _file(self, key: str) -> Path:
+        """The file holding `key`, or ObjectNotFound. A directory is not an
+        object: after writing 'a/b', the key 'a' does not exist (as on S3)."""
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        return path
 
     def ensure_ready(self) -> None:
         (self.root / TMP_DIR).mkdir(parents=True, exist_ok=True)
@@ -46,38 +88,35 @@ class LocalStore(ObjectStore):
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
         except BaseException:
+            # Anything, including KeyboardInterrupt or a CancelledError raised
+            # by the caller's iterator: the half-written file must not stay.
             tmp.unlink(missing_ok=True)
             raise
         return ObjectInfo(key=key, size=size, sha256=sha.hexdigest())
 
     def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        # Opened now, so a missing key raises before the caller iterates, and
+        # an overwrite after this call does not change what is read.
         try:
-            f = open(self._path(key), "rb")
-        except FileNotFoundError:
+            f = open(self._file(key), "rb")
+        except FileNotFoundError:  # deleted since the check
             raise ObjectNotFound(key) from None
-
-        def chunks() -> Iterator[bytes]:
-            with f:
-                while block := f.read(chunk_size):
-                    yield block
-
-        return chunks()
+        return _FileChunks(f, chunk_size)
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
-        path = self._path(key)
-        if not path.is_file():
-            raise ObjectNotFound(key)
-        yield path
+        yield self._file(key)
 
     def stat(self, key: str) -> ObjectInfo:
         try:
-            return ObjectInfo(key=key, size=self._path(key).stat().st_size)
-        except FileNotFoundError:
+            return ObjectInfo(key=key, size=self._file(key).stat().st_size)
+        except FileNotFoundError:  # deleted since the check
             raise ObjectNotFound(key) from None
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        if path.is_file():
+            path.unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():
@@ -85,7 +124,7 @@ class LocalStore(ObjectStore):
         keys = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             if Path(dirpath) == self.root and TMP_DIR in dirnames:
-                dirnames.remove(TMP_DIR)
+                dirnames.remove(TMP_DIR)  # in-progress writes are not objects
             for name in filenames:
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
                 if key.startswith(prefix):

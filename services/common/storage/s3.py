@@ -1,19 +1,18 @@
 """Objects in MinIO or any S3 API, through the `minio` client.
 
-Uploads stream: the chunks are read through a small file-like adapter by
-`Minio.put_object(length=-1)`, which sends a single PUT for a small object
-and a multipart upload (parts of `part_size`, >= 5 MiB) otherwise. S3 makes
-the object visible only when the upload completes, and minio aborts the
-multipart upload if reading the stream raises, so a refused or interrupted
-upload leaves nothing behind.
+Uploads stream: the caller's chunks are read through a small file-like adapter
+by `Minio.put_object(length=-1)`, which reads `part_size + 1` bytes at a time
+and sends a single PUT for an object of at most one part, a multipart upload
+otherwise. S3 makes the object visible only when the upload completes, and
+minio aborts the multipart upload if reading the stream raises an `Exception`,
+so a refused or interrupted upload leaves nothing behind.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 from minio import Minio
@@ -22,52 +21,129 @@ from minio.error import S3Error
 from ..config import StorageConfig
 from .base import CHUNK_SIZE, ObjectInfo, ObjectNotFound, ObjectStore
 
-MIN_PART_SIZE = 5 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3 refuses smaller parts (except the last)
 _MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
-# Parts uploaded concurrently: 2 keeps the network busy while the next part
-# fills, and bounds memory to about 3 parts per upload.
-PARALLEL_PARTS = 2
+
+# Parts uploaded at once. 1, not minio's default 3, for two reasons:
+# - memory: minio holds every in-flight part plus the one being read, and
+#   copies a part twice while reading it; measured peak for a 48 MiB upload with
+#   5 MiB parts: 17 MiB with 1, 27 MiB with 2, 32 MiB with 3.
+# - minio 7.2's thread pool is never shut down when reading the stream raises:
+#   each refused upload would leak that many blocked threads in the gateway,
+#   and a part still in flight can land after the abort.
+# The cost is no overlap between receiving a part and sending the previous
+# one; gRPC's flow-control window keeps the client sending meanwhile.
+PARALLEL_PARTS = 1
+
+
+class _Interrupted(Exception):
+    """Carries a BaseException raised by the caller's iterator (such as
+    asyncio.CancelledError or KeyboardInterrupt) through minio, which aborts
+    the multipart upload only on `Exception`; write_stream re-raises the
+    original once minio has cleaned up."""
+
+    def __init__(self, original: BaseException):
+        super().__init__(repr(original))
+        self.original = original
 
 
 class _ChunkReader:
-    """File-like view of an iterator of chunks, hashing what passes through.
+    """File-like `read(n)` over an iterator of chunks, hashing what passes.
 
-    minio reads one part (part_size + 1 bytes) per call; chunks are joined
-    once per read, so a part costs one copy, not one per chunk.
+    Holds at most one read's worth plus one chunk: the bytes go into a
+    bytearray (amortised appends, no quadratic `bytes + bytes`) and each read
+    copies its head out once.
     """
 
     def __init__(self, chunks: Iterable[bytes]):
         self._chunks = iter(chunks)
-        self._rest = b""
+        self._buf = bytearray()
+        self._eof = False
         self.sha = hashlib.sha256()
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
-        parts = [self._rest] if self._rest else []
-        have = len(self._rest)
-        while n < 0 or have < n:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self.sha.update(chunk)
-            self.size += len(chunk)
-            parts.append(chunk)
-            have += len(chunk)
-        if n < 0 or have <= n:
-            self._rest = b""
-            return b"".join(parts)
-        # Split the last chunk: the part gets its head, the rest waits.
-        overflow = have - n
-        last = parts.pop()
-        parts.append(last[: len(last) - overflow])
-        self._rest = last[len(last) - overflow :]
-        return b"".join(parts)
+        while not self._eof and (n < 0 or len(self._buf) < n):
+            self._pull()
+        if n < 0 or n >= len(self._buf):
+            out = bytes(self._buf)
+            self._buf.clear()
+            return out
+        with memoryview(self._buf) as view, view[:n] as head:
+            out = bytes(head)
+        del self._buf[:n]  # the rest is less than one chunk
+        return out
+
+    def _pull(self) -> None:
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self._eof = True
+            return
+        except Exception:
+            raise  # minio aborts the upload and re-raises it unchanged
+        except BaseException as exc:
+            raise _Interrupted(exc) from None
+        self.sha.update(chunk)
+        self.size += len(chunk)
+        self._buf += chunk
+
+
+class _ResponseChunks:
+    """An object's body as an iterator with `close()`, which releases the
+    HTTP connection whether or not iteration started (a generator's `finally`
+    would not run if it never started)."""
+
+    _response = None
+
+    def __init__(self, response, chunk_size: int):
+        self._response = response
+        self._chunks = response.stream(chunk_size)
+
+    def __iter__(self) -> "_ResponseChunks":
+        return self
+
+    def __next__(self) -> bytes:
+        if self._response is None:
+            raise StopIteration  # closed
+        try:
+            return next(self._chunks)
+        except BaseException:  # StopIteration included: done, either way
+            self.close()
+            raise
+
+    def close(self) -> None:
+        response, self._response = self._response, None
+        if response is not None:
+            response.close()
+            response.release_conn()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _is_missing(exc: S3Error) -> bool:
+    """The key is absent. A missing *bucket* is a misconfiguration and must
+    not look like a missing object; minio can only tell them apart for
+    requests with a body (GET), as it names every HEAD 404 "NoSuchKey"."""
+    if exc.code in _MISSING:
+        return True
+    status = getattr(exc.response, "status", None)
+    return status == 404 and exc.code != "NoSuchBucket"
 
 
 class S3Store(ObjectStore):
     def __init__(self, config: StorageConfig):
         if config.part_size < MIN_PART_SIZE:
-            raise ValueError(f"FITYARD_S3_PART_SIZE must be at least {MIN_PART_SIZE} bytes (S3's minimum part size)")
+            raise ValueError(
+                f"FITYARD_S3_PART_SIZE={config.part_size} is too small: S3 parts must be at least "
+                f"{MIN_PART_SIZE} bytes (5 MiB)"
+            )
+        if "://" in config.endpoint:
+            raise ValueError(
+                f"FITYARD_S3_ENDPOINT={config.endpoint!r} must be host:port, without a scheme "
+                "(set FITYARD_S3_SECURE=true for https)"
+            )
         self.config = config
         self.bucket = config.bucket
         self.client = Minio(
@@ -84,49 +160,47 @@ class S3Store(ObjectStore):
         try:
             self.client.make_bucket(self.bucket)
         except S3Error as exc:
+            # Another service created it between the check and here.
             if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
 
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         reader = _ChunkReader(chunks)
-        self.client.put_object(
-            self.bucket,
-            key,
-            reader,
-            length=-1,
-            part_size=self.config.part_size,
-            num_parallel_uploads=PARALLEL_PARTS,
-        )
+        interrupted: BaseException | None = None
+        try:
+            self.client.put_object(
+                self.bucket,
+                key,
+                reader,
+                length=-1,
+                part_size=self.config.part_size,
+                num_parallel_uploads=PARALLEL_PARTS,
+            )
+        except _Interrupted as stop:
+            interrupted = stop.original
+        if interrupted is not None:
+            raise interrupted  # outside the except: no misleading context
         return ObjectInfo(key=key, size=reader.size, sha256=reader.sha.hexdigest())
 
-    def _get(self, key: str):
+    def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        # The request is made now, so a missing key raises before iteration.
         try:
-            return self.client.get_object(self.bucket, key)
+            response = self.client.get_object(self.bucket, key)
         except S3Error as exc:
-            if exc.code in _MISSING:
+            if _is_missing(exc):
                 raise ObjectNotFound(key) from None
             raise
-
-    def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        response = self._get(key)  # eagerly, so a missing key raises here
-
-        def chunks() -> Iterator[bytes]:
-            try:
-                yield from response.stream(chunk_size)
-            finally:
-                response.close()
-                response.release_conn()
-
-        return chunks()
+        return _ResponseChunks(response, chunk_size)
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix="fityard-s3-") as tmp:
-            path = Path(tmp) / os.path.basename(key)
+            # Keep the key's file name: some readers go by the extension.
+            path = Path(tmp) / (PurePosixPath(key).name or "object")
             try:
                 self.client.fget_object(self.bucket, key, str(path))
             except S3Error as exc:
-                if exc.code in _MISSING:
+                if _is_missing(exc):
                     raise ObjectNotFound(key) from None
                 raise
             yield path
@@ -135,14 +209,14 @@ class S3Store(ObjectStore):
         try:
             result = self.client.stat_object(self.bucket, key)
         except S3Error as exc:
-            if exc.code in _MISSING:
+            if _is_missing(exc):
                 raise ObjectNotFound(key) from None
             raise
         return ObjectInfo(key=key, size=result.size or 0)
 
     def delete(self, key: str) -> None:
-        self.client.remove_object(self.bucket, key)
+        self.client.remove_object(self.bucket, key)  # S3 deletes are idempotent
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        keys = [obj.object_name for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)]
-        return iter(sorted(keys))
+        found = self.client.list_objects(self.bucket, prefix=prefix or None, recursive=True)
+        return iter(sorted(obj.object_name for obj in found))
