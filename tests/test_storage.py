@@ -17,16 +17,15 @@ import pytest
 from services.common.config import StorageConfig
 from services.common.storage import ObjectNotFound, ObjectStore, open_store
 from services.common.storage.local import LocalStore
-from tests.support.s3server import PART_SIZE as PART, MotoS3Server, storage_config_for
+from tests.support.s3server import PART_SIZE as PART, storage_config_for
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint():
-    """One moto server for the module; tests stay apart by bucket."""
-    with MotoS3Server() as server:
-        yield server.endpoint
+def moto_endpoint(s3_server):
+    """The session's moto server (tests/conftest.py); tests stay apart by bucket."""
+    return s3_server.endpoint
 
 
 @pytest.fixture(params=["local", "s3"])

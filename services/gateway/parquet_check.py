@@ -22,9 +22,10 @@ from fityard.v1 import datasets_pb2
 from services.common import errors
 
 MAGIC = b"PAR1"
-# Footers larger than this are refused (they mean tens of thousands of columns
-# or row groups); the limit bounds the gateway's memory per upload.
-MAX_FOOTER_BYTES = 16 * 1024 * 1024
+# Footers larger than this are refused (they mean thousands of columns times
+# hundreds of row groups); the limit bounds the gateway's memory per upload,
+# since the checker keeps this much of the stream's tail.
+MAX_FOOTER_BYTES = 8 * 1024 * 1024
 
 NOT_PARQUET_HINT = (
     "upload a Parquet file (e.g. pandas: df.to_parquet('data.parquet')); CSV, JSON and text are not accepted"
