@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -21,6 +22,10 @@ async def main() -> None:
     log = setup_logging("gateway")
     config = Config.from_env()
     stop = stop_event()
+    # Every transfer holds a thread (the store's reader or writer) for its
+    # whole duration; asyncio's default pool (cores + 4) would cap the
+    # gateway at a handful of concurrent uploads and downloads.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="store"))
     store = open_store(config.storage)
     await asyncio.to_thread(store.ensure_ready)
     nc = await bus.connect(config.nats_url, "fityard-gateway")

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator
 
 
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
@@ -15,45 +14,16 @@ from services.common.records import encode, get_record, list_records, new_id, no
 
 from .context import Gateway, next_token, page_bounds, tenant_of
 from .parquet_check import ParquetChecker
-from .transfer import open_object
+from .transfer import Inbound, open_object
 
 log = logging.getLogger(__name__)
 
 
-async def _next_message(requests: AsyncIterator[datasets_pb2.UploadRequest]):
-    return await anext(requests, None)
-
-
-class UploadAborted(Exception):
-    """The client went away mid-upload; the store must drop what it has."""
-
-
-def _chunks_from(
-    requests: AsyncIterator[datasets_pb2.UploadRequest],
-    loop: asyncio.AbstractEventLoop,
-    checker: ParquetChecker,
-    aborted: "asyncio.Event",
-) -> Iterator[bytes]:
-    """A blocking iterator over the upload's chunks, for the store's writer
-    thread: each chunk is pulled from the gRPC stream on the event loop and
-    checked on its way through. Raising here makes the store abort."""
-    while True:
-        future = asyncio.run_coroutine_threadsafe(_next_message(requests), loop)
-        while True:
-            if aborted.is_set():
-                future.cancel()
-                raise UploadAborted()
-            try:
-                message = future.result(timeout=0.5)
-                break
-            except concurrent.futures.TimeoutError:
-                continue
-        if message is None:
-            checker.finish()
-            return
+async def _file_chunks(requests: AsyncIterator[datasets_pb2.UploadRequest]) -> AsyncIterator[bytes]:
+    """The bytes of an upload after its header."""
+    async for message in requests:
         if message.WhichOneof("payload") != "chunk":
             raise errors.invalid_argument("chunk", "every message after the first must carry a chunk of the file")
-        checker.feed(message.chunk)
         yield message.chunk
 
 
@@ -84,13 +54,17 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
             expected_sha256=header.sha256,
             max_bytes=self.gw.config.max_upload_bytes,
         )
-        aborted = asyncio.Event()
-        chunks = _chunks_from(request_iterator, asyncio.get_running_loop(), checker, aborted)
+        inbound = Inbound(_file_chunks(request_iterator))
+        receiving = asyncio.create_task(inbound.pump())
         try:
-            info = await asyncio.to_thread(self.gw.store.write_stream, key, chunks)
+            info = await asyncio.to_thread(
+                self.gw.store.write_stream, key, inbound.blocking_chunks(checker.feed, checker.finish)
+            )
         except asyncio.CancelledError:
-            aborted.set()  # the writer thread sees it and the store aborts
+            inbound.abort()  # the writer thread sees it and the store aborts
             raise
+        finally:
+            receiving.cancel()
         dataset = datasets_pb2.Dataset(
             id=dataset_id,
             name=header.name,
