@@ -3,13 +3,22 @@ scheduler stub, and who the caller is."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from nats.js.kv import KeyValue
 
 from fityard.internal.v1 import scheduler_pb2_grpc
+from services.common import errors
 from services.common.config import DEFAULT_TENANT, Config
+from services.common.records import get_record
 from services.common.storage import ObjectStore
+
+M = TypeVar("M", bound=Message)
+
+DATASET_ID_EXAMPLE = "ds_3f9c1a2b4d5e6f70"
+JOB_ID_EXAMPLE = "job_5b0c9e7d1a2f3e4d"
 
 
 @dataclass
@@ -27,10 +36,20 @@ def tenant_of(context: grpc.aio.ServicerContext) -> str:
     return DEFAULT_TENANT
 
 
+async def require_record(
+    kv: KeyValue, tenant: str, record_id: str, cls: type[M], kind: str, field: str, example: str
+) -> M:
+    """The caller's record `record_id`: INVALID_ARGUMENT naming `field` if the
+    id is malformed, NOT_FOUND naming the id if there is no such record."""
+    errors.check_id(field, record_id, example)
+    found = await get_record(kv, tenant, record_id, cls)
+    if found is None:
+        raise errors.not_found(kind, record_id)
+    return found[0]
+
+
 def page_bounds(page_size: int, page_token: str, total: int) -> tuple[int, int]:
     """[start, end) of the requested page; raise on a bad size or token."""
-    from services.common import errors
-
     if page_size < 0:
         raise errors.invalid_argument("page_size", f"must be 0 (default 100) or positive, got {page_size}")
     size = min(page_size or 100, 1000)

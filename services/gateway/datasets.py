@@ -10,9 +10,9 @@ from fityard.v1 import datasets_pb2, datasets_pb2_grpc
 from services.common import errors
 from services.common.bus import record_key
 from services.common.keys import dataset_key
-from services.common.records import encode, get_record, list_records, new_id, now
+from services.common.records import encode, list_records, new_id, now
 
-from .context import Gateway, next_token, page_bounds, tenant_of
+from .context import DATASET_ID_EXAMPLE, Gateway, next_token, page_bounds, require_record, tenant_of
 from .parquet_check import ParquetChecker
 from .transfer import Inbound, open_object
 
@@ -84,11 +84,9 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         return datasets_pb2.UploadResponse(dataset=dataset)
 
     async def _dataset(self, tenant: str, dataset_id: str) -> datasets_pb2.Dataset:
-        errors.check_id("dataset_id", dataset_id, "ds_3f9c1a2b4d5e6f70")
-        found = await get_record(self.gw.datasets, tenant, dataset_id, datasets_pb2.Dataset)
-        if found is None:
-            raise errors.not_found("dataset", dataset_id)
-        return found[0]
+        return await require_record(
+            self.gw.datasets, tenant, dataset_id, datasets_pb2.Dataset, "dataset", "dataset_id", DATASET_ID_EXAMPLE
+        )
 
     @errors.handle_errors
     async def GetDataset(self, request, context):

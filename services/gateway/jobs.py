@@ -6,18 +6,16 @@ from fityard.internal.v1 import scheduler_pb2
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import errors
 from services.common.keys import model_key, predictions_key
-from services.common.records import TERMINAL_STATES, get_record, list_records, watch_record
+from services.common.records import TERMINAL_STATES, list_records, watch_record
 from services.common.jobs import state_name
 
-from .context import Gateway, next_token, page_bounds, tenant_of
+from .context import DATASET_ID_EXAMPLE, JOB_ID_EXAMPLE, Gateway, next_token, page_bounds, require_record, tenant_of
 from .transfer import open_object
 
 # Forwarded commands are quick; a scheduler that does not answer in this time
 # is reported as DEADLINE_EXCEEDED rather than hanging the caller.
 SCHEDULER_DEADLINE_SECONDS = 30.0
 
-JOB_ID_EXAMPLE = "job_5b0c9e7d1a2f3e4d"
-DATASET_ID_EXAMPLE = "ds_3f9c1a2b4d5e6f70"
 
 _OUTPUT_FILES = {
     jobs_pb2.JOB_OUTPUT_MODEL: (model_key, "model.joblib", "application/octet-stream"),
@@ -30,11 +28,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self.gw = gateway
 
     async def _job(self, tenant: str, job_id: str) -> jobs_pb2.Job:
-        errors.check_id("job_id", job_id, JOB_ID_EXAMPLE)
-        found = await get_record(self.gw.jobs, tenant, job_id, jobs_pb2.Job)
-        if found is None:
-            raise errors.not_found("job", job_id)
-        return found[0]
+        return await require_record(self.gw.jobs, tenant, job_id, jobs_pb2.Job, "job", "job_id", JOB_ID_EXAMPLE)
 
     @errors.handle_errors
     async def SubmitFit(self, request, context):
