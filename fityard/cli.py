@@ -3,6 +3,9 @@
 Every command is a thin wrapper over the SDK (fityard.client). Output meant
 for scripts (ids, tables) goes to stdout; progress and errors go to stderr.
 Errors print `error: <what the server said>` and exit 1, Ctrl-C exits 130.
+Exit codes: 0 done, 1 error (or the job failed or was cancelled), 2 bad
+command line (argparse), 124 `--timeout` ran out while waiting for a job (the
+job carries on; 124 as GNU timeout(1) uses it), 130 interrupted.
 Heavy imports (gRPC, pandas, the embedded stack) happen inside the commands
 that need them, so `fityard --help` is instant.
 """
@@ -21,6 +24,13 @@ if TYPE_CHECKING:
     from fityard.client import Client, Job
 
 HEALTH_CHECK_SECONDS = 2.0
+# Exit code when --timeout runs out before the job ends (GNU timeout's; 2 is
+# argparse's for a bad command line).
+EXIT_TIMEOUT = 124
+EXIT_CODES_HELP = (
+    "exit codes: 0 the job succeeded; 1 it failed or was cancelled, or an error; 2 bad command line; "
+    f"{EXIT_TIMEOUT} --timeout ran out (the job carries on: the message says where it is); 130 interrupted"
+)
 
 
 # -- output helpers ------------------------------------------------------------
@@ -54,12 +64,13 @@ def _job_line(job: "Job") -> str:
     return f"{job.state:<9} {job.progress:>4.0%}  {job.progress_message}".rstrip()
 
 
-def _follow(job: "Job", out: TextIO, prefix: str = "") -> "Job":
+def _follow(job: "Job", out: TextIO, prefix: str = "", timeout: float | None = None) -> "Job":
     """Print a line each time the job's state, progress or message changes
     (pushed by WatchJob) and return the finished job. Does not raise for a
-    failed job: callers decide what failure means for them."""
+    failed job: callers decide what failure means for them. Raises JobTimeout
+    if it has not ended after `timeout` seconds."""
     last = None
-    for snapshot in job.watch():
+    for snapshot in job.watch(timeout):
         line = _job_line(snapshot)
         if line != last:
             print(f"{prefix}{line}", file=out, flush=True)
@@ -125,23 +136,36 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 # -- job commands ------------------------------------------------------------
 
 
-def _submitted(job: "Job", wait: bool) -> int:
+def _wait_for(job: "Job", out: TextIO, timeout: float | None) -> int:
+    """Follow the job on `out` until it ends (exit code as _finished) or
+    `timeout` runs out (exit EXIT_TIMEOUT, saying where the job is)."""
+    from fityard.client import JobTimeout
+
+    try:
+        return _finished(_follow(job, out, timeout=timeout))
+    except JobTimeout as exc:
+        print(f"error: {exc} (fityard watch {job.id} / fityard cancel {job.id})", file=sys.stderr)
+        return EXIT_TIMEOUT
+
+
+def _submitted(job: "Job", wait: bool, timeout: float | None = None) -> int:
     """Print a new job's id (stdout, for scripts); with --wait follow it on
-    stderr and exit 1 with its error if it does not succeed."""
+    stderr and exit 1 with its error if it does not succeed, EXIT_TIMEOUT if
+    it has not ended after `timeout` seconds."""
     print(job.id, flush=True)
     if not wait:
         return 0
-    return _finished(_follow(job, sys.stderr))
+    return _wait_for(job, sys.stderr, timeout)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        return _submitted(c.fit(args.dataset_id, **dict(args.param)), args.wait)
+        return _submitted(c.fit(args.dataset_id, **dict(args.param)), args.wait, args.timeout)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        return _submitted(c.predict(args.model_id, args.dataset_id), args.wait)
+        return _submitted(c.predict(args.model_id, args.dataset_id), args.wait, args.timeout)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -172,7 +196,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        return _finished(_follow(c.job(args.job_id), sys.stdout))
+        return _wait_for(c.job(args.job_id), sys.stdout, args.timeout)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -334,6 +358,27 @@ def _demo_expect_failure(submit: Callable[[], "Job"], error_type: type) -> bool:
 # -- parser ------------------------------------------------------------
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _add_timeout(p: argparse.ArgumentParser, needs_wait: bool) -> None:
+    """--timeout SECONDS, and the exit codes in the command's help."""
+    p.add_argument(
+        "--timeout", type=_seconds, default=None, metavar="SECONDS",
+        help=("with --wait, " if needs_wait else "")
+        + f"stop waiting after SECONDS: print the job's state and progress and exit {EXIT_TIMEOUT} "
+        "(the job carries on; watch it again or cancel it)",
+    )
+    p.epilog = EXIT_CODES_HELP
+
+
 def _key_value(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -390,17 +435,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="a HistGradientBoostingClassifier parameter, e.g. max_iter=50 (repeatable)",
     )
     p.add_argument("--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails")
+    _add_timeout(p, needs_wait=True)
 
     p = command("predict", cmd_predict, "predict y for a dataset with a trained model; prints the job id")
     p.add_argument("model_id", help="id of a succeeded fit job")
     p.add_argument("dataset_id")
     p.add_argument("--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails")
+    _add_timeout(p, needs_wait=True)
 
     p = command("status", cmd_status, "show a job")
     p.add_argument("job_id")
 
     p = command("watch", cmd_watch, "follow a job until it ends; exit 1 if it fails")
     p.add_argument("job_id")
+    _add_timeout(p, needs_wait=False)
 
     p = command("download", cmd_download, "download a succeeded job's output")
     p.add_argument("job_id")
@@ -432,7 +480,10 @@ def _user_message(exc: Exception) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "timeout", None) is not None and getattr(args, "wait", True) is False:
+        parser.error(f"{args.command} --timeout needs --wait (it limits the wait)")
     try:
         return args.handler(args)
     except KeyboardInterrupt:

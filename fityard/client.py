@@ -33,7 +33,7 @@ from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Client", "Dataset", "Job", "FityardError", "JobFailed", "fit_params", "DEFAULT_ADDRESS"]
+__all__ = ["Client", "Dataset", "Job", "FityardError", "JobFailed", "JobTimeout", "fit_params", "DEFAULT_ADDRESS"]
 
 DEFAULT_ADDRESS = "localhost:50051"
 ADDRESS_ENV = "FITYARD_ADDRESS"
@@ -102,6 +102,27 @@ class JobFailed(FityardError):
     def __init__(self, job: "Job"):
         super().__init__(None, job.error or f"job {job.id!r} failed without a message")
         self.job = job
+
+
+class JobTimeout(TimeoutError):
+    """A wait or watch ran out of time before the job ended. The job itself
+    carries on, on the server. `job` is its last known snapshot (None if it
+    could not be read), `job_id` its id, `timeout` the seconds waited; the
+    message says where the job is:
+
+        job job_… is still RUNNING (42%, fitting) after 30 s; it carries on: wait again or cancel it
+    """
+
+    def __init__(self, job_id: str, job: "Job | None", timeout: float):
+        self.job_id = job_id
+        self.job = job
+        self.timeout = timeout
+        if job is None:
+            where = f"job {job_id} did not finish within {timeout:g} s (its state could not be read)"
+        else:
+            progress = ", ".join(p for p in (f"{job.progress:.0%}", job.progress_message) if p)
+            where = f"job {job_id} is still {job.state} ({progress}) after {timeout:g} s"
+        super().__init__(f"{where}; it carries on: wait again or cancel it")
 
 
 def _error_from(error: grpc.RpcError, address: str) -> FityardError:
@@ -259,17 +280,24 @@ class Job:
     def watch(self, timeout: float | None = None) -> Iterator["Job"]:
         """Yield a snapshot each time the job changes, starting with its
         current state, until it is done. Pushed by the server (WatchJob),
-        not polled. Raises TimeoutError if `timeout` seconds pass first."""
-        for message in self._client._watch(self.id, timeout):
-            self._message = message
-            yield Job(message, self._client)
+        not polled. Raises JobTimeout (a TimeoutError saying the job's state
+        and progress) if `timeout` seconds pass first; the job carries on."""
+        try:
+            for message in self._client._watch(self.id, timeout):
+                self._message = message
+                yield Job(message, self._client)
+        except JobTimeout as exc:
+            if exc.job is not None:
+                self._message = exc.job.proto
+            raise
 
     def wait(self, timeout: float | None = None) -> "Job":
         """Block until the job is done and return it (self, updated).
 
-        Raises JobFailed (str = the job's error) if it FAILED, TimeoutError if
-        still unfinished after `timeout` seconds. A CANCELLED job is returned:
-        someone asked for that.
+        Raises JobFailed (str = the job's error) if it FAILED, JobTimeout (a
+        TimeoutError whose message names the job, its state and progress) if
+        still unfinished after `timeout` seconds: the job carries on, wait
+        again or cancel it. A CANCELLED job is returned: someone asked for that.
         """
         for _ in self.watch(timeout):
             pass
@@ -518,6 +546,17 @@ class Client:
         with self._rpc():
             return self._jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=self.timeout).job
 
+    def _snapshot(self, job_id: str, last: jobs_pb2.Job | None) -> Job | None:
+        """The job as a timed-out watch leaves it: the last record it got, else
+        a quick GetJob (bounded: the gateway may be what is slow); None if
+        that fails too."""
+        if last is None:
+            try:
+                last = self._jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=min(self.timeout, 5.0)).job
+            except grpc.RpcError:
+                return None
+        return Job(last, self)
+
     def _cancel(self, job_id: str) -> jobs_pb2.Job:
         with self._rpc():
             return self._jobs.CancelJob(jobs_pb2.CancelJobRequest(job_id=job_id), timeout=self.timeout).job
@@ -539,7 +578,7 @@ class Client:
         A stream that ends early or drops as UNAVAILABLE (the gateway
         restarting) is reopened a few times; WatchJob starts with the current
         record, so nothing is missed that matters. `timeout` bounds the whole
-        wait and raises TimeoutError.
+        wait and raises JobTimeout.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         request = jobs_pb2.WatchJobRequest(job_id=job_id)
@@ -557,8 +596,7 @@ class Client:
                         return
             except grpc.RpcError as error:
                 if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and deadline is not None:
-                    state = jobs_pb2.JobState.Name(last.state).removeprefix("JOB_STATE_") if last else "unfinished"
-                    raise TimeoutError(f"job {job_id!r} is still {state} after {timeout:g}s") from None
+                    raise JobTimeout(job_id, self._snapshot(job_id, last), timeout) from None
                 if error.code() != grpc.StatusCode.UNAVAILABLE or retries >= WATCH_RECONNECTS:
                     raise _error_from(error, self.address) from None
             finally:

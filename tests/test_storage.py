@@ -4,12 +4,19 @@ MinIO). Each test gets its own directory or bucket."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import hashlib
+import json
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import tracemalloc
 import uuid
+from pathlib import Path
 
 import boto3
 import pytest
@@ -20,6 +27,7 @@ from services.common.storage.local import LocalStore
 from tests.support.s3server import PART_SIZE as PART, storage_config_for
 
 MiB = 1024 * 1024
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -296,3 +304,149 @@ def test_s3_part_size_below_minimum_is_refused():
 def test_unknown_backend_is_refused_naming_the_variable():
     with pytest.raises(ValueError, match="FITYARD_STORAGE='gcs'"):
         open_store(StorageConfig(backend="gcs"))
+
+
+# -- abandoned writes: sweep_incomplete ------------------------------------------
+
+
+def _leave_abandoned(store, key: str) -> None:
+    """What a writer killed mid-write leaves: a temp part file (local) or an
+    open multipart upload holding one part (S3), made here directly."""
+    if isinstance(store, LocalStore):
+        (store.root / ".tmp" / f"{uuid.uuid4().hex}.part").write_bytes(os.urandom(1000))
+    else:
+        s3 = _s3(store)
+        upload = s3.create_multipart_upload(Bucket=store.bucket, Key=key)
+        s3.upload_part(Bucket=store.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1000)
+
+
+class _LiveWrite:
+    """write_stream in a thread, sending in bursts the test releases: each
+    burst() sends `part_chunks` MiB more (S3: enough for one more part to be
+    uploaded) and returns once the store has taken it."""
+
+    def __init__(self, store, key: str):
+        self.part_chunks = PART // MiB + 1
+        self.sent = 0
+        self._go = threading.Semaphore(0)
+        self._took = threading.Semaphore(0)
+        self._done = False
+        self.result = None
+        self.error = None
+        self._thread = threading.Thread(target=self._run, args=(store, key), daemon=True)
+        self._thread.start()
+
+    def _chunks(self):
+        while True:
+            self._took.release()  # the store has consumed everything sent so far
+            self._go.acquire()
+            if self._done:
+                return
+            for _ in range(self.part_chunks):
+                self.sent += MiB
+                yield bytes(MiB)
+
+    def _run(self, store, key):
+        try:
+            self.result = store.write_stream(key, self._chunks())
+        except BaseException as exc:  # noqa: BLE001 - reported by finish()
+            self.error = exc
+
+    def burst(self) -> None:
+        assert self._took.acquire(timeout=30)  # the store is waiting for more
+        self._go.release()
+        assert self._took.acquire(timeout=30), "the store did not take the burst"
+        self._took.release()
+
+    def finish(self):
+        assert self._took.acquire(timeout=30)
+        self._done = True
+        self._go.release()
+        self._thread.join(timeout=60)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def test_sweep_removes_only_writes_idle_longer_than_the_age(store):
+    """Stale leftovers go; a write that started long ago but is still
+    sending stays and completes; complete objects are untouched."""
+    store.write_stream("done/object", [b"complete"])
+    _leave_abandoned(store, "stale")
+    live = _LiveWrite(store, "live")
+    live.burst()  # started now: older than the age by the time we sweep
+    time.sleep(3.0)
+    live.burst()  # ...but it has just sent more (S3: another part)
+    assert store.sweep_incomplete(older_than=2.0) == 1
+    left = _in_progress(store)
+    assert len(left) == 1 and (isinstance(store, LocalStore) or left == ["live"])
+
+    info = live.finish()  # the live write was not disturbed
+    assert info.size == live.sent == 2 * (PART + MiB)
+    assert sorted(store.list()) == ["done/object", "live"]
+    assert b"".join(store.read_stream("done/object")) == b"complete"
+    assert store.stat("live").size == live.sent
+    assert _in_progress(store) == []
+    assert store.sweep_incomplete(older_than=0) == 0  # nothing left to sweep, objects kept
+    assert sorted(store.list()) == ["done/object", "live"]
+
+
+_KILLED_WRITER = """
+import json, sys, time
+from pathlib import Path
+from services.common.config import StorageConfig
+from services.common.storage import open_store
+
+config = json.loads(sys.argv[1])
+store = open_store(StorageConfig(**{**config, "root": Path(config["root"])}))
+
+def chunks():
+    for _ in range(int(sys.argv[2])):
+        yield bytes(1024 * 1024)
+    print("sent", flush=True)  # S3: the first part is stored by now
+    time.sleep(600)
+
+store.write_stream("killed", chunks())
+"""
+
+
+def test_writer_killed_mid_upload_leaves_what_the_sweep_removes(store):
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(store_config(store)).items()}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, json.dumps(config), str(PART // MiB + 1)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "sent"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        writer.stdout.close()
+    assert _in_progress(store), "the killed writer left nothing: nothing to test"
+    assert not store.exists("killed") and list(store.list()) == []
+    assert store.sweep_incomplete(older_than=3600) == 0  # too recent for the default-like age
+    assert store.sweep_incomplete(older_than=0) == 1
+    assert _in_progress(store) == []
+
+
+def store_config(store) -> StorageConfig:
+    if isinstance(store, LocalStore):
+        return StorageConfig(backend="local", root=store.root)
+    return store.config
+
+
+def test_sweep_refuses_a_negative_age(store):
+    for age in (-1, float("nan")):
+        with pytest.raises(ValueError, match="older_than"):
+            store.sweep_incomplete(older_than=age)
+
+
+def test_local_copy_makes_its_temp_files_in_the_given_dir(store, tmp_path):
+    store.write_stream("k/model.joblib", [b"model"])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with store.local_copy("k/model.joblib", dir=scratch) as path:
+        assert path.read_bytes() == b"model"
+        if not isinstance(store, LocalStore):
+            assert path.parent.parent == scratch and path.parent.name.startswith("fityard-s3-")
+    assert list(scratch.iterdir()) == []  # removed on exit (and never used locally)

@@ -83,6 +83,13 @@ class Config:
 
     nats_url: str = "nats://127.0.0.1:4222"
     storage: StorageConfig = field(default_factory=StorageConfig)
+    # housekeeping (services/common/scratch.py: sweep_periodically): how often
+    # to sweep, and after how long without activity an unfinished upload
+    # counts as abandoned (see ObjectStore.sweep_incomplete)
+    sweep_seconds: float = 3600.0
+    stale_upload_seconds: float = 6 * 3600.0
+    # root of the per-process scratch directories; empty: <tempdir>/fityard-scratch-<uid>
+    scratch_dir: str = ""
     # gateway
     gateway_listen: str = "0.0.0.0:50051"
     scheduler_address: str = "127.0.0.1:50052"
@@ -105,6 +112,9 @@ class Config:
         return cls(
             nats_url=_env("FITYARD_NATS_URL", "nats://127.0.0.1:4222"),
             storage=StorageConfig.from_env(),
+            sweep_seconds=float(_env("FITYARD_SWEEP_SECONDS", "3600")),
+            stale_upload_seconds=float(_env("FITYARD_STALE_UPLOAD_SECONDS", str(6 * 3600))),
+            scratch_dir=_env("FITYARD_SCRATCH_DIR", ""),
             gateway_listen=_env("FITYARD_GATEWAY_LISTEN", "0.0.0.0:50051"),
             scheduler_address=_env("FITYARD_SCHEDULER_ADDRESS", "127.0.0.1:50052"),
             max_upload_bytes=_env_int("FITYARD_MAX_UPLOAD_BYTES", 64 * 1024**3),

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from ..config import StorageConfig
-from .base import CHUNK_SIZE, ObjectInfo, ObjectNotFound, ObjectStore
+from .base import CHUNK_SIZE, DEFAULT_STALE_UPLOAD_SECONDS, ObjectInfo, ObjectNotFound, ObjectStore
 
-__all__ = ["CHUNK_SIZE", "ObjectInfo", "ObjectNotFound", "ObjectStore", "open_store"]
+__all__ = ["CHUNK_SIZE", "DEFAULT_STALE_UPLOAD_SECONDS", "ObjectInfo", "ObjectNotFound", "ObjectStore", "open_store"]
 
 
 def open_store(config: StorageConfig) -> ObjectStore:

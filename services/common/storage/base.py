@@ -14,6 +14,15 @@ from typing import Iterable, Iterator
 
 CHUNK_SIZE = 1024 * 1024
 
+# Default age after which an unfinished write counts as abandoned
+# (FITYARD_STALE_UPLOAD_SECONDS). Both backends measure it from the write's
+# last activity (the temp file's mtime, the newest S3 part), not from its
+# start, so a long upload that keeps sending is never at risk; what this must
+# exceed is the longest *pause* of a live upload: an idle or throttled client
+# mid-stream. Six hours is far beyond that, and what a dead write leaves costs
+# little for six hours.
+DEFAULT_STALE_UPLOAD_SECONDS = 6 * 3600.0
+
 
 class ObjectNotFound(KeyError):
     """No object under that key."""
@@ -69,11 +78,14 @@ class ObjectStore(abc.ABC):
         yielding anything if the key does not exist."""
 
     @abc.abstractmethod
-    def local_copy(self, key: str) -> AbstractContextManager[Path]:
+    def local_copy(self, key: str, dir: str | Path | None = None) -> AbstractContextManager[Path]:
         """Context manager giving a local file path holding the object, for
         libraries that want a path (pandas, joblib). The local backend yields
         the stored file itself (read-only use!); S3 downloads to a temp file
-        removed on exit. Raises ObjectNotFound."""
+        removed on exit, in a new temp directory inside `dir` (default: the
+        system temp dir; a process that may be killed passes its scratch
+        directory, services/common/scratch.py, so what a kill leaves behind
+        can be swept). Raises ObjectNotFound."""
 
     @abc.abstractmethod
     def stat(self, key: str) -> ObjectInfo:
@@ -94,3 +106,38 @@ class ObjectStore(abc.ABC):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Keys of complete objects starting with `prefix`, sorted. Never
         includes in-progress or aborted uploads."""
+
+    @abc.abstractmethod
+    def sweep_incomplete(self, older_than: float = DEFAULT_STALE_UPLOAD_SECONDS) -> int:
+        """Remove what abandoned writes left behind; return how many were removed.
+
+        A writer killed mid-write (SIGKILL, out of memory, power loss) cannot
+        clean up: the local backend keeps its temp file `<root>/.tmp/*.part`,
+        S3 keeps the multipart upload and its parts (stored, and billed,
+        forever, though `list` never shows them). This removes each such
+        leftover whose last activity is more than `older_than` seconds ago:
+        - local: the temp file's mtime, which every chunk written refreshes;
+        - S3: the newest of the upload's initiation time and its parts'
+          LastModified (each part sent refreshes it), as the server's clock
+          tells them (compared with this machine's clock: skew of minutes is
+          irrelevant at the ages meant here).
+        So a write that is making progress is never touched, however long it
+        has been running. One paused for more than `older_than` cannot be told
+        from a dead one: it is removed, and fails when it resumes, storing
+        nothing (no half object ever becomes visible). Complete objects are
+        never touched.
+
+        Safe to run from several processes at once and next to live writes; a
+        leftover removed by someone else meanwhile is not counted. Run it at
+        service start and periodically (services/common/scratch.py:
+        sweep_periodically). `older_than` must be >= 0 (0 removes every
+        unfinished write: only for a store nobody is writing to).
+        """
+
+
+def check_age(older_than: float) -> float:
+    """`older_than` as a float, refusing negative or non-numbers."""
+    age = float(older_than)
+    if not age >= 0:  # also refuses NaN
+        raise ValueError(f"older_than must be a number of seconds >= 0, not {older_than!r}")
+    return age

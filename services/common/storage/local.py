@@ -3,20 +3,25 @@
 Writes go to `<root>/.tmp/` first and are renamed into place when complete
 (`os.replace` is atomic within one filesystem, and `.tmp` is inside the root so
 it is the same filesystem), so readers never see half an object and an aborted
-write leaves nothing behind.
+write leaves nothing behind. A write killed outright (SIGKILL, out of memory)
+leaves its `.tmp/<uuid>.part`; `sweep_incomplete` removes those once their
+mtime is old.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from .base import CHUNK_SIZE, ObjectInfo, ObjectNotFound, ObjectStore
+from .base import CHUNK_SIZE, DEFAULT_STALE_UPLOAD_SECONDS, ObjectInfo, ObjectNotFound, ObjectStore, check_age
 
 TMP_DIR = ".tmp"
+PART_SUFFIX = ".part"
 
 
 class _FileChunks:
@@ -76,7 +81,7 @@ class LocalStore(ObjectStore):
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         final = self._path(key)
         self.ensure_ready()
-        tmp = self.root / TMP_DIR / f"{uuid.uuid4().hex}.part"
+        tmp = self.root / TMP_DIR / f"{uuid.uuid4().hex}{PART_SUFFIX}"
         sha = hashlib.sha256()
         size = 0
         try:
@@ -104,8 +109,8 @@ class LocalStore(ObjectStore):
         return _FileChunks(f, chunk_size)
 
     @contextmanager
-    def local_copy(self, key: str) -> Iterator[Path]:
-        yield self._file(key)
+    def local_copy(self, key: str, dir: str | Path | None = None) -> Iterator[Path]:
+        yield self._file(key)  # the stored file itself: no copy, so `dir` is not needed
 
     def stat(self, key: str) -> ObjectInfo:
         try:
@@ -130,3 +135,23 @@ class LocalStore(ObjectStore):
                 if key.startswith(prefix):
                     keys.append(key)
         return iter(sorted(keys))
+
+    def sweep_incomplete(self, older_than: float = DEFAULT_STALE_UPLOAD_SECONDS) -> int:
+        cutoff = time.time() - check_age(older_than)
+        try:
+            entries = list(os.scandir(self.root / TMP_DIR))
+        except FileNotFoundError:
+            return 0
+        removed = 0
+        for entry in entries:
+            if not entry.name.endswith(PART_SUFFIX):
+                continue  # not a write_stream temp file: not ours to judge
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if not stat.S_ISREG(info.st_mode) or info.st_mtime >= cutoff:
+                    continue  # written to recently: a live write
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue  # completed, aborted or swept by someone else meanwhile
+            removed += 1
+        return removed

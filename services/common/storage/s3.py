@@ -5,13 +5,16 @@ by `Minio.put_object(length=-1)`, which reads `part_size + 1` bytes at a time
 and sends a single PUT for an object of at most one part, a multipart upload
 otherwise. S3 makes the object visible only when the upload completes, and
 minio aborts the multipart upload if reading the stream raises an `Exception`,
-so a refused or interrupted upload leaves nothing behind.
+so a refused or interrupted upload leaves nothing behind. An upload whose
+process is killed outright stays open on the server, its parts stored but
+never listed; `sweep_incomplete` aborts those once their last part is old.
 """
 from __future__ import annotations
 
 import hashlib
 import tempfile
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
@@ -19,10 +22,11 @@ from minio import Minio
 from minio.error import S3Error
 
 from ..config import StorageConfig
-from .base import CHUNK_SIZE, ObjectInfo, ObjectNotFound, ObjectStore
+from .base import CHUNK_SIZE, DEFAULT_STALE_UPLOAD_SECONDS, ObjectInfo, ObjectNotFound, ObjectStore, check_age
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3 refuses smaller parts (except the last)
 _MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
+_EPOCH = datetime.fromtimestamp(0, timezone.utc)
 
 # Parts uploaded at once. 1, not minio's default 3, for two reasons:
 # - memory: minio holds every in-flight part plus the one being read, and
@@ -193,8 +197,8 @@ class S3Store(ObjectStore):
         return _ResponseChunks(response, chunk_size)
 
     @contextmanager
-    def local_copy(self, key: str) -> Iterator[Path]:
-        with tempfile.TemporaryDirectory(prefix="fityard-s3-") as tmp:
+    def local_copy(self, key: str, dir: str | Path | None = None) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="fityard-s3-", dir=dir) as tmp:
             # Keep the key's file name: some readers go by the extension.
             path = Path(tmp) / (PurePosixPath(key).name or "object")
             try:
@@ -220,3 +224,53 @@ class S3Store(ObjectStore):
     def list(self, prefix: str = "") -> Iterator[str]:
         found = self.client.list_objects(self.bucket, prefix=prefix or None, recursive=True)
         return iter(sorted(obj.object_name for obj in found))
+
+    # Listing and aborting multipart uploads: minio 7.2 has no public API for
+    # them (7.x dropped list_incomplete_uploads/remove_incomplete_upload), so
+    # these use its private wrappers of the S3 calls, which tests/test_storage.py
+    # exercises against a real server.
+    def sweep_incomplete(self, older_than: float = DEFAULT_STALE_UPLOAD_SECONDS) -> int:
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=check_age(older_than))
+        removed = 0
+        key_marker = upload_id_marker = None
+        while True:
+            page = self.client._list_multipart_uploads(
+                self.bucket, key_marker=key_marker, upload_id_marker=upload_id_marker, max_uploads=1000
+            )
+            for upload in page.uploads:
+                if upload.initiated_time is not None and upload.initiated_time >= cutoff:
+                    continue  # started recently (no need to list its parts)
+                if self._last_activity(upload.object_name, upload.upload_id, upload.initiated_time) >= cutoff:
+                    continue  # sending parts recently: a live upload
+                try:
+                    self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                except S3Error as exc:
+                    if exc.code != "NoSuchUpload":
+                        raise
+                    continue  # completed or aborted by someone else meanwhile
+                removed += 1
+            if not page.is_truncated or not page.uploads:
+                return removed
+            # The page's last upload is where the next starts (minio 7.2 does
+            # not parse NextUploadIdMarker; these are the same values).
+            key_marker, upload_id_marker = page.uploads[-1].object_name, page.uploads[-1].upload_id
+
+    def _last_activity(self, key: str, upload_id: str, initiated: datetime | None) -> datetime:
+        """When an upload last did something: its newest part's LastModified,
+        or its initiation if that is later (no part yet). A future time for
+        an upload that is gone, so it is left alone."""
+        latest = initiated or _EPOCH
+        marker = None
+        while True:
+            try:
+                page = self.client._list_parts(self.bucket, key, upload_id, part_number_marker=marker)
+            except S3Error as exc:
+                if exc.code == "NoSuchUpload":
+                    return datetime.max.replace(tzinfo=timezone.utc)
+                raise
+            for part in page.parts:
+                if part.last_modified is not None and part.last_modified > latest:
+                    latest = part.last_modified
+            if not page.is_truncated or not page.next_part_number_marker:
+                return latest
+            marker = page.next_part_number_marker
