@@ -5,7 +5,8 @@ buckets and subject names, declared once here.
   publishes one message per queued job; trainers share one durable pull
   consumer, so each job goes to exactly one trainer. A job is acked only
   once its outputs are stored; a trainer that dies leaves it to be
-  redelivered after ``ack_wait``.
+  redelivered after ``ack_wait`` (FITYARD_ACK_WAIT_SECONDS), while a live
+  one keeps its job with in-progress heartbeats.
 - EVENTS stream (work queue), subjects ``events.<tenant>.<job_id>``:
   trainers report RUNNING / progress / SUCCEEDED / FAILED; the scheduler
   folds them into the job records. Durable, so no report is lost while the
@@ -40,6 +41,8 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 from nats.js.kv import KeyValue
 
+from .config import Config
+
 log = logging.getLogger(__name__)
 
 JOBS_STREAM = "FITYARD_JOBS"
@@ -48,10 +51,6 @@ JOBS_BUCKET = "fityard_jobs"
 DATASETS_BUCKET = "fityard_datasets"
 TRAINERS_CONSUMER = "trainers"
 SCHEDULER_CONSUMER = "scheduler"
-
-# How long JetStream waits for a trainer's ack (or in-progress heartbeat)
-# before redelivering a job to another trainer.
-JOB_ACK_WAIT_SECONDS = 30.0
 
 # Message header names. Trace context (W3C traceparent) travels in headers too.
 HDR_TENANT = "Fityard-Tenant"
@@ -108,8 +107,11 @@ async def _add_or_update_stream(js: JetStreamContext, config: StreamConfig) -> N
         await js.update_stream(config)
 
 
-async def ensure_topology(js: JetStreamContext, *, max_deliver: int = 3) -> None:
-    """Create (or converge) the streams, consumers and buckets fityard needs."""
+async def ensure_topology(js: JetStreamContext, config: Config) -> None:
+    """Create (or converge) the streams, consumers and buckets fityard needs.
+
+    Consumers are created or updated to `config` (JetStream updates a durable
+    consumer in place when its settings change, e.g. the ack deadline)."""
     await _add_or_update_stream(
         js,
         StreamConfig(
@@ -135,8 +137,8 @@ async def ensure_topology(js: JetStreamContext, *, max_deliver: int = 3) -> None
             durable_name=TRAINERS_CONSUMER,
             filter_subject="jobs.>",
             ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=JOB_ACK_WAIT_SECONDS,
-            max_deliver=max_deliver,
+            ack_wait=config.ack_wait_seconds,
+            max_deliver=config.max_deliver,
             deliver_policy=DeliverPolicy.ALL,
             max_ack_pending=-1,
         ),

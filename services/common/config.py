@@ -38,6 +38,31 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"{name}={raw!r} is not a whole number") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number") from None
+    if not value > 0:
+        raise SystemExit(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _heartbeat(ack_wait: float) -> float:
+    """FITYARD_HEARTBEAT_SECONDS, or a quarter of the ack deadline. Tied to
+    the deadline so that changing one cannot make healthy jobs redeliver."""
+    heartbeat = _env_float("FITYARD_HEARTBEAT_SECONDS", ack_wait / 4)
+    if heartbeat > ack_wait / 2:
+        raise SystemExit(
+            f"FITYARD_HEARTBEAT_SECONDS={heartbeat:g} must be at most half of FITYARD_ACK_WAIT_SECONDS={ack_wait:g}, "
+            "or a healthy job is redelivered when one heartbeat is late"
+        )
+    return heartbeat
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -94,6 +119,12 @@ class Config:
     gateway_listen: str = "0.0.0.0:50051"
     scheduler_address: str = "127.0.0.1:50052"
     max_upload_bytes: int = 64 * 1024**3
+    # Uploads and downloads served at once (each has a thread of its own for
+    # the store); one more is refused with RESOURCE_EXHAUSTED, to retry.
+    max_transfers: int = 64
+    # An upload whose client sends nothing, or a download whose client reads
+    # nothing, for this long is ended (nothing of an upload is kept).
+    transfer_idle_seconds: float = 60.0
     # scheduler
     scheduler_listen: str = "0.0.0.0:50052"
     # trainer
@@ -102,8 +133,13 @@ class Config:
     # Directory of per-core lock files shared by the trainers of one machine
     # (see services/trainer/cores.py); empty: this trainer owns its cores.
     core_leases_dir: str = ""
-    # how often a running job tells JetStream it is still alive (seconds)
-    heartbeat_seconds: float = 10.0
+    # How long JetStream waits for an ack or heartbeat of a delivered job
+    # before giving it to another trainer: the time to notice a dead trainer.
+    ack_wait_seconds: float = 8.0
+    # How often a trainer tells JetStream a job is still alive. A quarter of
+    # the ack deadline, so three heartbeats can be late before a healthy
+    # job is redelivered.
+    heartbeat_seconds: float = 2.0
     # how many times JetStream delivers a job whose trainer died mid-way
     max_deliver: int = 3
 
@@ -118,10 +154,13 @@ class Config:
             gateway_listen=_env("FITYARD_GATEWAY_LISTEN", "0.0.0.0:50051"),
             scheduler_address=_env("FITYARD_SCHEDULER_ADDRESS", "127.0.0.1:50052"),
             max_upload_bytes=_env_int("FITYARD_MAX_UPLOAD_BYTES", 64 * 1024**3),
+            max_transfers=_env_int("FITYARD_MAX_TRANSFERS", 64),
+            transfer_idle_seconds=float(_env("FITYARD_TRANSFER_IDLE_SECONDS", "60")),
             scheduler_listen=_env("FITYARD_SCHEDULER_LISTEN", "0.0.0.0:50052"),
             trainer_id=_env("FITYARD_TRAINER_ID", ""),
             trainer_threads=_env_int("FITYARD_TRAINER_THREADS", 0),
             core_leases_dir=_env("FITYARD_CORE_LEASES_DIR", ""),
-            heartbeat_seconds=float(_env("FITYARD_HEARTBEAT_SECONDS", "10")),
+            ack_wait_seconds=(ack_wait := _env_float("FITYARD_ACK_WAIT_SECONDS", 8.0)),
+            heartbeat_seconds=_heartbeat(ack_wait),
             max_deliver=_env_int("FITYARD_MAX_DELIVER", 3),
         )

@@ -30,7 +30,7 @@ async def main() -> None:
     await asyncio.to_thread(store.ensure_ready)
     nc = await bus.connect(config.nats_url, "fityard-gateway")
     js = nc.jetstream()
-    await bus.ensure_topology(js, max_deliver=config.max_deliver)
+    await bus.ensure_topology(js, config)
     channel = grpc.aio.insecure_channel(
         config.scheduler_address,
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],

@@ -18,7 +18,7 @@ async def main() -> None:
     stop = stop_event()
     nc = await bus.connect(config.nats_url, "fityard-scheduler")
     js = nc.jetstream()
-    await bus.ensure_topology(js, max_deliver=config.max_deliver)
+    await bus.ensure_topology(js, config)
     jobs = await bus.jobs_bucket(js)
     datasets = await bus.datasets_bucket(js)
 

@@ -29,7 +29,7 @@ async def main() -> None:
     cores = CoreLeases(config.core_leases_dir, usable_cores()) if config.core_leases_dir else AllCores(threads)
     nc = await bus.connect(config.nats_url, f"fityard-trainer-{trainer_id}")
     js = nc.jetstream()
-    await bus.ensure_topology(js, max_deliver=config.max_deliver)
+    await bus.ensure_topology(js, config)
     worker = WorkerProcess(config.storage, threads)
     trainer = Trainer(
         nc, js, await bus.jobs_bucket(js), worker, trainer_id, config.heartbeat_seconds, cores, max_threads=threads
