@@ -7,6 +7,7 @@ the data.
 """
 from __future__ import annotations
 
+from google.protobuf.unknown_fields import UnknownFieldSet
 from nats.js.kv import KeyValue
 
 from fityard.internal.v1 import scheduler_pb2
@@ -34,9 +35,10 @@ async def admit(
         raise errors.invalid_argument("dataset_id", "is required: the id returned by DatasetService.Upload")
     await _admit_dataset(request.dataset_id, tenant, datasets)
     if request.kind == jobs_pb2.JOB_KIND_FIT:
-        problems = validate_params(params_dict(request.params))
+        problems = [_split_problem(p) for p in validate_params(params_dict(request.params))]
+        problems += _unknown_params(request.params)
         if problems:
-            raise errors.invalid_arguments([_split_problem(p) for p in problems])
+            raise errors.invalid_arguments(problems)
         return
     await _admit_model(request.model_id, tenant, jobs)
 
@@ -72,6 +74,18 @@ async def _admit_model(model_id: str, tenant: str, jobs: KeyValue) -> None:
         raise errors.failed_precondition(
             f"jobs/{model_id}", "MODEL_NOT_READY", f"model {model_id!r} is not ready: its fit job is {state}; {hint}"
         )
+
+
+def _unknown_params(params: jobs_pb2.FitParams) -> list[tuple[str, str]]:
+    """Fields a client set that this server's FitParams does not have (a
+    client built from newer or foreign protos). Ignoring them would train
+    with defaults the user did not ask for, so they are refused."""
+    numbers = sorted({field.field_number for field in UnknownFieldSet(params)})
+    known = ", ".join(params.DESCRIPTOR.fields_by_name)
+    return [
+        (f"params.{number}", f"field number {number} is not a fit parameter this server knows; known: {known}")
+        for number in numbers
+    ]
 
 
 def _split_problem(problem: str) -> tuple[str, str]:
