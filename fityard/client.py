@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Union
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
 
+from fityard.limits import MAX_MESSAGE_BYTES, UPLOAD_CHUNK_BYTES
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 if TYPE_CHECKING:
@@ -38,11 +40,17 @@ __all__ = ["Client", "Dataset", "Job", "FityardError", "JobFailed", "JobTimeout"
 DEFAULT_ADDRESS = "localhost:50051"
 ADDRESS_ENV = "FITYARD_ADDRESS"
 
-# Uploads go out in 1 MiB chunks: well under the server's 4 MiB per-message
-# limit, large enough that framing overhead does not matter.
-CHUNK_SIZE = 1024 * 1024
-# Model files come back in chunks the server chooses; leave generous room.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Uploads go out in 1 MiB chunks: well under the per-message limit the SDK
+# shares with the gateway (MAX_MESSAGE_BYTES, fityard/limits.py), large
+# enough that framing overhead does not matter.
+CHUNK_SIZE = UPLOAD_CHUNK_BYTES
+# An upload or download the gateway refuses because it is serving its limit
+# of transfers (RESOURCE_EXHAUSTED with a RetryInfo) is tried this many times
+# in all, waiting the delay it asks for, doubled each time (with jitter, at
+# most TRANSFER_BACKOFF_MAX seconds). A download is retried only before any
+# of its bytes arrived.
+TRANSFER_ATTEMPTS = 6
+TRANSFER_BACKOFF_MAX = 8.0
 # Deadline for unary calls (submit, get, list, cancel). Streams have none:
 # an upload or a watch takes as long as it takes.
 DEFAULT_TIMEOUT = 60.0
@@ -123,6 +131,34 @@ class JobTimeout(TimeoutError):
             progress = ", ".join(p for p in (f"{job.progress:.0%}", job.progress_message) if p)
             where = f"job {job_id} is still {job.state} ({progress}) after {timeout:g} s"
         super().__init__(f"{where}; it carries on: wait again or cancel it")
+
+
+def _retry_delay(error: grpc.RpcError) -> float | None:
+    """Seconds to wait before trying a refused transfer again, if the
+    gateway refused it for being busy (RESOURCE_EXHAUSTED carrying a
+    google.rpc.RetryInfo); None for any other error, which is not retried
+    (gRPC's own RESOURCE_EXHAUSTED for a message over the size limit carries
+    no RetryInfo)."""
+    if not hasattr(error, "code") or error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    try:
+        status = rpc_status.from_call(error)
+    except ValueError:  # details that do not match the call's status
+        return None
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    return None
+
+
+def _backoff(delay: float, attempt: int) -> float:
+    """The wait before retry number `attempt` (0-based) of a refused transfer."""
+    return min(max(delay, 0.1) * 2**attempt, TRANSFER_BACKOFF_MAX) * random.uniform(0.5, 1.5)
 
 
 def _error_from(error: grpc.RpcError, address: str) -> FityardError:
@@ -471,6 +507,29 @@ class Client:
 
     def _upload_file(self, path: Path, name: str, progress: bool | None) -> Dataset:
         size = path.stat().st_size
+        attempt = 0
+        while True:
+            try:
+                response, digest = self._upload_once(path, name, size, progress)
+                break
+            except grpc.RpcError as error:
+                delay = _retry_delay(error)  # the gateway is busy: try again in a moment
+                attempt += 1
+                if delay is None or attempt >= TRANSFER_ATTEMPTS:
+                    raise _error_from(error, self.address) from None
+                time.sleep(_backoff(delay, attempt - 1))
+        dataset = Dataset.from_proto(response.dataset)
+        if dataset.sha256 != digest.hexdigest():
+            raise FityardError(
+                grpc.StatusCode.DATA_LOSS,
+                f"dataset {dataset.id!r} was stored with sha256 {dataset.sha256} but {path} hashes to "
+                f"{digest.hexdigest()}; the bytes were changed on the way (or the file changed while "
+                "uploading): upload it again",
+            )
+        return dataset
+
+    def _upload_once(self, path: Path, name: str, size: int, progress: bool | None):
+        """One Upload call streaming the file from its start: (response, sha256 of what was sent)."""
         digest = hashlib.sha256()
         with path.open("rb") as f, _progress_bar(size, f"upload {name}", progress) as bar:
 
@@ -481,17 +540,7 @@ class Client:
                     bar.update(len(chunk))
                     yield datasets_pb2.UploadRequest(chunk=chunk)
 
-            with self._rpc():
-                response = self._datasets.Upload(requests())
-        dataset = Dataset.from_proto(response.dataset)
-        if dataset.sha256 != digest.hexdigest():
-            raise FityardError(
-                grpc.StatusCode.DATA_LOSS,
-                f"dataset {dataset.id!r} was stored with sha256 {dataset.sha256} but {path} hashes to "
-                f"{digest.hexdigest()}; the bytes were changed on the way (or the file changed while "
-                "uploading): upload it again",
-            )
-        return dataset
+            return self._datasets.Upload(requests()), digest
 
     def dataset(self, dataset: DatasetRef) -> Dataset:
         """One dataset by id (NOT_FOUND names an unknown id)."""
@@ -629,11 +678,10 @@ class Client:
         if output not in _OUTPUTS:
             raise ValueError(f"output must be 'model', 'predictions' or None, not {output!r}")
         request = jobs_pb2.DownloadJobOutputRequest(job_id=_id_of(job, "job"), output=_OUTPUTS[output])
-        call = self._jobs.DownloadJobOutput(request)
+        call, responses, first = self._open_download(lambda: self._jobs.DownloadJobOutput(request))
         try:
             with self._rpc():
-                responses = iter(call)
-                info = self._output_info(next(responses, None))
+                info = self._output_info(first)
                 if path is not None:
                     return self._receive(responses, info, Path(path), progress)
                 if info.content_type != PARQUET_CONTENT_TYPE:
@@ -647,19 +695,35 @@ class Client:
     def download_dataset(self, dataset: DatasetRef, path: str | os.PathLike, *, progress: bool | None = None) -> Path:
         """Stream an uploaded dataset's Parquet file back to `path` (a file, or
         a directory to keep its name); return the Path."""
-        call = self._datasets.DownloadDataset(
-            datasets_pb2.DownloadDatasetRequest(dataset_id=_id_of(dataset, "dataset"))
-        )
+        request = datasets_pb2.DownloadDatasetRequest(dataset_id=_id_of(dataset, "dataset"))
+        call, responses, first = self._open_download(lambda: self._datasets.DownloadDataset(request))
         try:
             with self._rpc():
-                responses = iter(call)
-                first = next(responses, None)
                 if first is None or first.WhichOneof("payload") != "dataset":
                     raise FityardError(grpc.StatusCode.DATA_LOSS, "the server did not describe the dataset first")
                 info = jobs_pb2.OutputInfo(size_bytes=first.dataset.size_bytes, filename=first.dataset.name)
                 return self._receive(responses, info, Path(path), progress)
         finally:
             call.cancel()
+
+    def _open_download(self, start):
+        """Start a download call (`start()`) and read its first message:
+        (call, the rest of its responses, first message or None). A call
+        the gateway refuses for being busy is started again after a while;
+        nothing has been written yet at that point."""
+        attempt = 0
+        while True:
+            call = start()
+            responses = iter(call)
+            try:
+                return call, responses, next(responses, None)
+            except grpc.RpcError as error:
+                call.cancel()
+                delay = _retry_delay(error)
+                attempt += 1
+                if delay is None or attempt >= TRANSFER_ATTEMPTS:
+                    raise _error_from(error, self.address) from None
+                time.sleep(_backoff(delay, attempt - 1))
 
     @staticmethod
     def _output_info(first: jobs_pb2.DownloadJobOutputResponse | None) -> jobs_pb2.OutputInfo:

@@ -12,8 +12,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-# Large enough for 4 MiB upload chunks plus framing.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# One per-message limit for servers, channels and the SDK (fityard/limits.py).
+from fityard.limits import MAX_MESSAGE_BYTES
 
 
 def setup_logging(service: str) -> logging.Logger:

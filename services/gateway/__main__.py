@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -22,10 +21,10 @@ async def main() -> None:
     log = setup_logging("gateway")
     config = Config.from_env()
     stop = stop_event()
-    # Every transfer holds a thread (the store's reader or writer) for its
-    # whole duration; asyncio's default pool (cores + 4) would cap the
-    # gateway at a handful of concurrent uploads and downloads.
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="store"))
+    # Uploads and downloads do not use asyncio's default thread pool: each
+    # admitted transfer has a thread of its own (FITYARD_MAX_TRANSFERS of
+    # them at most; see transfer.py). The default pool only serves short
+    # store calls (ensure_ready, deleting a half-recorded upload).
     store = open_store(config.storage)
     await asyncio.to_thread(store.ensure_ready)
     nc = await bus.connect(config.nats_url, "fityard-gateway")
@@ -52,7 +51,13 @@ async def main() -> None:
     datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetService(gateway), server.server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(gateway), server.server)
     await server.start()
-    log.info("gateway listening on port %d (store: %s)", server.port, config.storage.backend)
+    log.info(
+        "gateway listening on port %d (store: %s; at most %d transfers at once, idle ones ended after %gs)",
+        server.port,
+        config.storage.backend,
+        config.max_transfers,
+        config.transfer_idle_seconds,
+    )
     await stop.wait()
     log.info("stopping")
     await server.stop()

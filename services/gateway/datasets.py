@@ -14,7 +14,7 @@ from services.common.records import encode, list_records, new_id, now
 
 from .context import DATASET_ID_EXAMPLE, Gateway, next_token, page_bounds, require_record, tenant_of
 from .parquet_check import ParquetChecker
-from .transfer import Inbound, open_object
+from .transfer import transfers_for
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,17 @@ async def _file_chunks(requests: AsyncIterator[datasets_pb2.UploadRequest]) -> A
 class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
     def __init__(self, gateway: Gateway):
         self.gw = gateway
+        self.transfers = transfers_for(gateway)
 
     @errors.handle_errors
     async def Upload(self, request_iterator, context):
+        # Admitted (or refused) before anything is read: see transfer.py.
+        with self.transfers.admit("upload"):
+            return await self._upload(request_iterator, context)
+
+    async def _upload(self, request_iterator, context) -> datasets_pb2.UploadResponse:
         tenant = tenant_of(context)
-        first = await anext(request_iterator, None)
+        first = await self.transfers.first_message(request_iterator)
         if first is None or first.WhichOneof("payload") != "header":
             raise errors.invalid_argument(
                 "header", "the first message must carry the header (name, optional size_bytes and sha256); chunks follow"
@@ -54,17 +60,17 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
             expected_sha256=header.sha256,
             max_bytes=self.gw.config.max_upload_bytes,
         )
-        inbound = Inbound(_file_chunks(request_iterator))
-        receiving = asyncio.create_task(inbound.pump())
+        info = await self.transfers.receive(key, _file_chunks(request_iterator), checker.feed, checker.finish)
         try:
-            info = await asyncio.to_thread(
-                self.gw.store.write_stream, key, inbound.blocking_chunks(checker.feed, checker.finish)
-            )
-        except asyncio.CancelledError:
-            inbound.abort()  # the writer thread sees it and the store aborts
+            # Is the client still there to be told? gRPC ends the request
+            # stream the same way when it drops a message over the size
+            # limit (fityard.limits.MAX_MESSAGE_BYTES; the client is told
+            # RESOURCE_EXHAUSTED) as when the client has sent everything;
+            # an operation on the call tells them apart.
+            await context.send_initial_metadata(())
+        except BaseException:
+            self.transfers.discard(key)
             raise
-        finally:
-            receiving.cancel()
         dataset = datasets_pb2.Dataset(
             id=dataset_id,
             name=header.name,
@@ -96,10 +102,13 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
     async def DownloadDataset(self, request, context):
         tenant = tenant_of(context)
         dataset = await self._dataset(tenant, request.dataset_id)
-        _, chunks = await open_object(self.gw.store, dataset_key(tenant, dataset.id), f"dataset {dataset.id!r}")
-        yield datasets_pb2.DownloadDatasetResponse(dataset=dataset)
-        async for chunk in chunks:
-            yield datasets_pb2.DownloadDatasetResponse(chunk=chunk)
+        await self.transfers.send(
+            context,
+            dataset_key(tenant, dataset.id),
+            f"dataset {dataset.id!r}",
+            lambda info: datasets_pb2.DownloadDatasetResponse(dataset=dataset),
+            lambda chunk: datasets_pb2.DownloadDatasetResponse(chunk=chunk),
+        )
 
     @errors.handle_errors
     async def ListDatasets(self, request, context):

@@ -10,7 +10,7 @@ from services.common.records import TERMINAL_STATES, list_records, watch_record
 from services.common.jobs import state_name
 
 from .context import DATASET_ID_EXAMPLE, JOB_ID_EXAMPLE, Gateway, next_token, page_bounds, require_record, tenant_of
-from .transfer import open_object
+from .transfer import transfers_for
 
 # Forwarded commands are quick; a scheduler that does not answer in this time
 # is reported as DEADLINE_EXCEEDED rather than hanging the caller.
@@ -106,11 +106,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 "output", f"job {job.id!r} produced {produces}, not {jobs_pb2.JobOutput.Name(output)}"
             )
         key_of, suffix, content_type = _OUTPUT_FILES[output]
-        info, chunks = await open_object(self.gw.store, key_of(tenant, job.id), f"the {suffix} of job {job.id!r}")
-        yield jobs_pb2.DownloadJobOutputResponse(
-            info=jobs_pb2.OutputInfo(
-                output=output, size_bytes=info.size, filename=f"{job.id}.{suffix}", content_type=content_type
-            )
+        await transfers_for(self.gw).send(
+            context,
+            key_of(tenant, job.id),
+            f"the {suffix} of job {job.id!r}",
+            lambda info: jobs_pb2.DownloadJobOutputResponse(
+                info=jobs_pb2.OutputInfo(
+                    output=output, size_bytes=info.size, filename=f"{job.id}.{suffix}", content_type=content_type
+                )
+            ),
+            lambda chunk: jobs_pb2.DownloadJobOutputResponse(chunk=chunk),
         )
-        async for chunk in chunks:
-            yield jobs_pb2.DownloadJobOutputResponse(chunk=chunk)
