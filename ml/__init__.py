@@ -1,23 +1,36 @@
 """Model training for fityard: `fit` and `predict` on Parquet files.
 
-The names from ml.model (fit, predict, DataError, FitSummary, PredictSummary)
-load on first use (PEP 562): `from ml.params import validate_params` imports
-this package first, and the gateway and scheduler must not pay for pandas and
+The names from ml.model (fit, predict, FitSummary, PredictSummary) load on
+first use (PEP 562): `from ml.params import validate_params` imports this
+package first, and the gateway and scheduler must not pay for pandas and
 scikit-learn to check a few numbers. The trainer's worker touches `ml.fit`
-once at start and so pays the import there.
+once at start and so pays the import there. DataError and the message bounds
+(`bounded`, `name_list`) come from ml.messages, which is light, so any
+service can cap a message or catch a DataError without that import.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ml.messages import DataError, bounded, name_list
 from ml.params import to_sklearn_kwargs, validate_params
 
-__all__ = ["DataError", "FitSummary", "PredictSummary", "fit", "predict", "to_sklearn_kwargs", "validate_params"]
+__all__ = [
+    "DataError",
+    "FitSummary",
+    "PredictSummary",
+    "bounded",
+    "fit",
+    "name_list",
+    "predict",
+    "to_sklearn_kwargs",
+    "validate_params",
+]
 
-_MODEL_NAMES = {"DataError", "FitSummary", "PredictSummary", "fit", "predict"}
+_MODEL_NAMES = {"FitSummary", "PredictSummary", "fit", "predict"}
 
 if TYPE_CHECKING:
-    from ml.model import DataError, FitSummary, PredictSummary, fit, predict
+    from ml.model import FitSummary, PredictSummary, fit, predict
 
 
 def __getattr__(name: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import math
+import pickle
 import subprocess
 import sys
 from numbers import Integral, Real
@@ -12,6 +13,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -19,6 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 import ml
 from fityard.data import make_data
 from fityard.v1 import jobs_pb2
+from ml.messages import name_list
 from ml.params import EARLY_STOPPING, NAMES, RANGES, to_sklearn_kwargs, validate_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +43,13 @@ def model_path(files, tmp_path_factory):
     return path
 
 
-def write(df: pd.DataFrame, path):
-    df.to_parquet(path, index=False)
+def write(df: pd.DataFrame | pa.Table, path):
+    """Write Parquet; an Arrow table for what pandas will not write (two
+    columns of one name, lists as labels, bytes…)."""
+    if isinstance(df, pa.Table):
+        pq.write_table(df, path)
+    else:
+        df.to_parquet(path, index=False)
     return path
 
 
@@ -64,6 +73,16 @@ def small_train(**extra) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     a = rng.normal(size=200)
     return pd.DataFrame({"a": a, "b": rng.normal(size=200), **extra, "y": (a > 0).astype(int)})
+
+
+def arrow_train(names=None, **columns) -> pa.Table:
+    """small_train as an Arrow table, columns replaced or added as given
+    (Arrow values or anything pa.array takes), renamed to `names` if given."""
+    data = {name: pa.array(column.to_numpy()) for name, column in small_train().items()}
+    for name, values in columns.items():
+        data[name] = values if isinstance(values, pa.Array) else pa.array(values)
+    table = pa.table(data)
+    return table.rename_columns(names) if names else table
 
 
 # -- seed data ---------------------------------------------------------------
@@ -110,7 +129,7 @@ def test_fit_then_predict_gives_one_column_y_for_every_row(files, tmp_path):
     assert list(predictions.columns) == ["y"] and len(predictions) == len(truth)
     assert (predictions["y"] == truth["y"]).mean() > 0.85  # chance is 0.5
 
-    assert f"fitting on {ROWS * 3 // 4} rows × 50 features" in [message for _, message in fit_progress]
+    assert f"fitting on {ROWS * 3 // 4:,} rows × 50 features" in [message for _, message in fit_progress]
     for reports in (fit_progress, predict_progress):
         fractions = [fraction for fraction, _ in reports]
         assert fractions == sorted(fractions) and 0 < fractions[0] and fractions[-1] < 1
@@ -177,14 +196,14 @@ def test_training_file_without_y_lists_the_columns_found(files, tmp_path):
     with pytest.raises(ml.DataError) as raised:
         ml.fit(files["bad_train"], tmp_path / "model.joblib")
     assert str(raised.value) == (
-        f"training data has no column 'y'; columns found: {', '.join(FEATURES)}. "
+        f"training data has no column 'y'; columns found: {', '.join(FEATURES[:20])}, … and 30 more. "
         "Add the target column 'y' (the label to learn) and upload again."
     )
 
 
 def test_a_long_column_list_is_cut_short(tmp_path):
     message = fit_error(pd.DataFrame({f"f{i}": [1.0] for i in range(80)}), tmp_path)
-    assert "f0, f1," in message and "f49, … and 30 more." in message and "f50" not in message
+    assert "f0, f1," in message and "f19, … and 60 more." in message and "f20" not in message
 
 
 def test_a_capitalised_target_gets_a_rename_hint(tmp_path):
@@ -257,7 +276,8 @@ def test_every_missing_feature_is_listed(files, model_path, tmp_path):
         pytest.param(lambda t: t.iloc[:0], "prediction data has 0 rows", id="zero-rows"),
         pytest.param(
             lambda t: t.assign(col_7="n/a"),
-            "prediction data has 1 feature column HistGradientBoostingClassifier cannot use: col_7 (str).",
+            "prediction data has 1 feature column holding other values than the model was trained on: "
+            "col_7 (str here, numbers in training). Store it as in the training data",
             id="text-in-a-number-column",
         ),
     ],
@@ -278,6 +298,384 @@ def test_a_file_that_is_not_parquet_is_a_data_error(kind, model_path, tmp_path):
     what = "training" if kind == "fit" else "prediction"
     assert str(raised.value).startswith(f"could not read {what} data as Parquet: ")
     assert str(tmp_path) not in str(raised.value)  # a server-side temp path means nothing to the user
+
+
+# -- messages stay small enough to travel (NATS, gRPC) -----------------------------
+
+
+def test_name_list_shows_twenty_names_each_cut_short():
+    names = [f"c{i}" for i in range(100)]
+    assert name_list(names) == ", ".join(names[:20]) + ", … and 80 more"
+    assert name_list(names[:20]) == ", ".join(names[:20])
+    assert name_list(iter(names), limit=3) == "c0, c1, c2, … and 97 more"
+    assert name_list(["x" * 1000]) == "x" * 63 + "…"
+    assert name_list(range(12_345), limit=1) == "0, … and 12,344 more"
+    assert name_list([]) == "(none)"
+
+
+def test_name_list_quotes_names_that_would_be_invisible_or_ambiguous():
+    assert name_list(["y ", "", "a, b", "tab\there", "plain"]) == "'y ', '', 'a, b', 'tab\\there', plain"
+    assert name_list([" " + "s" * 100]) == repr(" " + "s" * 62 + "…")
+    assert name_list(["price"], describe=lambda name: "str") == "price (str)"
+    assert name_list(["p" * 100], describe=lambda name: "str") == "p" * 63 + "… (str)"  # never cut away
+
+
+def test_bounded_keeps_the_start_and_says_how_much_was_cut():
+    assert ml.bounded("short") == "short"
+    assert ml.bounded("x" * 4096) == "x" * 4096
+    text = "".join(f"line {i}\n" for i in range(100_000))
+    cut = ml.bounded(text)
+    assert len(cut.encode()) <= 4096 and cut.startswith("line 0\nline 1\n")
+    kept = cut.index("… [")
+    assert cut[kept:] == f"… [{len(text) - kept:,} more characters cut]" and text.startswith(cut[:kept])
+    assert len(cut.encode()) > 4000  # the budget is used, not wasted
+    assert len(ml.bounded(text, 100).encode()) <= 100
+
+
+def test_bounded_counts_utf8_bytes_and_keeps_whole_characters():
+    cut = ml.bounded("é" * 10_000, 1000)  # 2 bytes each
+    assert len(cut.encode()) <= 1000 and cut.startswith("é" * 450) and "\ufffd" not in cut
+    euros = ml.bounded("€" * 400, 1000)  # 400 characters but 1,200 bytes: cut
+    assert len(euros.encode()) <= 1000
+    assert euros.endswith(f"€… [{400 - euros.index('… ['):,} more characters cut]")
+
+
+def test_bounded_can_keep_the_end_too():
+    """For a traceback the last line (the error) matters most."""
+    text = "Traceback (most recent call last):\n" + "x" * 100_000 + "\nValueError: the real reason"
+    cut = ml.bounded(text, 500, tail=100)
+    assert cut.startswith("Traceback (most recent call last):\n") and cut.endswith("\nValueError: the real reason")
+    assert "characters cut] …" in cut and len(cut.encode()) <= 500
+
+
+def test_a_data_error_caps_its_own_message_keeping_what_and_how_to_fix():
+    error = ml.DataError("column " + "x" * 1_000_000 + " is bad. Rename it and upload again.")
+    message = str(error)
+    assert ml.DataError.LIMIT == 4096 and len(message.encode()) <= 4096
+    assert message.startswith("column xxx") and message.endswith(" is bad. Rename it and upload again.")
+    assert str(pickle.loads(pickle.dumps(error))) == message  # crosses the worker's pipe unchanged
+    assert str(ml.DataError("short")) == "short"
+
+
+def test_a_wide_file_without_y_gets_a_small_message(tmp_path):
+    """No y, 3,000 columns, the first named with a million characters: the
+    message (once larger than a NATS message) is a few hundred bytes."""
+    names = ["n" * 1_000_000, *(f"feature_{i}" for i in range(1, 3000))]
+    pq.write_table(pa.table([pa.array([1.0])] * len(names), names=names), tmp_path / "wide.parquet")
+    with pytest.raises(ml.DataError) as raised:
+        ml.fit(tmp_path / "wide.parquet", tmp_path / "model.joblib")
+    message = str(raised.value)
+    assert len(message.encode()) < 1000
+    assert message.startswith("training data has no column 'y'; columns found: " + "n" * 63 + "…, feature_1, ")
+    assert message.endswith(
+        "feature_19, … and 2,980 more. Add the target column 'y' (the label to learn) and upload again."
+    )
+
+
+LONG = "a_feature_name_of_more_than_sixty_four_characters_which_is_cut_short_in_messages"
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        pytest.param(
+            lambda: small_train(**{f"{LONG}_{i}": "text" for i in range(50)}),
+            "training data has 50 feature columns HistGradientBoostingClassifier cannot use: "
+            f"{LONG[:63]}… (str), ",
+            id="unusable",
+        ),
+        pytest.param(
+            lambda: small_train(**{f"{LONG}_{i}": np.nan for i in range(50)}),
+            f"training data has 50 feature columns with no values (missing in every row): {LONG[:63]}…, ",
+            id="empty",
+        ),
+        pytest.param(
+            lambda: pa.table([pa.array([0, 1])] * 101, names=[f"{LONG}_{i}" for i in range(50)] * 2 + ["y"]),
+            f"training data has more than one column named {LONG[:63]}… (2 times), {LONG[:63]}… (2 times), ",
+            id="duplicates",
+        ),
+    ],
+)
+def test_every_list_in_a_training_message_is_abbreviated(make, expected, tmp_path):
+    message = fit_error(make(), tmp_path)
+    assert message.startswith(expected) and LONG not in message and len(message.encode()) < 2000
+    assert "… and 30 more" in message
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        pytest.param(
+            lambda t: t.drop(columns=FEATURES),
+            "prediction data is missing 50 columns the model was trained on: col_0, col_1, ",
+            id="missing",
+        ),
+        pytest.param(
+            lambda t: t.assign(**{name: "n/a" for name in FEATURES}),
+            "prediction data has 50 feature columns holding other values than the model was trained on: "
+            "col_0 (str here, numbers in training), ",
+            id="mismatched",
+        ),
+    ],
+)
+def test_every_list_in_a_prediction_message_is_abbreviated(change, expected, files, model_path, tmp_path):
+    message = predict_error(change(pd.read_parquet(files["test"])), model_path, tmp_path)
+    assert message.startswith(expected) and "col_19" in message and "col_20," not in message
+    assert ", … and 30 more" in message
+
+
+# -- too many classes: refused before any work ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        pytest.param(np.arange(1500), id="integers"),
+        pytest.param([f"customer-{i}" for i in range(1500)], id="strings"),
+        pytest.param(np.arange(1500) * 1.0, id="whole-floats"),
+    ],
+)
+def test_too_many_classes_is_refused_before_fitting(labels, tmp_path, monkeypatch):
+    df = pd.DataFrame({"a": np.arange(1500) % 7, "y": labels})
+    reports = []
+    # Not even sklearn's type_of_target (it sorts the labels: seconds for millions of them).
+    monkeypatch.setattr("ml.model.type_of_target", lambda y: pytest.fail("type_of_target was called"))
+    with pytest.raises(ml.DataError) as raised:
+        ml.fit(write(df, tmp_path / "t.parquet"), tmp_path / "m.joblib", progress=lambda _, m: reports.append(m))
+    message = str(raised.value)
+    assert message.startswith("column 'y' has 1,500 distinct values (e.g. ")
+    assert (
+        "; a classifier supports at most 1,000 classes (FITYARD_MAX_CLASSES): is y a continuous quantity or an id? "
+        in message
+    )
+    assert reports == ["reading training data"]  # no fitting started
+
+
+def test_max_classes_is_set_by_the_caller(tmp_path):
+    path = write(small_train().assign(y=np.arange(200) % 20), tmp_path / "t.parquet")
+    with pytest.raises(ml.DataError, match="^column 'y' has 20 distinct values .* at most 10 classes"):
+        ml.fit(path, tmp_path / "m.joblib", params=QUICK, max_classes=10)
+    assert ml.fit(path, tmp_path / "m.joblib", params=QUICK, max_classes=20).classes == list(range(20))
+    assert ml.fit(path, tmp_path / "m.joblib", params=QUICK, max_classes=None).classes == list(range(20))
+
+
+def test_a_continuous_y_with_many_values_is_still_called_continuous(tmp_path):
+    """The continuous check comes first: it is the better explanation."""
+    message = fit_error(pd.DataFrame({"a": np.arange(1500.0), "y": np.linspace(0, 1, 1500)}), tmp_path)
+    assert message.startswith("'y' must hold class labels (such as 0/1 or 'cat'/'dog') but holds continuous values")
+
+
+# -- what users can send: a DataError naming the column, or it works ---------------
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        pytest.param(
+            arrow_train(names=["a", "a", "y"]),
+            "training data has more than one column named a (2 times). Each column needs its own name: "
+            "rename or drop the duplicates and upload again.",
+            id="duplicate-column-names",
+        ),
+        pytest.param(
+            arrow_train(names=["a", "y", "y"]),
+            "training data has more than one column named y (2 times).",
+            id="duplicate-y",
+        ),
+        pytest.param(
+            arrow_train(tags=[[1.0, 2.0]] * 200, point=[{"x": 1, "y": 2}] * 200),
+            "training data has 2 feature columns HistGradientBoostingClassifier cannot use: "
+            "tags (lists), point (structs). Encode them as numbers",
+            id="lists-and-structs",
+        ),
+        pytest.param(
+            small_train(tags=pd.Series([[1], None] * 100, dtype=pd.ArrowDtype(pa.list_(pa.int64())))),
+            "training data has 1 feature column HistGradientBoostingClassifier cannot use: tags (lists).",
+            id="arrow-list-written-by-pandas",  # its pandas metadata cannot be read back by pandas
+        ),
+        pytest.param(
+            arrow_train(day=pa.array([19000] * 200, pa.date32()), at=pa.array([60] * 200, pa.time32("s"))),
+            "cannot use: day (dates), at (times of day).",
+            id="dates-and-times",
+        ),
+        pytest.param(arrow_train(y=[[0]] * 100 + [[1]] * 100), "but holds lists, e.g. [0], [0], [0].", id="list-y"),
+        pytest.param(arrow_train(y=[{"c": 0}, {"c": 1}] * 100), "but holds structs, e.g. ", id="struct-y"),
+        pytest.param(
+            arrow_train(y=[b"no", b"yes"] * 100),
+            "'y' must hold class labels (such as 0/1 or 'cat'/'dog') but holds bytes, e.g. b'no', b'yes', b'no'. "
+            "Put one label (a number or a text) in each row of 'y'",
+            id="bytes-y",
+        ),
+        pytest.param(small_train().assign(y=np.nan), "'y' is missing in 200 of 200 rows", id="all-missing-y"),
+        pytest.param(
+            arrow_train(y=pa.nulls(200)), "'y' is missing in 200 of 200 rows", id="all-null-y"
+        ),
+        pytest.param(
+            small_train().assign(y=[1.0, np.inf, 0.0, -np.inf] * 50),
+            "'y' is infinite (inf or -inf) in 100 of 200 rows; every training row needs a class label.",
+            id="infinite-y",
+        ),
+        pytest.param(
+            small_train().rename(columns={"y": "y "}),
+            "training data has no column 'y' (found 'y ': rename it to 'y'; names must match exactly, in case "
+            "and spaces); columns found: a, b, 'y '.",
+            id="y-with-a-space",
+        ),
+        pytest.param(
+            small_train().assign(y=[0, 1, 2] + [0, 1] * 98 + [0]),
+            "early stopping holds out 20 of 200 rows for validation, stratified by class, so every class in 'y' "
+            "needs at least 2 rows; 1 class has only one: 2. Add rows of that class or drop it, or fit with the "
+            'parameter early_stopping set to "false", and upload again.',
+            id="early-stopping-single-row-class",
+        ),
+        pytest.param(
+            small_train().assign(y=np.arange(200) % 40),
+            "early stopping holds out 20 of 200 rows for validation, stratified by class, which is too few rows "
+            "for the 40 classes in 'y'.",
+            id="early-stopping-too-many-classes",
+        ),
+    ],
+)
+def test_user_data_errors_are_data_errors(data, expected, tmp_path):
+    assert expected in fit_error(data, tmp_path, params={"early_stopping": True, "max_iter": 5})
+
+
+def test_early_stopping_is_on_by_default_above_10000_rows(tmp_path):
+    df = pd.DataFrame({"a": np.arange(10_001) % 9, "y": [0, 1] * 5000 + [2]})
+    assert "1 class has only one: 2." in fit_error(df, tmp_path)
+    params = to_sklearn_kwargs({"early_stopping": "false", "max_iter": 2})
+    assert ml.fit(write(df, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=params).classes == [0, 1, 2]
+
+
+def test_a_y_written_as_the_index_gets_a_hint(tmp_path):
+    small_train().set_index("y").to_parquet(tmp_path / "t.parquet")  # index=True by default for a named index
+    with pytest.raises(ml.DataError) as raised:
+        ml.fit(tmp_path / "t.parquet", tmp_path / "m.joblib")
+    assert str(raised.value).startswith(
+        "training data has no column 'y' (y is the file's index: write the file with index=False after "
+        "reset_index()); columns found: a, b."
+    )
+
+
+@pytest.mark.parametrize(
+    "labels, classes, dtype",
+    [
+        pytest.param(pd.array([False, True] * 100, dtype=bool), [False, True], "bool", id="boolean"),
+        pytest.param(pd.array([0, 1] * 100, dtype="Int64"), [0, 1], "int64", id="nullable-integer"),
+        pytest.param(pd.array([0, 1] * 100, dtype="int64[pyarrow]"), [0, 1], "int64", id="arrow-integer"),
+        pytest.param([decimal.Decimal("0"), decimal.Decimal("1")] * 100, [0, 1], "int64", id="decimal"),
+        pytest.param(pd.Categorical(["no", "yes"] * 100), ["no", "yes"], "object", id="category"),
+        pytest.param(pd.array(["no", "yes"] * 100, dtype="string"), ["no", "yes"], "object", id="string"),
+    ],
+)
+def test_labels_of_many_types_work_and_come_back_as_written(labels, classes, dtype, tmp_path):
+    df = small_train().assign(y=labels)
+    assert ml.fit(write(df, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=QUICK).classes == classes
+    ml.predict(tmp_path / "m.joblib", tmp_path / "t.parquet", tmp_path / "p.parquet")
+    predictions = pd.read_parquet(tmp_path / "p.parquet")["y"]
+    assert set(predictions) == set(classes) and (predictions.dtype == dtype or dtype == "object")
+
+
+def test_a_dictionary_encoded_y_works(tmp_path):
+    table = arrow_train(y=pa.array(["no", "yes"] * 100).dictionary_encode())
+    assert ml.fit(write(table, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=QUICK).classes == ["no", "yes"]
+
+
+def test_a_feature_named_y_with_a_space_is_just_a_feature(tmp_path):
+    summary = ml.fit(write(small_train(**{"y ": 1.0}), tmp_path / "t.parquet"), tmp_path / "m.joblib", params=QUICK)
+    assert summary.features == ["a", "b", "y "]
+
+
+def test_features_in_nullable_and_arrow_types_work(tmp_path):
+    """pandas writes these types into the file's metadata and reads them
+    back; scikit-learn cannot convert their missing values itself."""
+    train = small_train(
+        text=pd.array(["1.5", None] * 100, dtype="string"),
+        count=pd.array([1, None] * 100, dtype="Int64"),
+        flag=pd.array([True, None] * 100, dtype="boolean"),
+        ratio=pd.array([0.5, None] * 100, dtype="float64[pyarrow]"),
+        price=pd.array([decimal.Decimal("1.25"), None] * 100, dtype=pd.ArrowDtype(pa.decimal128(10, 2))),
+    )
+    summary = ml.fit(write(train, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=QUICK)
+    assert summary.features == ["a", "b", "text", "count", "flag", "ratio", "price"]
+    assert ml.predict(tmp_path / "m.joblib", tmp_path / "t.parquet", tmp_path / "p.parquet").rows == 200
+
+
+@pytest.fixture(scope="module")
+def category_model(tmp_path_factory):
+    """A model with a numeric feature `a` and a categorical (text) one, `colour`."""
+    path = tmp_path_factory.mktemp("category") / "model.joblib"
+    train = small_train(colour=pd.Categorical(["red", "blue"] * 100))
+    ml.fit(write(train, path.with_suffix(".parquet")), path, params=QUICK)
+    return path
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        pytest.param(
+            small_train(colour=[1, 2] * 100),
+            "prediction data has 1 feature column holding other values than the model was trained on: "
+            "colour (int64 here, text in training). Store it as in the training data (numbers for numbers, "
+            "text for categories) and upload again.",
+            id="numbers-for-categories",
+        ),
+        pytest.param(
+            arrow_train(colour=[b"red", b"blue"] * 100),
+            "colour (bytes here, text in training)",
+            id="bytes-for-categories",  # every value would be an unknown category, silently
+        ),
+        pytest.param(
+            arrow_train(colour=[["red"]] * 200), "colour (lists here, text in training)", id="lists-for-categories"
+        ),
+        pytest.param(
+            small_train(colour="red").assign(a=pd.Categorical(["low", "high"] * 100)),
+            "a (category of text here, numbers in training)",
+            id="categories-for-numbers",
+        ),
+        pytest.param(
+            arrow_train(colour=["red"] * 200, a=[[1.0]] * 200),
+            "a (lists here, numbers in training)",
+            id="lists-for-numbers",
+        ),
+        pytest.param(
+            arrow_train(names=["a", "b", "colour", "colour"], colour=["red"] * 200),
+            "prediction data has more than one column named colour (2 times).",
+            id="duplicate-column-names",
+        ),
+    ],
+)
+def test_prediction_data_of_another_type_than_training_is_a_data_error(data, expected, category_model, tmp_path):
+    assert expected in predict_error(data, category_model, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(small_train(colour=["red", "green"] * 100)[["y", "colour", "b", "a"]], id="reordered-and-y"),
+        pytest.param(small_train(colour=pd.Categorical(["green", None] * 100)), id="other-categories"),
+        pytest.param(arrow_train(colour=pa.nulls(200), b=pa.nulls(200)), id="all-missing"),
+        pytest.param(
+            small_train(colour="red").assign(a=pd.array(["1.5", None] * 100, dtype="string")), id="numbers-as-text"
+        ),
+        pytest.param(small_train(colour="red").assign(a=[True, False] * 100), id="booleans-for-numbers"),
+        pytest.param(small_train(colour="red").assign(a=pd.Categorical([1.5, 2.5] * 100)), id="number-categories"),
+    ],
+)
+def test_prediction_data_that_should_work_works(data, category_model, tmp_path):
+    out = tmp_path / "predictions.parquet"
+    assert ml.predict(category_model, write(data, tmp_path / "data.parquet"), out).rows == 200
+    assert list(pd.read_parquet(out).columns) == ["y"]
+
+
+def test_a_feature_written_as_the_index_gets_a_hint(model_path, files, tmp_path):
+    pd.read_parquet(files["test"]).set_index("col_0").to_parquet(tmp_path / "data.parquet")
+    with pytest.raises(ml.DataError) as raised:
+        ml.predict(model_path, tmp_path / "data.parquet", tmp_path / "predictions.parquet")
+    assert str(raised.value).startswith(
+        "prediction data is missing 1 column the model was trained on: col_0 (col_0 is the file's index: "
+        "write the file with index=False after reset_index())."
+    )
 
 
 # -- parameters -------------------------------------------------------------------
