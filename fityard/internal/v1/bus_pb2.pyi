@@ -11,13 +11,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JobTask(_message.Message):
-    __slots__ = ("job",)
+    __slots__ = ("job", "model_attempt")
     JOB_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     job: _jobs_pb2.Job
-    def __init__(self, job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ...) -> None: ...
+    model_attempt: int
+    def __init__(self, job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ..., model_attempt: _Optional[int] = ...) -> None: ...
 
 class TrainerEvent(_message.Message):
-    __slots__ = ("job_id", "tenant", "state", "progress", "progress_message", "error", "outputs", "rows", "trainer_id", "attempt", "time", "cores")
+    __slots__ = ("job_id", "tenant", "state", "progress", "progress_message", "error", "outputs", "rows", "trainer_id", "attempt", "time", "cores", "lost_attempts")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +32,7 @@ class TrainerEvent(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     CORES_FIELD_NUMBER: _ClassVar[int]
+    LOST_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     tenant: str
     state: _jobs_pb2.JobState
@@ -42,4 +45,5 @@ class TrainerEvent(_message.Message):
     attempt: int
     time: _timestamp_pb2.Timestamp
     cores: int
-    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., state: _Optional[_Union[_jobs_pb2.JobState, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[_jobs_pb2.JobOutput, str]]] = ..., rows: _Optional[int] = ..., trainer_id: _Optional[str] = ..., attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cores: _Optional[int] = ...) -> None: ...
+    lost_attempts: int
+    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., state: _Optional[_Union[_jobs_pb2.JobState, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[_jobs_pb2.JobOutput, str]]] = ..., rows: _Optional[int] = ..., trainer_id: _Optional[str] = ..., attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cores: _Optional[int] = ..., lost_attempts: _Optional[int] = ...) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from fityard.v1 import jobs_pb2 as fityard_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#fityard/internal/v1/scheduler.proto\x12\x13\x66ityard.internal.v1\x1a\x15\x66ityard/v1/jobs.proto\"\x92\x01\n\x10SubmitJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.fityard.v1.JobKind\x12\x12\n\ndataset_id\x18\x03 \x01(\t\x12\x10\n\x08model_id\x18\x04 \x01(\t\x12%\n\x06params\x18\x05 \x01(\x0b\x32\x15.fityard.v1.FitParams\"1\n\x11SubmitJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"1\n\x11\x43\x61ncelJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job2\xca\x01\n\x10SchedulerService\x12Z\n\tSubmitJob\x12%.fityard.internal.v1.SubmitJobRequest\x1a&.fityard.internal.v1.SubmitJobResponse\x12Z\n\tCancelJob\x12%.fityard.internal.v1.CancelJobRequest\x1a&.fityard.internal.v1.CancelJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#fityard/internal/v1/scheduler.proto\x12\x13\x66ityard.internal.v1\x1a\x15\x66ityard/v1/jobs.proto\"\xbf\x01\n\x10SubmitJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.fityard.v1.JobKind\x12\x12\n\ndataset_id\x18\x03 \x01(\t\x12\x10\n\x08model_id\x18\x04 \x01(\t\x12%\n\x06params\x18\x05 \x01(\x0b\x32\x15.fityard.v1.FitParams\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\"1\n\x11SubmitJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"1\n\x11\x43\x61ncelJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job2\xca\x01\n\x10SchedulerService\x12Z\n\tSubmitJob\x12%.fityard.internal.v1.SubmitJobRequest\x1a&.fityard.internal.v1.SubmitJobResponse\x12Z\n\tCancelJob\x12%.fityard.internal.v1.CancelJobRequest\x1a&.fityard.internal.v1.CancelJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fityard.internal.v1.schedul
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUBMITJOBREQUEST']._serialized_start=84
-  _globals['_SUBMITJOBREQUEST']._serialized_end=230
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=232
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=281
-  _globals['_CANCELJOBREQUEST']._serialized_start=283
-  _globals['_CANCELJOBREQUEST']._serialized_end=333
-  _globals['_CANCELJOBRESPONSE']._serialized_start=335
-  _globals['_CANCELJOBRESPONSE']._serialized_end=384
-  _globals['_SCHEDULERSERVICE']._serialized_start=387
-  _globals['_SCHEDULERSERVICE']._serialized_end=589
+  _globals['_SUBMITJOBREQUEST']._serialized_end=275
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=277
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=326
+  _globals['_CANCELJOBREQUEST']._serialized_start=328
+  _globals['_CANCELJOBREQUEST']._serialized_end=378
+  _globals['_CANCELJOBRESPONSE']._serialized_start=380
+  _globals['_CANCELJOBRESPONSE']._serialized_end=429
+  _globals['_SCHEDULERSERVICE']._serialized_start=432
+  _globals['_SCHEDULERSERVICE']._serialized_end=634
 # @@protoc_insertion_point(module_scope)
