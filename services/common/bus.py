@@ -1,12 +1,17 @@
 """The NATS JetStream topology every service shares: streams, consumers, KV
 buckets and subject names, declared once here.
 
-- JOBS stream (work queue), subjects ``jobs.<lane>.<kind>``: the scheduler
-  publishes one message per queued job; trainers share one durable pull
-  consumer, so each job goes to exactly one trainer. A job is acked only
+- JOBS stream (work queue), subjects ``jobs.<lane>.<kind>.<tenant>.<job_id>``:
+  the scheduler publishes one message per queued job; trainers share one
+  durable pull consumer, so each job goes to exactly one trainer. A subject
+  per job lets the scheduler see whether a job's message is still there
+  (reconciliation) and remove it (cancellation) without reading the queue. A job is acked only
   once its outputs are stored; a trainer that dies leaves it to be
   redelivered after ``ack_wait`` (FITYARD_ACK_WAIT_SECONDS), while a live
-  one keeps its job with in-progress heartbeats.
+  one keeps its job with in-progress heartbeats. JetStream redelivers
+  without limit: deliveries are not attempts (a nak on shutdown, a fetch
+  that timed out as the message arrived), so trainers count the attempts
+  that died in the job record and fail the job after FITYARD_MAX_ATTEMPTS.
 - EVENTS stream (work queue), subjects ``events.<tenant>.<job_id>``:
   trainers report RUNNING / progress / SUCCEEDED / FAILED; the scheduler
   folds them into the job records. Durable, so no report is lost while the
@@ -58,8 +63,8 @@ HDR_JOB_ID = "Fityard-Job-Id"
 HDR_MSG_ID = "Nats-Msg-Id"  # JetStream de-duplication
 
 
-def job_subject(lane: str, kind: str) -> str:
-    return f"jobs.{lane}.{kind}"
+def job_subject(lane: str, kind: str, tenant: str, job_id: str) -> str:
+    return f"jobs.{lane}.{kind}.{tenant}.{job_id}"
 
 
 def event_subject(tenant: str, job_id: str) -> str:
@@ -138,7 +143,7 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
             filter_subject="jobs.>",
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=config.ack_wait_seconds,
-            max_deliver=config.max_deliver,
+            max_deliver=-1,  # attempts are counted in the record, not here
             deliver_policy=DeliverPolicy.ALL,
             max_ack_pending=-1,
         ),

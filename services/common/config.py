@@ -140,8 +140,17 @@ class Config:
     # the ack deadline, so three heartbeats can be late before a healthy
     # job is redelivered.
     heartbeat_seconds: float = 2.0
-    # how many times JetStream delivers a job whose trainer died mid-way
-    max_deliver: int = 3
+    # Starts of a job that may end with its trainer or worker dying (killed,
+    # out of memory) before the job FAILS saying so. Handing a job back on
+    # shutdown and waiting for a core do not count.
+    max_attempts: int = 3
+    # A classifier with more classes than this is refused before fitting.
+    max_classes: int = 1000
+    # The longest run a job may be given (its derived or requested limit).
+    max_job_timeout_seconds: float = 7 * 24 * 3600.0
+    # How often the scheduler re-publishes queued jobs whose message is
+    # missing from the JOBS stream (and once at start).
+    reconcile_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -162,5 +171,8 @@ class Config:
             core_leases_dir=_env("FITYARD_CORE_LEASES_DIR", ""),
             ack_wait_seconds=(ack_wait := _env_float("FITYARD_ACK_WAIT_SECONDS", 8.0)),
             heartbeat_seconds=_heartbeat(ack_wait),
-            max_deliver=_env_int("FITYARD_MAX_DELIVER", 3),
+            max_attempts=_env_int("FITYARD_MAX_ATTEMPTS", 3),
+            max_classes=_env_int("FITYARD_MAX_CLASSES", 1000),
+            max_job_timeout_seconds=_env_float("FITYARD_MAX_JOB_TIMEOUT_SECONDS", 7 * 24 * 3600.0),
+            reconcile_seconds=_env_float("FITYARD_RECONCILE_SECONDS", 10.0),
         )

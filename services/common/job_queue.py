@@ -1,0 +1,46 @@
+"""The JOBS stream seen as a queue of jobs: put a job on it, see whether a
+job is still on it, take a job off it.
+
+One message per job, on the job's own subject (bus.job_subject), published
+with the job id as JetStream's de-duplication id, so a publish retried after
+a timeout does not queue the job twice. Shared by submission, cancellation
+and the scheduler's reconciliation, which must agree on all of this.
+"""
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from fityard.internal.v1 import bus_pb2
+from fityard.v1 import jobs_pb2
+
+from . import bus
+from .jobs import kind_name
+from .retry import retrying
+
+
+def subject_of(job: jobs_pb2.Job) -> str:
+    return bus.job_subject(job.lane, kind_name(job.kind), job.tenant, job.id)
+
+
+async def publish(js: JetStreamContext, job: jobs_pb2.Job, model_attempt: int = 0, *, within: float = 10.0) -> None:
+    """Queue `job` (retrying NATS blips for `within` seconds)."""
+    task = bus_pb2.JobTask(job=job, model_attempt=model_attempt).SerializeToString()
+    headers = {bus.HDR_MSG_ID: job.id, bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id}
+    await retrying(lambda: js.publish(subject_of(job), task, headers=headers), f"queueing {job.id}", within=within)
+
+
+async def is_queued(js: JetStreamContext, job: jobs_pb2.Job) -> bool:
+    """True while the job's message is in the stream: waiting, or delivered
+    to a trainer that has not acked it yet."""
+    try:
+        await js.get_last_msg(bus.JOBS_STREAM, subject_of(job))
+    except NotFoundError:
+        return False
+    return True
+
+
+async def remove(js: JetStreamContext, job: jobs_pb2.Job) -> None:
+    """Take the job's message off the stream (a cancelled job): no trainer
+    will be handed it again."""
+    await js.purge_stream(bus.JOBS_STREAM, subject=subject_of(job))
