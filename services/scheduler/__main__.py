@@ -1,21 +1,35 @@
-"""Run the scheduler: `python -m services.scheduler` (settings: FITYARD_* env)."""
+"""Run the scheduler: `python -m services.scheduler` (settings: FITYARD_* env).
+
+Besides its gRPC service it runs two loops: folding trainer events into job
+records, and reconciling queued records with the JOBS stream. If either
+cannot go on, health turns NOT_SERVING and the process exits non-zero, so
+its supervisor (`fityard up`, compose, Kubernetes) restarts it: a scheduler
+that answers health checks but folds no events would strand every job.
+"""
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from fityard.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.common import bus
 from services.common.config import Config
 from services.common.runtime import GrpcServer, setup_logging, stop_event
+from services.common.storage import open_store
 
-from .events import consume_events
+from .admission import Admission
+from .events import EventFolder
+from .outputs import OutputJanitor
+from .reconcile import reconcile_periodically
 from .service import SchedulerService
 
 
-async def main() -> None:
+async def main() -> int:
     log = setup_logging("scheduler")
     config = Config.from_env()
     stop = stop_event()
+    store = open_store(config.storage)
+    await asyncio.to_thread(store.ensure_ready)
     nc = await bus.connect(config.nats_url, "fityard-scheduler")
     js = nc.jetstream()
     await bus.ensure_topology(js, config)
@@ -27,17 +41,29 @@ async def main() -> None:
         [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
     )
     scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(
-        SchedulerService(nc, js, jobs, datasets), server.server
+        SchedulerService(nc, js, jobs, Admission(jobs, datasets, config)), server.server
     )
     await server.start()
     log.info("scheduler listening on port %d, NATS %s", server.port, config.nats_url)
-    events = asyncio.create_task(consume_events(js, jobs, stop))
-    await stop.wait()
-    log.info("stopping")
-    await server.stop()
-    await events
+    janitor = OutputJanitor(store)
+    loops = {
+        asyncio.create_task(EventFolder(js, jobs, janitor).run(stop), name="event folding"),
+        asyncio.create_task(reconcile_periodically(js, jobs, config.reconcile_seconds, stop), name="reconciliation"),
+    }
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({stopping, *loops}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    for loop in done & loops:
+        if loop.cancelled() or loop.exception() is not None or not stop.is_set():
+            log.error("%s stopped: %s; exiting for a restart", loop.get_name(), loop.exception())
+            code = 1
+    stop.set()
+    await server.stop()  # health says NOT_SERVING first
+    await asyncio.gather(*loops, return_exceptions=True)
+    await janitor.drain()
     await nc.drain()
+    return code
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -1,4 +1,5 @@
-"""Admission: the checks a job must pass before it is queued.
+"""Admission: the checks a job must pass before it is queued, and the limits
+it is queued with.
 
 Everything a user can get wrong in a submit request is caught here, before a
 trainer spends time on it, with a message that names the field or id.
@@ -7,6 +8,8 @@ the data.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from google.protobuf.unknown_fields import UnknownFieldSet
 from nats.js.kv import KeyValue
 
@@ -14,66 +17,117 @@ from fityard.internal.v1 import scheduler_pb2
 from fityard.v1 import datasets_pb2, jobs_pb2
 from ml.params import validate_params
 from services.common import errors
+from services.common.config import Config
 from services.common.jobs import params_dict, state_name
 from services.common.records import get_record
 
+# Seconds a job may run per (row x column x boosting round), before the
+# floor and the cap. Hundreds of times what a fit takes on one core, so the
+# derived limit stops only runaway jobs (max_iter=2**31-1 without early
+# stopping), never a healthy one on a slow machine.
+SECONDS_PER_CELL_ROUND = 1e-6
+TIMEOUT_FLOOR_SECONDS = 600.0
+# A derived limit is at most a day; users who need more ask for it.
+DERIVED_TIMEOUT_CAP_SECONDS = 24 * 3600.0
+# scikit-learn's default max_iter for HistGradientBoostingClassifier.
+DEFAULT_MAX_ITER = 100
 
-# Datasets never change once stored (and cannot be deleted yet), so one that
-# was seen once need not be read again: saves a KV round trip per submit.
-# When deletion arrives, this must forget deleted ids (watch the bucket).
-_KNOWN_DATASETS: set[tuple[str, str]] = set()
 _KNOWN_DATASETS_MAX = 100_000
 
 
-async def admit(
-    request: scheduler_pb2.SubmitJobRequest, tenant: str, jobs: KeyValue, datasets: KeyValue
-) -> None:
-    """Raise ApiError if the request cannot become a job."""
-    if request.kind not in (jobs_pb2.JOB_KIND_FIT, jobs_pb2.JOB_KIND_PREDICT):
-        raise errors.invalid_argument("kind", "must be JOB_KIND_FIT or JOB_KIND_PREDICT")
-    if not request.dataset_id:
-        raise errors.invalid_argument("dataset_id", "is required: the id returned by DatasetService.Upload")
-    await _admit_dataset(request.dataset_id, tenant, datasets)
+@dataclass(frozen=True)
+class Admitted:
+    """What the scheduler needs to queue an admitted job."""
+
+    timeout_seconds: float
+    # Predict jobs: the attempt of the model's fit whose output is the model.
+    model_attempt: int = 0
+
+
+class Admission:
+    """Admits jobs against the dataset and job records."""
+
+    def __init__(self, jobs: KeyValue, datasets: KeyValue, config: Config):
+        self.jobs = jobs
+        self.datasets = datasets
+        self.config = config
+        # Datasets never change once stored (and cannot be deleted yet), so
+        # one seen once need not be read again: saves a KV round trip per
+        # submit. When deletion arrives, this must forget deleted ids.
+        self._datasets: dict[tuple[str, str], datasets_pb2.Dataset] = {}
+
+    async def admit(self, request: scheduler_pb2.SubmitJobRequest, tenant: str) -> Admitted:
+        """Raise ApiError if the request cannot become a job."""
+        if request.kind not in (jobs_pb2.JOB_KIND_FIT, jobs_pb2.JOB_KIND_PREDICT):
+            raise errors.invalid_argument("kind", "must be JOB_KIND_FIT or JOB_KIND_PREDICT")
+        if not request.dataset_id:
+            raise errors.invalid_argument("dataset_id", "is required: the id returned by DatasetService.Upload")
+        dataset = await self._dataset(request.dataset_id, tenant)
+        if request.kind == jobs_pb2.JOB_KIND_FIT:
+            problems = [_split_problem(p) for p in validate_params(params_dict(request.params))]
+            problems += _unknown_params(request.params)
+            if problems:
+                raise errors.invalid_arguments(problems)
+            return Admitted(self._timeout(request, dataset))
+        model = await self._model(request.model_id, tenant)
+        return Admitted(self._timeout(request, dataset), model_attempt=model.attempts)
+
+    async def _dataset(self, dataset_id: str, tenant: str) -> datasets_pb2.Dataset:
+        known = self._datasets.get((tenant, dataset_id))
+        if known is not None:
+            return known
+        found = await get_record(self.datasets, tenant, dataset_id, datasets_pb2.Dataset)
+        if found is None:
+            raise errors.not_found("dataset", dataset_id, "upload the file first and use the id Upload returns")
+        if len(self._datasets) >= _KNOWN_DATASETS_MAX:
+            self._datasets.clear()
+        self._datasets[(tenant, dataset_id)] = found[0]
+        return found[0]
+
+    async def _model(self, model_id: str, tenant: str) -> jobs_pb2.Job:
+        if not model_id:
+            raise errors.invalid_argument("model_id", "is required: the id of a succeeded fit job")
+        found = await get_record(self.jobs, tenant, model_id, jobs_pb2.Job)
+        if found is None:
+            raise errors.not_found("model", model_id, "a model id is the id of the fit job that trained it")
+        model_job, _ = found
+        if model_job.kind != jobs_pb2.JOB_KIND_FIT:
+            raise errors.invalid_argument(
+                "model_id", f"{model_id!r} is a predict job, not a fit job; pass the id of a fit job"
+            )
+        if model_job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
+            state = state_name(model_job.state)
+            hint = (
+                f"its fit failed: {model_job.error}"
+                if model_job.state == jobs_pb2.JOB_STATE_FAILED
+                else "wait for it to succeed (fityard watch / Job.wait()) and submit again"
+            )
+            raise errors.failed_precondition(
+                f"jobs/{model_id}", "MODEL_NOT_READY", f"model {model_id!r} is not ready: its fit job is {state}; {hint}"
+            )
+        return model_job
+
+    def _timeout(self, request: scheduler_pb2.SubmitJobRequest, dataset: datasets_pb2.Dataset) -> float:
+        """The job's run-time limit: the one asked for, else one derived from
+        the work (rows x columns x boosting rounds), within the server's cap."""
+        limit = self.config.max_job_timeout_seconds
+        if request.timeout_seconds:
+            if not 0 < request.timeout_seconds <= limit:
+                raise errors.invalid_argument(
+                    "timeout_seconds",
+                    f"must be between 0 (derived from the data size) and {limit:g} seconds, the server's limit "
+                    f"(FITYARD_MAX_JOB_TIMEOUT_SECONDS); got {request.timeout_seconds:g}",
+                )
+            return request.timeout_seconds
+        return derived_timeout(request, dataset, limit)
+
+
+def derived_timeout(request: scheduler_pb2.SubmitJobRequest, dataset: datasets_pb2.Dataset, limit: float) -> float:
+    rounds = 1
     if request.kind == jobs_pb2.JOB_KIND_FIT:
-        problems = [_split_problem(p) for p in validate_params(params_dict(request.params))]
-        problems += _unknown_params(request.params)
-        if problems:
-            raise errors.invalid_arguments(problems)
-        return
-    await _admit_model(request.model_id, tenant, jobs)
-
-
-async def _admit_dataset(dataset_id: str, tenant: str, datasets: KeyValue) -> None:
-    if (tenant, dataset_id) in _KNOWN_DATASETS:
-        return
-    if await get_record(datasets, tenant, dataset_id, datasets_pb2.Dataset) is None:
-        raise errors.not_found("dataset", dataset_id, "upload the file first and use the id Upload returns")
-    if len(_KNOWN_DATASETS) >= _KNOWN_DATASETS_MAX:
-        _KNOWN_DATASETS.clear()
-    _KNOWN_DATASETS.add((tenant, dataset_id))
-
-
-async def _admit_model(model_id: str, tenant: str, jobs: KeyValue) -> None:
-    if not model_id:
-        raise errors.invalid_argument("model_id", "is required: the id of a succeeded fit job")
-    found = await get_record(jobs, tenant, model_id, jobs_pb2.Job)
-    if found is None:
-        raise errors.not_found("model", model_id, "a model id is the id of the fit job that trained it")
-    model_job, _ = found
-    if model_job.kind != jobs_pb2.JOB_KIND_FIT:
-        raise errors.invalid_argument(
-            "model_id", f"{model_id!r} is a predict job, not a fit job; pass the id of a fit job"
-        )
-    if model_job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
-        state = state_name(model_job.state)
-        hint = (
-            f"its fit failed: {model_job.error}"
-            if model_job.state == jobs_pb2.JOB_STATE_FAILED
-            else "wait for it to succeed (fityard watch / Job.wait()) and submit again"
-        )
-        raise errors.failed_precondition(
-            f"jobs/{model_id}", "MODEL_NOT_READY", f"model {model_id!r} is not ready: its fit job is {state}; {hint}"
-        )
+        rounds = request.params.max_iter if request.params.HasField("max_iter") else DEFAULT_MAX_ITER
+    work = dataset.rows * max(1, len(dataset.columns)) * rounds * SECONDS_PER_CELL_ROUND
+    return min(TIMEOUT_FLOOR_SECONDS + work, DERIVED_TIMEOUT_CAP_SECONDS, limit)
 
 
 def _unknown_params(params: jobs_pb2.FitParams) -> list[tuple[str, str]]:

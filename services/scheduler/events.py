@@ -1,15 +1,25 @@
 """Folding trainer events into job records.
 
 Trainers never write records; they publish TrainerEvents and the scheduler,
-the records' only writer, applies them here. A record in a terminal state
-never changes again, so a late or duplicated event (a redelivered job, a
-trainer finishing a job the user just cancelled) is ignored.
+the records' only writer, applies them here. Rules:
+- A record in a terminal state never changes again, so a late or duplicated
+  event (a redelivered job, a trainer finishing a job the user just
+  cancelled) is ignored.
+- Events carry their attempt; an attempt older than the record's is stale
+  (its trainer lost the job to a redelivery) and its events are ignored, so
+  it can neither end nor rewind the newer attempt.
+- An event is acked only once its record is written. If the write fails (a
+  NATS blip, a KV timeout) the event is naked and comes back, so no
+  SUCCEEDED or FAILED is ever lost.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
@@ -17,7 +27,9 @@ from fityard.internal.v1 import bus_pb2
 from fityard.v1 import jobs_pb2
 from services.common import bus
 from services.common.records import TERMINAL_STATES
+from services.common.retry import TRANSIENT, retrying
 
+from .outputs import OutputJanitor
 from .store import update_job
 
 log = logging.getLogger(__name__)
@@ -25,12 +37,20 @@ log = logging.getLogger(__name__)
 # An event for a job with no record is retried this many times (5 s in all)
 # before it is dropped as belonging to no job.
 UNKNOWN_JOB_RETRIES = 100
+# The event loop gives up (and the scheduler exits for its supervisor to
+# restart it) after NATS has failed it for this long without a break.
+GIVE_UP_AFTER_SECONDS = 120.0
+
+
+class EventLoopFailed(RuntimeError):
+    """The event loop cannot go on; the scheduler must stop serving."""
 
 
 def apply_event(job: jobs_pb2.Job, event: bus_pb2.TrainerEvent) -> bool:
     """Apply `event` to `job` in place; False if it changes nothing."""
-    if job.state in TERMINAL_STATES:
+    if job.state in TERMINAL_STATES or event.attempt < job.attempts:
         return False
+    job.lost_attempts = max(job.lost_attempts, event.lost_attempts)
     if event.state == jobs_pb2.JOB_STATE_RUNNING:
         if event.attempt > job.attempts:  # a new attempt starts
             job.attempts = event.attempt
@@ -44,7 +64,16 @@ def apply_event(job: jobs_pb2.Job, event: bus_pb2.TrainerEvent) -> bool:
         if event.rows:
             job.rows = event.rows
         return True
+    if event.state == jobs_pb2.JOB_STATE_QUEUED:
+        # The attempt ended without ending the job: back in the queue.
+        job.attempts = event.attempt
+        job.state = jobs_pb2.JOB_STATE_QUEUED
+        job.progress = 0.0
+        job.progress_message = event.progress_message
+        job.cores = 0
+        return True
     if event.state in TERMINAL_STATES:
+        job.attempts = event.attempt
         job.state = event.state
         job.end_time.CopyFrom(event.time)
         job.error = event.error
@@ -61,28 +90,86 @@ def apply_event(job: jobs_pb2.Job, event: bus_pb2.TrainerEvent) -> bool:
     return False
 
 
-async def consume_events(js: JetStreamContext, jobs: KeyValue, stop: asyncio.Event) -> None:
-    """Apply trainer events until `stop` is set. Each event is acked after its
-    record is written, so a scheduler crash loses none."""
-    sub = await js.pull_subscribe_bind(bus.SCHEDULER_CONSUMER, stream=bus.EVENTS_STREAM)
-    try:
-        while not stop.is_set():
-            try:
-                msgs = await sub.fetch(batch=128, timeout=1.0)
-            except asyncio.TimeoutError:
-                continue
-            for msg in msgs:
+class EventFolder:
+    """Consumes the EVENTS stream and folds each event into its record."""
+
+    def __init__(self, js: JetStreamContext, jobs: KeyValue, janitor: OutputJanitor):
+        self.js = js
+        self.jobs = jobs
+        self.janitor = janitor
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fold events until `stop` is set. Transient NATS errors are waited
+        out; raises EventLoopFailed once they last GIVE_UP_AFTER_SECONDS."""
+        sub = await retrying(
+            lambda: self.js.pull_subscribe_bind(bus.SCHEDULER_CONSUMER, stream=bus.EVENTS_STREAM),
+            "subscribing to trainer events",
+            within=GIVE_UP_AFTER_SECONDS,
+        )
+        failing_since: float | None = None
+        try:
+            while not stop.is_set():
                 try:
-                    event = bus_pb2.TrainerEvent.FromString(msg.data)
-                    applied = await update_job(jobs, event.tenant, event.job_id, lambda job: apply_event(job, event))
-                except Exception:  # noqa: BLE001 - a bad event must not stop the loop
-                    log.exception("could not apply event on %s", msg.subject)
-                    applied = True  # retrying would not help
-                if applied is None and msg.metadata.num_delivered < UNKNOWN_JOB_RETRIES:
-                    # The record is written while the job is published, so a
-                    # quick trainer can report before it is visible: retry.
-                    await msg.nak(delay=0.05)
+                    msgs = await sub.fetch(batch=128, timeout=1.0)
+                except asyncio.TimeoutError:
+                    failing_since = None
                     continue
-                await msg.ack()
-    finally:
-        await sub.unsubscribe()
+                except TRANSIENT as exc:
+                    failing_since = failing_since or time.monotonic()
+                    if time.monotonic() - failing_since > GIVE_UP_AFTER_SECONDS:
+                        raise EventLoopFailed(f"no trainer events for {GIVE_UP_AFTER_SECONDS:.0f} s: {exc}") from exc
+                    log.warning("fetching trainer events failed (%s); retrying", exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                failing_since = None
+                for msg in msgs:
+                    await self.fold(msg)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - the connection may be gone already
+                pass
+
+    async def fold(self, msg: Msg) -> None:
+        """Apply one event; ack it once applied, nak it for redelivery when
+        its record could not be written."""
+        try:
+            event = bus_pb2.TrainerEvent.FromString(msg.data)
+        except DecodeError:
+            log.error("dropping an event that is not a TrainerEvent on %s", msg.subject)
+            await _settle(msg.ack)
+            return
+        changed: list[bool] = []
+
+        def mutate(job: jobs_pb2.Job) -> bool:
+            changed[:] = [apply_event(job, event)]
+            return changed[0]
+
+        try:
+            job = await update_job(self.jobs, event.tenant, event.job_id, mutate)
+        except Exception as exc:  # noqa: BLE001 - any failure to write: the event comes back
+            delay = min(0.1 * 2 ** msg.metadata.num_delivered, 10.0)
+            log.warning("could not apply %s event of %s (%s); retrying in %.1f s", event.state, event.job_id, exc, delay)
+            await _settle(msg.nak, delay=delay)
+            return
+        if job is None:
+            if msg.metadata.num_delivered < UNKNOWN_JOB_RETRIES:
+                # The record is written while the job is published, so a
+                # quick trainer can report before it is visible: retry.
+                await _settle(msg.nak, delay=0.05)
+                return
+            log.warning("dropping an event of %s: no such job", event.job_id)
+        elif changed[0] and job.state in TERMINAL_STATES:
+            self.janitor.job_ended(job)
+        elif not changed[0] and event.outputs and event.attempt != job.attempts:
+            self.janitor.attempt_ignored(event.tenant, event.job_id, event.attempt, event.outputs)
+        await _settle(msg.ack)
+
+
+async def _settle(action, **kwargs) -> None:
+    """Ack or nak; if that fails the event is redelivered after the ack
+    deadline and applied again, which changes nothing the second time."""
+    try:
+        await action(**kwargs)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not settle an event message: %s", exc)

@@ -1,40 +1,57 @@
 """The scheduler's gRPC service: admit, queue and cancel jobs."""
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import logging
 
-import grpc
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from fityard.internal.v1 import bus_pb2, scheduler_pb2, scheduler_pb2_grpc
+from fityard.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 from fityard.v1 import jobs_pb2
-from services.common import bus, errors
+from services.common import bus, errors, job_queue
 from services.common.config import DEFAULT_LANE, DEFAULT_TENANT
 from services.common.jobs import kind_name, state_name
-from services.common.records import TERMINAL_STATES, encode, new_id, now
+from services.common.records import TERMINAL_STATES, encode, get_record, new_id, now
+from services.common.retry import retrying
 
-from .admission import admit
+from .admission import Admission
 from .store import update_job
 
 log = logging.getLogger(__name__)
 
 
+def job_id_for(tenant: str, request_id: str) -> str:
+    """The job id a submit with this idempotency key creates: the same key
+    always names the same job, so a retried submit finds it."""
+    digest = hashlib.sha256(f"{tenant}\0{request_id}".encode()).hexdigest()
+    return f"job_{digest[:16]}"
+
+
+def _same_request(job: jobs_pb2.Job, request: scheduler_pb2.SubmitJobRequest) -> bool:
+    return (job.kind, job.dataset_id, job.model_id, job.params) == (
+        request.kind,
+        request.dataset_id,
+        request.model_id,
+        request.params,
+    )
+
+
 class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
-    def __init__(self, nc: NATS, js: JetStreamContext, jobs: KeyValue, datasets: KeyValue):
+    def __init__(self, nc: NATS, js: JetStreamContext, jobs: KeyValue, admission: Admission):
         self.nc = nc
         self.js = js
         self.jobs = jobs
-        self.datasets = datasets
+        self.admission = admission
 
     @errors.handle_errors
     async def SubmitJob(self, request, context):
         tenant = request.tenant or DEFAULT_TENANT
-        await admit(request, tenant, self.jobs, self.datasets)
+        admitted = await self.admission.admit(request, tenant)
         job = jobs_pb2.Job(
-            id=new_id("job"),
+            id=job_id_for(tenant, request.request_id) if request.request_id else new_id("job"),
             kind=request.kind,
             state=jobs_pb2.JOB_STATE_QUEUED,
             dataset_id=request.dataset_id,
@@ -44,31 +61,33 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             progress_message="waiting for a trainer",
             lane=DEFAULT_LANE,
             tenant=tenant,
+            timeout_seconds=admitted.timeout_seconds,
         )
-        key = bus.record_key(tenant, job.id)
-        # Record and publish at once (one round trip, not two): a trainer that
-        # gets the job before its record is visible treats it as live.
-        recorded, published = await asyncio.gather(
-            self.jobs.create(key, encode(job)),
-            self.js.publish(
-                bus.job_subject(job.lane, kind_name(job.kind)),
-                bus_pb2.JobTask(job=job).SerializeToString(),
-                headers={bus.HDR_MSG_ID: job.id, bus.HDR_TENANT: tenant, bus.HDR_JOB_ID: job.id},
-            ),
-            return_exceptions=True,
-        )
-        if isinstance(recorded, BaseException):
-            raise recorded
-        if isinstance(published, BaseException):
-            exc = published
-            log.error("could not queue %s: %s", job.id, exc)
-            job.state = jobs_pb2.JOB_STATE_FAILED
-            job.error = "the job could not be queued (message bus unavailable); submit it again"
-            job.end_time.CopyFrom(now())
-            await self.jobs.put(key, encode(job))
-            raise errors.ApiError(grpc.StatusCode.UNAVAILABLE, f"could not queue job: {exc}") from exc
+        try:
+            await retrying(
+                lambda: self.jobs.create(bus.record_key(tenant, job.id), encode(job)), f"recording {job.id}", within=10.0
+            )
+        except KeyWrongLastSequenceError:
+            return scheduler_pb2.SubmitJobResponse(job=await self._resubmitted(job.id, tenant, request))
+        # The record is what makes the job accepted: if publishing fails even
+        # after retries, the scheduler's reconciliation queues it later.
+        try:
+            await job_queue.publish(self.js, job, admitted.model_attempt, within=5.0)
+        except Exception as exc:  # noqa: BLE001 - logged; reconciliation will publish it
+            log.error("could not queue %s yet (%s); it will be queued by reconciliation", job.id, exc)
         log.info("queued %s job %s for tenant %s", kind_name(job.kind), job.id, tenant)
         return scheduler_pb2.SubmitJobResponse(job=job)
+
+    async def _resubmitted(self, job_id: str, tenant: str, request) -> jobs_pb2.Job:
+        """The job an earlier submit with the same request_id created."""
+        found = await get_record(self.jobs, tenant, job_id, jobs_pb2.Job)
+        if found is None or not _same_request(found[0], request):
+            raise errors.invalid_argument(
+                "request_id",
+                f"{request.request_id!r} was already used for a different request; use a new id for a new job",
+            )
+        log.info("submit of %s repeated with its request_id: returning the job", job_id)
+        return found[0]
 
     @errors.handle_errors
     async def CancelJob(self, request, context):
@@ -94,10 +113,14 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 "JOB_ENDED",
                 f"job {job_id!r} has already ended ({state_name(was[0])}); there is nothing to cancel",
             )
-        # Tell the trainer that holds the job (running it, or holding it
-        # while it waits for a free core) to drop it. A job still in the
-        # stream is skipped by whichever trainer pulls it: its record says
-        # CANCELLED.
-        await self.nc.publish(bus.cancel_subject(tenant, job_id))
+        # The record says CANCELLED: that alone stops the job (a trainer
+        # checks the record before it starts a job and at every heartbeat).
+        # Taking the message off the queue and telling the trainers at once
+        # only make it quicker, so their failure is logged, not raised.
+        try:
+            await job_queue.remove(self.js, job)
+            await self.nc.publish(bus.cancel_subject(tenant, job_id))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cancelled %s; telling the trainers failed (%s): they see it in the record", job_id, exc)
         log.info("cancelled job %s (was %s)", job_id, state_name(was[0]))
         return scheduler_pb2.CancelJobResponse(job=job)

@@ -1,0 +1,65 @@
+"""Reconciliation: every queued job has its message on the JOBS stream.
+
+Submission writes the record, then publishes; if NATS fails in between (or
+the scheduler dies there), the record says QUEUED and no trainer will ever
+see the job. At start and every FITYARD_RECONCILE_SECONDS the scheduler
+looks at every QUEUED record and re-publishes those whose message is not on
+the stream. The re-publish carries the job id as its de-duplication id, so
+it cannot double a message a slow submit is publishing at the same moment.
+(A message with no record is the trainers' side: they drop it.)
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from fityard.v1 import jobs_pb2
+from services.common import job_queue
+from services.common.records import get_record, list_records
+from services.common.retry import TRANSIENT
+
+log = logging.getLogger(__name__)
+
+# A record younger than this may still be publishing: leave it alone.
+GRACE_SECONDS = 5.0
+
+
+async def reconcile_once(js: JetStreamContext, jobs: KeyValue) -> int:
+    """Re-publish QUEUED jobs missing from the stream; return how many."""
+    republished = 0
+    now = datetime.now(timezone.utc)
+    for job in await list_records(jobs, "*", jobs_pb2.Job):
+        if job.state != jobs_pb2.JOB_STATE_QUEUED:
+            continue
+        if (now - job.create_time.ToDatetime(timezone.utc)).total_seconds() < GRACE_SECONDS:
+            continue
+        if await job_queue.is_queued(js, job):
+            continue
+        await job_queue.publish(js, job, await _model_attempt(jobs, job))
+        log.warning("re-queued %s: its record said QUEUED but its message was missing", job.id)
+        republished += 1
+    return republished
+
+
+async def _model_attempt(jobs: KeyValue, job: jobs_pb2.Job) -> int:
+    if job.kind != jobs_pb2.JOB_KIND_PREDICT:
+        return 0
+    found = await get_record(jobs, job.tenant, job.model_id, jobs_pb2.Job)
+    return found[0].attempts if found else 0
+
+
+async def reconcile_periodically(js: JetStreamContext, jobs: KeyValue, every: float, stop: asyncio.Event) -> None:
+    """reconcile_once at once and every `every` seconds until `stop`."""
+    while not stop.is_set():
+        try:
+            await reconcile_once(js, jobs)
+        except TRANSIENT as exc:
+            log.warning("reconciliation failed (%s); trying again in %.0f s", exc, every)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except asyncio.TimeoutError:
+            pass
