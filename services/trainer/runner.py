@@ -1,16 +1,30 @@
 """The trainer's job loop: pull a job from JetStream, run it in the worker
 process, report to the scheduler, ack.
 
-Delivery guarantees: a job is acked only after its outputs are stored and its
-final event is accepted by JetStream. While it runs, the trainer sends
-in-progress heartbeats so a long fit is not redelivered; if the trainer dies,
-the heartbeats stop and JetStream hands the job to another trainer.
+Guarantees, and how they are kept:
+- A job is acked only after its outputs are stored and its final event is
+  accepted by JetStream; if the trainer dies before, the job comes back.
+- While a job runs, the trainer sends in-progress heartbeats, so a fit of
+  hours is never redelivered; if the trainer dies, they stop and JetStream
+  hands the job to another trainer after the ack deadline.
+- Attempts are counted in the job record, not by JetStream's deliveries:
+  a trainer starting a job whose record still says RUNNING knows the last
+  attempt died with its trainer; a worker that dies is counted by its
+  trainer. After FITYARD_MAX_ATTEMPTS such losses the job FAILS saying so.
+  Handing a job back (shutdown) or waiting for a core costs no attempt.
+- Each attempt writes its own outputs (services/common/keys.py). At every
+  heartbeat the trainer reads the record: a job cancelled meanwhile is
+  stopped even if the cancel notice was missed, and an attempt the record
+  no longer counts (a newer one started elsewhere) stops without a word.
+- Nothing about a job kills the trainer: bus calls are retried, anything
+  unexpected returns the job to the queue, and messages are bounded.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -19,10 +33,12 @@ from nats.js.kv import KeyValue
 
 from fityard.internal.v1 import bus_pb2
 from fityard.v1 import jobs_pb2
+from ml.messages import bounded
 from services.common import bus
 from services.common.jobs import kind_name, params_dict
 from services.common.keys import dataset_key, model_key, predictions_key
 from services.common.records import TERMINAL_STATES, get_record, now
+from services.common.retry import TRANSIENT, retrying
 
 from .cores import AllCores, CoreLeases
 from .worker import Outcome, Task, WorkerProcess
@@ -30,9 +46,33 @@ from .worker import Outcome, Task, WorkerProcess
 log = logging.getLogger(__name__)
 
 OUTPUTS = {"fit": [jobs_pb2.JOB_OUTPUT_MODEL], "predict": [jobs_pb2.JOB_OUTPUT_PREDICTIONS]}
+# A job message whose record is not visible yet (the scheduler writes the
+# record, then publishes) is given this long before it is dropped as a
+# message without a job.
+RECORD_WAIT_SECONDS = 5.0
+# A job handed back on shutdown is redelivered after this delay, so the
+# scheduler has folded the hand-back before another trainer reads the record
+# (which would otherwise still say RUNNING: a lost attempt).
+HAND_BACK_DELAY_SECONDS = 1.0
+# After a worker died, the job comes back after this delay.
+RETRY_DELAY_SECONDS = 1.0
+# How long an event publish is retried before the job is handed back.
+REPORT_WITHIN_SECONDS = 120.0
 
 
-def task_for(job: jobs_pb2.Job, threads: int) -> Task:
+@dataclass(frozen=True)
+class TrainerSettings:
+    """The part of the config a trainer's job loop uses."""
+
+    trainer_id: str
+    heartbeat_seconds: float
+    max_threads: int
+    max_attempts: int
+    max_classes: int
+
+
+def task_for(task: bus_pb2.JobTask, attempt: int, threads: int, max_classes: int) -> Task:
+    job = task.job
     tenant = job.tenant
     kind = kind_name(job.kind)
     if kind == "fit":
@@ -40,16 +80,17 @@ def task_for(job: jobs_pb2.Job, threads: int) -> Task:
             job.id,
             kind,
             dataset_key(tenant, job.dataset_id),
-            model_key(tenant, job.id),
+            model_key(tenant, job.id, attempt),
             params=params_dict(job.params),
             threads=threads,
+            max_classes=max_classes,
         )
     return Task(
         job.id,
         kind,
         dataset_key(tenant, job.dataset_id),
-        model_key(tenant, job.model_id),
-        predictions_key(tenant, job.id),
+        model_key(tenant, job.model_id, task.model_attempt),
+        predictions_key(tenant, job.id, attempt),
         threads=threads,
     )
 
@@ -61,21 +102,21 @@ class Trainer:
         js: JetStreamContext,
         jobs: KeyValue,
         worker: WorkerProcess,
-        trainer_id: str,
-        heartbeat_seconds: float,
         cores: CoreLeases | AllCores,
-        max_threads: int,
+        settings: TrainerSettings,
     ):
         self.nc = nc
         self.js = js
         self.jobs = jobs
         self.worker = worker
-        self.trainer_id = trainer_id
-        self.heartbeat_seconds = heartbeat_seconds
         self.cores = cores
-        self.max_threads = max_threads
+        self.settings = settings
         self._current: tuple[str, str] | None = None
         self._cancel = asyncio.Event()
+
+    @property
+    def trainer_id(self) -> str:
+        return self.settings.trainer_id
 
     async def _on_cancel(self, msg: Msg) -> None:
         _, _, tenant, job_id = msg.subject.split(".", 3)
@@ -86,7 +127,9 @@ class Trainer:
     async def run(self, stop: asyncio.Event) -> None:
         cancels = await self.nc.subscribe(bus.CANCEL_WILDCARD, cb=self._on_cancel)
         await self.worker.start()
-        sub = await self.js.pull_subscribe_bind(bus.TRAINERS_CONSUMER, stream=bus.JOBS_STREAM)
+        sub = await retrying(
+            lambda: self.js.pull_subscribe_bind(bus.TRAINERS_CONSUMER, stream=bus.JOBS_STREAM), "subscribing to jobs"
+        )
         log.info("trainer %s waiting for jobs", self.trainer_id)
         try:
             while not stop.is_set():
@@ -94,58 +137,83 @@ class Trainer:
                     msgs = await sub.fetch(1, timeout=1.0)
                 except asyncio.TimeoutError:
                     continue
+                except TRANSIENT as exc:  # NATS is restarting: wait for it
+                    log.warning("fetching jobs failed (%s); retrying", exc)
+                    await asyncio.sleep(1.0)
+                    continue
                 for msg in msgs:
                     await self.handle(msg, stop)
         finally:
             log.info("trainer %s stopping", self.trainer_id)
-            await sub.unsubscribe()
-            await cancels.unsubscribe()
-
-    async def _report(self, job: jobs_pb2.Job, state: int, attempt: int, **fields) -> None:
-        event = bus_pb2.TrainerEvent(
-            job_id=job.id, tenant=job.tenant, state=state, trainer_id=self.trainer_id, attempt=attempt, time=now(), **fields
-        )
-        await self.js.publish(
-            bus.event_subject(job.tenant, job.id),
-            event.SerializeToString(),
-            headers={bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id},
-        )
+            for subscription in (sub, cancels):
+                try:
+                    await subscription.unsubscribe()
+                except Exception:  # noqa: BLE001 - the connection may be gone
+                    pass
 
     async def handle(self, msg: Msg, stop: asyncio.Event) -> None:
-        job = bus_pb2.JobTask.FromString(msg.data).job
-        attempt = msg.metadata.num_delivered
-        self._current = (job.tenant, job.id)
-        self._cancel.clear()
+        """Run one job message to its end. Never raises: whatever goes wrong
+        returns the job to the queue for another try."""
         try:
-            # Checked after _current is set, so a cancel arriving from here on
-            # is seen by _on_cancel, and one that came before is in the record.
-            if await self._has_ended(job):
-                await msg.ack()
-                return
-            # The job stays QUEUED until a core is free for it.
-            got_core = await self.cores.take_one(
-                msg.in_progress, self.heartbeat_seconds, give_up=lambda: self._cancel.is_set() or stop.is_set()
-            )
-            if self._cancel.is_set():
-                log.info("job %s was cancelled while waiting for a core", job.id)
-                await msg.ack()
-                return
-            if not got_core:
-                await msg.nak()  # shutting down: another trainer takes it now
-                return
-            threads = 1 + self._take_extra_cores(msg.metadata.num_pending)
-            await self._execute(msg, job, attempt, stop, threads)
+            await self._handle(msg, stop)
+        except Exception:  # noqa: BLE001 - a job must never kill its trainer
+            log.exception("could not handle %s; returning it to the queue", msg.subject)
+            self.worker.kill()
+            await _settle(msg.nak, delay=RETRY_DELAY_SECONDS)
         finally:
             self.cores.release_all()
             self._current = None
 
-    async def _has_ended(self, job: jobs_pb2.Job) -> bool:
-        # No record yet is normal: the scheduler writes it while publishing.
-        found = await get_record(self.jobs, job.tenant, job.id, jobs_pb2.Job)
-        if found is not None and found[0].state in TERMINAL_STATES:
-            log.info("skipping job %s: it has already ended (cancelled)", job.id)
-            return True
-        return False
+    async def _handle(self, msg: Msg, stop: asyncio.Event) -> None:
+        task = bus_pb2.JobTask.FromString(msg.data)
+        job = task.job
+        self._current = (job.tenant, job.id)
+        self._cancel.clear()
+        # Read after _current is set, so a cancel arriving from here on is
+        # seen by _on_cancel, and one that came before is in the record.
+        record = await self._record(job, wait=RECORD_WAIT_SECONDS)
+        if record is None:
+            log.warning("dropping job message %s: no such job", job.id)
+            await _settle(msg.ack)
+            return
+        if record.state in TERMINAL_STATES:
+            log.info("skipping job %s: it has already ended (%s)", job.id, jobs_pb2.JobState.Name(record.state))
+            await _settle(msg.ack)
+            return
+        # A record still RUNNING means the last attempt never ended: its
+        # trainer died (or lost its heartbeats) with the job.
+        lost = record.lost_attempts + (record.state == jobs_pb2.JOB_STATE_RUNNING)
+        attempt = record.attempts + 1
+        if lost >= self.settings.max_attempts:
+            await self._give_up(msg, job, record.attempts, lost, "its trainer died each time")
+            return
+        # The job stays QUEUED until a core is free for it.
+        got_core = await self.cores.take_one(
+            msg.in_progress, self.settings.heartbeat_seconds, give_up=lambda: self._cancel.is_set() or stop.is_set()
+        )
+        if self._cancel.is_set():
+            log.info("job %s was cancelled while waiting for a core", job.id)
+            await _settle(msg.ack)
+            return
+        if not got_core:
+            await _settle(msg.nak)  # shutting down before it started: nothing to count
+            return
+        threads = 1 + self._take_extra_cores(msg.metadata.num_pending)
+        await self._execute(msg, task, record.timeout_seconds, attempt, lost, stop, threads)
+
+    async def _record(self, job: jobs_pb2.Job, wait: float = 0.0) -> jobs_pb2.Job | None:
+        """The job's record (retrying NATS blips), waiting up to `wait`
+        seconds for one that is not visible yet."""
+        give_up = time.monotonic() + wait
+        while True:
+            found = await retrying(
+                lambda: get_record(self.jobs, job.tenant, job.id, jobs_pb2.Job), f"reading the record of {job.id}"
+            )
+            if found is not None:
+                return found[0]
+            if time.monotonic() >= give_up:
+                return None
+            await asyncio.sleep(0.05)
 
     def _take_extra_cores(self, waiting: int) -> int:
         """More cores for this job if they are free and no other job waits
@@ -154,9 +222,53 @@ class Trainer:
         machine, queued jobs run side by side."""
         if waiting > 0:
             return 0
-        return self.cores.try_take_free(self.max_threads - 1)
+        return self.cores.try_take_free(self.settings.max_threads - 1)
 
-    async def _execute(self, msg: Msg, job: jobs_pb2.Job, attempt: int, stop: asyncio.Event, threads: int) -> None:
+    async def _report(self, job: jobs_pb2.Job, state: int, attempt: int, lost: int, **fields) -> None:
+        """Publish a TrainerEvent, retrying NATS blips; JetStream's ack means
+        the scheduler will see it, even if it is down right now."""
+        for name in ("error", "progress_message"):
+            if name in fields:
+                fields[name] = bounded(fields[name])
+        event = bus_pb2.TrainerEvent(
+            job_id=job.id,
+            tenant=job.tenant,
+            state=state,
+            trainer_id=self.trainer_id,
+            attempt=attempt,
+            lost_attempts=lost,
+            time=now(),
+            **fields,
+        )
+        data = event.SerializeToString()
+        headers = {bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id}
+        await retrying(
+            lambda: self.js.publish(bus.event_subject(job.tenant, job.id), data, headers=headers),
+            f"reporting {jobs_pb2.JobState.Name(state)} for {job.id}",
+            within=REPORT_WITHIN_SECONDS,
+        )
+
+    async def _give_up(self, msg: Msg, job: jobs_pb2.Job, attempt: int, lost: int, how: str) -> None:
+        error = (
+            f"the job was stopped {lost} time(s) by the death of the process running it ({how}), "
+            f"the most this server retries (FITYARD_MAX_ATTEMPTS={self.settings.max_attempts}); most likely it "
+            "needs more memory than a trainer has: try a smaller dataset, a smaller max_iter or max_leaf_nodes"
+        )
+        log.warning("job %s failed: %s", job.id, error)
+        await self._report(job, jobs_pb2.JOB_STATE_FAILED, max(attempt, 1), lost, error=error, progress_message="failed")
+        await _settle(msg.ack)
+
+    async def _execute(
+        self,
+        msg: Msg,
+        task: bus_pb2.JobTask,
+        timeout: float,
+        attempt: int,
+        lost: int,
+        stop: asyncio.Event,
+        threads: int,
+    ) -> None:
+        job = task.job
         kind = kind_name(job.kind)
         log.info("running %s job %s (attempt %d, %d threads)", kind, job.id, attempt, threads)
         started = time.monotonic()
@@ -164,53 +276,128 @@ class Trainer:
             job,
             jobs_pb2.JOB_STATE_RUNNING,
             attempt,
+            lost,
             progress=0.0,
             progress_message=f"{kind} started on {threads} core(s)",
             cores=threads,
         )
 
         async def on_progress(fraction: float, message: str) -> None:
-            await self._report(job, jobs_pb2.JOB_STATE_RUNNING, attempt, progress=fraction, progress_message=message)
+            await self._report(job, jobs_pb2.JOB_STATE_RUNNING, attempt, lost, progress=fraction, progress_message=message)
 
-        work = asyncio.create_task(self.worker.run(task_for(job, threads), on_progress))
+        work = asyncio.create_task(
+            self.worker.run(task_for(task, attempt, threads, self.settings.max_classes), on_progress)
+        )
         cancelled = asyncio.create_task(self._cancel.wait())
         stopping = asyncio.create_task(stop.wait())
         try:
             while True:
                 done, _ = await asyncio.wait(
-                    {work, cancelled, stopping}, timeout=self.heartbeat_seconds, return_when=asyncio.FIRST_COMPLETED
+                    {work, cancelled, stopping},
+                    timeout=self.settings.heartbeat_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 if work in done:
                     break
-                if cancelled in done or stopping in done:
-                    self.worker.kill()
-                    await asyncio.gather(work, return_exceptions=True)
-                    if cancelled in done:
-                        await self._report(job, jobs_pb2.JOB_STATE_CANCELLED, attempt, progress_message="cancelled by the user")
-                        await msg.ack()
-                    else:
-                        # Shutting down (scale-in, restart): hand the job to another trainer now.
-                        log.info("shutting down: returning job %s to the queue", job.id)
-                        await msg.nak()
+                if cancelled in done:
+                    await self._stop_work(work)
+                    await self._report(job, jobs_pb2.JOB_STATE_CANCELLED, attempt, lost, progress_message="cancelled by the user")
+                    await _settle(msg.ack)
                     return
-                await msg.in_progress()  # heartbeat: still working on it
+                if stopping in done:
+                    # Shutting down (scale-in, restart): another trainer takes
+                    # the job; this attempt ended cleanly and loses nothing.
+                    await self._stop_work(work)
+                    log.info("shutting down: returning job %s to the queue", job.id)
+                    await self._report(
+                        job,
+                        jobs_pb2.JOB_STATE_QUEUED,
+                        attempt,
+                        lost,
+                        progress_message=f"returned to the queue: trainer {self.trainer_id} is shutting down",
+                    )
+                    await _settle(msg.nak, delay=HAND_BACK_DELAY_SECONDS)
+                    return
+                if timeout and time.monotonic() - started > timeout:
+                    await self._stop_work(work)
+                    error = (
+                        f"timed out after {timeout:.0f} s (the job's limit); submit it again with a larger "
+                        "timeout_seconds, or with less data or fewer iterations (max_iter)"
+                    )
+                    await self._report(job, jobs_pb2.JOB_STATE_FAILED, attempt, lost, error=error, progress_message="failed")
+                    await _settle(msg.ack)
+                    return
+                await _settle(msg.in_progress)  # heartbeat: still working on it
+                if not await self._still_ours(job, attempt):
+                    await self._stop_work(work)
+                    return
         finally:
             cancelled.cancel()
             stopping.cancel()
-        outcome: Outcome = work.result()
+        await self._finish(msg, job, work.result(), attempt, lost, kind, started)
+
+    async def _still_ours(self, job: jobs_pb2.Job, attempt: int) -> bool:
+        """Whether the record still wants this attempt to run: not if the job
+        was cancelled (even when the cancel notice was missed), nor if a newer
+        attempt started elsewhere. A NATS blip is not a reason to stop."""
+        try:
+            found = await get_record(self.jobs, job.tenant, job.id, jobs_pb2.Job)
+        except TRANSIENT:
+            return True
+        if found is None:
+            return True
+        record = found[0]
+        if record.state in TERMINAL_STATES:
+            log.info("job %s has ended (%s): stopping it", job.id, jobs_pb2.JobState.Name(record.state))
+            return False
+        if record.attempts > attempt:
+            log.warning("job %s: attempt %d no longer counts (record: attempt %d); stopping it", job.id, attempt, record.attempts)
+            return False
+        return True
+
+    async def _stop_work(self, work: asyncio.Task) -> None:
+        self.worker.kill()
+        await asyncio.gather(work, return_exceptions=True)
+
+    async def _finish(
+        self, msg: Msg, job: jobs_pb2.Job, outcome: Outcome, attempt: int, lost: int, kind: str, started: float
+    ) -> None:
         elapsed = time.monotonic() - started
         if outcome.ok:
             await self._report(
                 job,
                 jobs_pb2.JOB_STATE_SUCCEEDED,
                 attempt,
+                lost,
                 rows=outcome.rows,
                 outputs=OUTPUTS[kind],
                 progress=1.0,
                 progress_message=f"done in {elapsed:.1f}s",
             )
             log.info("job %s succeeded in %.2fs", job.id, elapsed)
+        elif outcome.died:
+            lost += 1
+            if lost >= self.settings.max_attempts:
+                await self._give_up(msg, job, attempt, lost, outcome.error)
+                return
+            log.warning("job %s: %s; retrying (lost attempts: %d)", job.id, outcome.error, lost)
+            await self._report(
+                job, jobs_pb2.JOB_STATE_QUEUED, attempt, lost, progress_message=f"attempt {attempt}: {outcome.error}; retrying"
+            )
+            await _settle(msg.nak, delay=RETRY_DELAY_SECONDS)
+            return
         else:
-            await self._report(job, jobs_pb2.JOB_STATE_FAILED, attempt, error=outcome.error, progress_message="failed")
+            await self._report(job, jobs_pb2.JOB_STATE_FAILED, attempt, lost, error=outcome.error, progress_message="failed")
             log.info("job %s failed: %s", job.id, outcome.error)
-        await msg.ack()
+        await _settle(msg.ack)
+
+
+async def _settle(action, **kwargs) -> None:
+    """Ack, nak or heartbeat, retrying a NATS blip briefly. If it still
+    fails, JetStream redelivers the job after the ack deadline, and the next
+    trainer finds the record ended (or counts the attempt): nothing is lost,
+    so the failure is logged, not raised."""
+    try:
+        await retrying(lambda: action(**kwargs), "acknowledging a job message", within=5.0)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not settle a job message: %s", exc)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import tempfile
 import traceback
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 from services.common.config import StorageConfig
+from services.common.lifecycle import die_with_parent
+from services.common.scratch import scratch_dir, sweep_dead_scratch
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ class Task:
     params: dict = field(default_factory=dict)
     # Cores this job may use (scikit-learn's OpenMP threads).
     threads: int = 1
+    # Fit jobs: more distinct values of y than this is a user error.
+    max_classes: int = 1000
 
 
 @dataclass
@@ -45,34 +50,49 @@ class Outcome:
     ok: bool
     rows: int = 0
     error: str = ""
+    # The worker process died (killed, out of memory): worth another try,
+    # unlike an error the job itself raised.
+    died: bool = False
 
 
 def _run(task: Task, store, progress: Callable[[float, str], None]) -> int:
     """Run one task in the worker; return the number of rows processed."""
     import ml
 
-    with tempfile.TemporaryDirectory(prefix=f"fityard-{task.job_id}-") as tmp:
+    # Temp files go in this process's scratch directory: if the worker is
+    # killed mid-job, the trainer's sweep removes them (services/common/scratch.py).
+    with tempfile.TemporaryDirectory(prefix=f"fityard-{task.job_id}-", dir=scratch_dir()) as tmp:
         if task.kind == "fit":
             model_path = Path(tmp) / "model.joblib"
-            with store.local_copy(task.dataset_key) as train_path:
-                summary = ml.fit(train_path, model_path, params=ml.to_sklearn_kwargs(task.params), progress=progress)
+            with store.local_copy(task.dataset_key, dir=tmp) as train_path:
+                summary = ml.fit(
+                    train_path,
+                    model_path,
+                    params=ml.to_sklearn_kwargs(task.params),
+                    progress=progress,
+                    max_classes=task.max_classes,
+                )
             progress(0.97, "storing the model")
             store.write_file(task.model_key, model_path)
             return summary.rows
         predictions_path = Path(tmp) / "predictions.parquet"
-        with store.local_copy(task.model_key) as model_path, store.local_copy(task.dataset_key) as data_path:
+        with store.local_copy(task.model_key, dir=tmp) as model_path, store.local_copy(task.dataset_key, dir=tmp) as data_path:
             summary = ml.predict(model_path, data_path, predictions_path, progress=progress)
         progress(0.97, "storing the predictions")
         store.write_file(task.predictions_key, predictions_path)
         return summary.rows
 
 
-def worker_main(conn: Connection, storage: StorageConfig, threads: int) -> None:
+def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_pid: int) -> None:
     """Entry point of the worker process: import once, then serve tasks."""
+    # A worker never outlives its trainer: a SIGKILLed trainer's job is
+    # redelivered elsewhere, and an orphan fit would burn cores nobody holds.
+    die_with_parent(signal.SIGKILL, parent_pid=trainer_pid)
     from threadpoolctl import threadpool_limits
 
     import ml
     import ml.model  # noqa: F401 - the heavy import (pandas, sklearn), paid once here
+    from ml.messages import bounded
     from services.common.storage import open_store
 
     limits = threadpool_limits(limits=threads)  # noqa: F841 - kept for the process's life
@@ -91,7 +111,8 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int) -> None:
             conn.send(("done", Outcome(ok=False, error=str(exc))))
         except Exception as exc:  # noqa: BLE001 - report anything else as an internal error
             traceback.print_exc()
-            conn.send(("done", Outcome(ok=False, error=f"internal error while running the job: {type(exc).__name__}: {exc}")))
+            error = f"internal error while running the job: {type(exc).__name__}: {exc}"
+            conn.send(("done", Outcome(ok=False, error=bounded(error))))
 
 
 class WorkerProcess:
@@ -109,7 +130,10 @@ class WorkerProcess:
             return
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(
-            target=worker_main, args=(child, self.storage, self.threads), name="fityard-worker", daemon=True
+            target=worker_main,
+            args=(child, self.storage, self.threads, os.getpid()),
+            name="fityard-worker",
+            daemon=True,
         )
         self._proc.start()
         child.close()
@@ -132,7 +156,7 @@ class WorkerProcess:
                     if code is not None and code < 0
                     else f"exit code {code}"
                 )
-                return Outcome(ok=False, error=f"the training process died ({reason}); try a smaller dataset")
+                return Outcome(ok=False, error=f"the training process died ({reason})", died=True)
             if message[0] == "progress":
                 await on_progress(message[1], message[2])
             elif message[0] == "done":
@@ -145,12 +169,16 @@ class WorkerProcess:
         self._reap()
 
     def _reap(self) -> int | None:
-        code = None
-        if self._proc is not None:
-            self._proc.join(timeout=5)
-            code = self._proc.exitcode
-        if self._conn is not None:
-            self._conn.close()
+        proc, conn = self._proc, self._conn
         self._proc = None
         self._conn = None
+        code = None
+        if proc is not None:
+            proc.join(timeout=5)
+            code = proc.exitcode
+            # A killed worker could not remove its temp files (a dataset
+            # copy can be gigabytes): its scratch directory goes now.
+            sweep_dead_scratch()
+        if conn is not None:
+            conn.close()
         return code
