@@ -27,6 +27,11 @@ MAGIC = b"PAR1"
 # since the checker keeps this much of the stream's tail.
 MAX_FOOTER_BYTES = 8 * 1024 * 1024
 
+# A dataset's schema is kept in its record (a NATS KV value, at most 1 MiB)
+# and travels in error messages: names and the schema as a whole are bounded.
+MAX_COLUMN_NAME_CHARS = 1024
+MAX_SCHEMA_BYTES = 512 * 1024
+
 NOT_PARQUET_HINT = (
     "upload a Parquet file (e.g. pandas: df.to_parquet('data.parquet')); CSV, JSON and text are not accepted"
 )
@@ -98,7 +103,25 @@ class ParquetChecker:
             raise self._not_parquet(f"its footer cannot be read ({exc})") from exc
         self.rows = parquet.metadata.num_rows
         self.columns = [datasets_pb2.Column(name=f.name, type=str(f.type)) for f in schema]
+        _check_schema_size(self.columns)
 
     @staticmethod
     def _not_parquet(reason: str) -> errors.ApiError:
         return errors.invalid_argument("chunk", f"the uploaded file is not Parquet: {reason}; {NOT_PARQUET_HINT}")
+
+
+def _check_schema_size(columns: list[datasets_pb2.Column]) -> None:
+    for index, column in enumerate(columns):
+        if len(column.name) > MAX_COLUMN_NAME_CHARS:
+            raise errors.invalid_argument(
+                "chunk",
+                f"column {index} has a name of {len(column.name):,} characters (it starts "
+                f"{column.name[:40]!r}); names may have at most {MAX_COLUMN_NAME_CHARS:,}: rename it and upload again",
+            )
+    size = sum(column.ByteSize() for column in columns)
+    if size > MAX_SCHEMA_BYTES:
+        raise errors.invalid_argument(
+            "chunk",
+            f"the file's {len(columns):,} column names and types take {size:,} bytes, over the limit of "
+            f"{MAX_SCHEMA_BYTES:,}: upload fewer columns (or shorter names)",
+        )
