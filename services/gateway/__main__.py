@@ -10,6 +10,7 @@ from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from services.common import bus
 from services.common.config import Config
 from services.common.runtime import MAX_MESSAGE_BYTES, GrpcServer, setup_logging, stop_event
+from services.common.scratch import sweep_periodically
 from services.common.storage import open_store
 
 from .context import Gateway
@@ -27,6 +28,14 @@ async def main() -> None:
     # store calls (ensure_ready, deleting a half-recorded upload).
     store = open_store(config.storage)
     await asyncio.to_thread(store.ensure_ready)
+    # Uploads abandoned by a gateway that died mid-way (temp parts, S3
+    # multipart uploads): at start, then periodically. Scratch is the
+    # trainers' to sweep.
+    sweeper = asyncio.create_task(
+        sweep_periodically(
+            store, every=config.sweep_seconds, older_than=config.stale_upload_seconds, stop=stop, scratch=False
+        )
+    )
     nc = await bus.connect(config.nats_url, "fityard-gateway")
     js = nc.jetstream()
     await bus.ensure_topology(js, config)
@@ -62,6 +71,7 @@ async def main() -> None:
     log.info("stopping")
     await server.stop()
     await channel.close()
+    await sweeper
     await nc.drain()
 
 

@@ -2,6 +2,8 @@
 are served from the job records and the store."""
 from __future__ import annotations
 
+import uuid
+
 from fityard.internal.v1 import scheduler_pb2
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import errors
@@ -13,7 +15,8 @@ from .context import DATASET_ID_EXAMPLE, JOB_ID_EXAMPLE, Gateway, next_token, pa
 from .transfer import transfers_for
 
 # Forwarded commands are quick; a scheduler that does not answer in this time
-# is reported as DEADLINE_EXCEEDED rather than hanging the caller.
+# (restarting takes seconds) is reported as DEADLINE_EXCEEDED rather than
+# hanging the caller.
 SCHEDULER_DEADLINE_SECONDS = 30.0
 
 
@@ -30,34 +33,39 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def _job(self, tenant: str, job_id: str) -> jobs_pb2.Job:
         return await require_record(self.gw.jobs, tenant, job_id, jobs_pb2.Job, "job", "job_id", JOB_ID_EXAMPLE)
 
-    @errors.handle_errors
-    async def SubmitFit(self, request, context):
-        errors.check_id("dataset_id", request.dataset_id, DATASET_ID_EXAMPLE)
+    async def _submit(self, context, request, kind: int, **fields) -> jobs_pb2.Job:
+        """Forward a submit to the scheduler. Always with an idempotency key
+        (the client's, else a fresh one), so that the call can wait out a
+        scheduler restart (wait_for_ready) and be retried without queueing
+        the job twice."""
+        if request.timeout_seconds < 0:
+            raise errors.invalid_argument("timeout_seconds", "must be 0 (derived from the data size) or positive")
         response = await self.gw.scheduler.SubmitJob(
             scheduler_pb2.SubmitJobRequest(
                 tenant=tenant_of(context),
-                kind=jobs_pb2.JOB_KIND_FIT,
+                kind=kind,
                 dataset_id=request.dataset_id,
-                params=request.params,
+                request_id=request.request_id or uuid.uuid4().hex,
+                timeout_seconds=request.timeout_seconds,
+                **fields,
             ),
             timeout=SCHEDULER_DEADLINE_SECONDS,
+            wait_for_ready=True,
         )
-        return jobs_pb2.SubmitFitResponse(job=response.job)
+        return response.job
+
+    @errors.handle_errors
+    async def SubmitFit(self, request, context):
+        errors.check_id("dataset_id", request.dataset_id, DATASET_ID_EXAMPLE)
+        job = await self._submit(context, request, jobs_pb2.JOB_KIND_FIT, params=request.params)
+        return jobs_pb2.SubmitFitResponse(job=job)
 
     @errors.handle_errors
     async def SubmitPredict(self, request, context):
         errors.check_id("model_id", request.model_id, JOB_ID_EXAMPLE)
         errors.check_id("dataset_id", request.dataset_id, DATASET_ID_EXAMPLE)
-        response = await self.gw.scheduler.SubmitJob(
-            scheduler_pb2.SubmitJobRequest(
-                tenant=tenant_of(context),
-                kind=jobs_pb2.JOB_KIND_PREDICT,
-                model_id=request.model_id,
-                dataset_id=request.dataset_id,
-            ),
-            timeout=SCHEDULER_DEADLINE_SECONDS,
-        )
-        return jobs_pb2.SubmitPredictResponse(job=response.job)
+        job = await self._submit(context, request, jobs_pb2.JOB_KIND_PREDICT, model_id=request.model_id)
+        return jobs_pb2.SubmitPredictResponse(job=job)
 
     @errors.handle_errors
     async def GetJob(self, request, context):
@@ -85,6 +93,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         response = await self.gw.scheduler.CancelJob(
             scheduler_pb2.CancelJobRequest(tenant=tenant_of(context), job_id=request.job_id),
             timeout=SCHEDULER_DEADLINE_SECONDS,
+            wait_for_ready=True,  # cancelling twice is harmless: the second says "already ended"
         )
         return jobs_pb2.CancelJobResponse(job=response.job)
 
@@ -108,7 +117,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         key_of, suffix, content_type = _OUTPUT_FILES[output]
         await transfers_for(self.gw).send(
             context,
-            key_of(tenant, job.id),
+            key_of(tenant, job.id, job.attempts),
             f"the {suffix} of job {job.id!r}",
             lambda info: jobs_pb2.DownloadJobOutputResponse(
                 info=jobs_pb2.OutputInfo(
