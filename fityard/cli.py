@@ -160,12 +160,14 @@ def _submitted(job: "Job", wait: bool, timeout: float | None = None) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        return _submitted(c.fit(args.dataset_id, **dict(args.param)), args.wait, args.timeout)
+        job = c.fit(args.dataset_id, timeout_seconds=args.max_run_seconds or 0, **dict(args.param))
+        return _submitted(job, args.wait, args.timeout)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        return _submitted(c.predict(args.model_id, args.dataset_id), args.wait, args.timeout)
+        job = c.predict(args.model_id, args.dataset_id, timeout_seconds=args.max_run_seconds or 0)
+        return _submitted(job, args.wait, args.timeout)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -179,7 +181,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("dataset", job.dataset_id),
         ("model", job.model_id),
         ("rows", str(job.rows or "-")),
-        ("attempts", str(job.attempts)),
+        ("attempts", str(job.attempts) + (f" ({job.lost_attempts} lost to a dead process)" if job.lost_attempts else "")),
+        ("limit", f"{job.timeout_seconds:.0f} s per run" if job.timeout_seconds else "-"),
         ("created", _when(job.create_time)),
         ("started", _when(job.start_time)),
         ("ended", _when(job.end_time)),
@@ -368,6 +371,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _add_max_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-run-seconds", type=_seconds, default=None, metavar="SECONDS",
+        help="the job FAILS with 'timed out' if a run takes longer (default: derived by the server from the data size)",
+    )
+
+
 def _add_timeout(p: argparse.ArgumentParser, needs_wait: bool) -> None:
     """--timeout SECONDS, and the exit codes in the command's help."""
     p.add_argument(
@@ -434,12 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--param", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
         help="a HistGradientBoostingClassifier parameter, e.g. max_iter=50 (repeatable)",
     )
+    _add_max_run(p)
     p.add_argument("--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails")
     _add_timeout(p, needs_wait=True)
 
     p = command("predict", cmd_predict, "predict y for a dataset with a trained model; prints the job id")
     p.add_argument("model_id", help="id of a succeeded fit job")
     p.add_argument("dataset_id")
+    _add_max_run(p)
     p.add_argument("--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails")
     _add_timeout(p, needs_wait=True)
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import random
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -73,6 +75,22 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 20 * 1000),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.service_config", json.dumps({"methodConfig": [{
+        # Calls that are safe to repeat (reads, and submits: they carry an
+        # idempotency key) are retried by gRPC itself while the gateway is
+        # UNAVAILABLE (restarting): a user's script rides over it.
+        "name": [
+            {"service": "fityard.v1.JobService", "method": m}
+            for m in ("SubmitFit", "SubmitPredict", "GetJob", "ListJobs")
+        ] + [{"service": "fityard.v1.DatasetService", "method": m} for m in ("GetDataset", "ListDatasets")],
+        "retryPolicy": {
+            "maxAttempts": 5,
+            "initialBackoff": "0.2s",
+            "maxBackoff": "3s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }]})),
 ]
 
 _OUTPUTS = {
@@ -271,6 +289,17 @@ class Job:
     @property
     def attempts(self) -> int:
         return self._message.attempts
+
+    @property
+    def lost_attempts(self) -> int:
+        """Attempts that ended because the process running them died
+        (killed, out of memory); the server retries up to its limit."""
+        return self._message.lost_attempts
+
+    @property
+    def timeout_seconds(self) -> float:
+        """The most this job may run before it FAILS with "timed out"."""
+        return self._message.timeout_seconds
 
     @property
     def cores(self) -> int:
@@ -558,19 +587,31 @@ class Client:
         ]
 
     # jobs ------------------------------------------------------------------------
-    def fit(self, dataset: DatasetRef, **params: Any) -> Job:
+    def fit(self, dataset: DatasetRef, *, timeout_seconds: float = 0, **params: Any) -> Job:
         """Submit a fit on a labelled dataset (column `y` is the target) and
         return the QUEUED job at once; `.wait()` for it. Keyword arguments
-        are HistGradientBoostingClassifier parameters (max_iter=50, ...)."""
-        request = jobs_pb2.SubmitFitRequest(dataset_id=_id_of(dataset, "dataset"), params=fit_params(**params))
+        are HistGradientBoostingClassifier parameters (max_iter=50, ...).
+        `timeout_seconds` limits the run (default: derived by the server
+        from the data size and parameters)."""
+        request = jobs_pb2.SubmitFitRequest(
+            dataset_id=_id_of(dataset, "dataset"),
+            params=fit_params(**params),
+            request_id=uuid.uuid4().hex,  # a retried call finds the job, not a new one
+            timeout_seconds=timeout_seconds,
+        )
         with self._rpc():
             response = self._jobs.SubmitFit(request, timeout=self.timeout)
         return Job(response.job, self)
 
-    def predict(self, model: JobRef, dataset: DatasetRef) -> Job:
+    def predict(self, model: JobRef, dataset: DatasetRef, *, timeout_seconds: float = 0) -> Job:
         """Submit a predict job with a trained model (a succeeded fit Job or
         its id) on a dataset; returns the QUEUED job at once."""
-        request = jobs_pb2.SubmitPredictRequest(model_id=_id_of(model, "model"), dataset_id=_id_of(dataset, "dataset"))
+        request = jobs_pb2.SubmitPredictRequest(
+            model_id=_id_of(model, "model"),
+            dataset_id=_id_of(dataset, "dataset"),
+            request_id=uuid.uuid4().hex,
+            timeout_seconds=timeout_seconds,
+        )
         with self._rpc():
             response = self._jobs.SubmitPredict(request, timeout=self.timeout)
         return Job(response.job, self)
