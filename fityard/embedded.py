@@ -379,6 +379,8 @@ class EmbeddedStack:
                 "FITYARD_SCHEDULER_ADDRESS": f"127.0.0.1:{self.scheduler_port}",
                 "FITYARD_GATEWAY_LISTEN": f"localhost:{self.port}",
                 "FITYARD_CORE_LEASES_DIR": str(self.data_dir / "cores"),
+                # Workers' temp files, swept when their worker dies.
+                "FITYARD_SCRATCH_DIR": str(self.data_dir / "scratch"),
                 "PYTHONUNBUFFERED": "1",
             }
         )

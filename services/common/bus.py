@@ -61,6 +61,8 @@ SCHEDULER_CONSUMER = "scheduler"
 HDR_TENANT = "Fityard-Tenant"
 HDR_JOB_ID = "Fityard-Job-Id"
 HDR_MSG_ID = "Nats-Msg-Id"  # JetStream de-duplication
+# How long JetStream remembers a message id to drop repeats of it.
+DUPLICATE_WINDOW_SECONDS = 120.0
 
 
 def job_subject(lane: str, kind: str, tenant: str, job_id: str) -> str:
@@ -124,7 +126,7 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
             subjects=["jobs.>"],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
-            duplicate_window=120.0,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
         ),
     )
     await _add_or_update_stream(

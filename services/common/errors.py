@@ -4,7 +4,9 @@ Handlers raise `ApiError` (via the helpers below); `handle_errors` turns it
 into a gRPC status with google.rpc structured details (BadRequest,
 ResourceInfo, PreconditionFailure), so SDKs can read the field or resource
 programmatically while people read the message. Errors from an upstream
-service (the scheduler) pass through unchanged, details included.
+service (the scheduler) pass through unchanged, details included. A NATS
+blip (timeout, no responders, reconnecting) is UNAVAILABLE, which clients
+retry, not UNKNOWN.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from .retry import TRANSIENT
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +91,22 @@ def upstream_status(error: grpc.aio.AioRpcError) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
+def unavailable(exc: BaseException) -> ApiError:
+    """A dependency (NATS, the store) failed for a moment: the caller may
+    retry, which the SDK does by itself for calls that are safe to repeat."""
+    log.warning("answering UNAVAILABLE: %s: %s", type(exc).__name__, exc)
+    return ApiError(
+        grpc.StatusCode.UNAVAILABLE,
+        "fityard's job store or message bus did not answer in time (it may be restarting); retry in a moment",
+    )
+
+
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     if isinstance(exc, ApiError):
         await context.abort_with_status(exc.to_status())
     if isinstance(exc, grpc.aio.AioRpcError):
         await context.abort_with_status(upstream_status(exc))
+    await context.abort_with_status(unavailable(exc).to_status())
 
 
 def handle_errors(method):
@@ -104,7 +119,7 @@ def handle_errors(method):
             try:
                 async for item in method(self, request, context):
                     yield item
-            except (ApiError, grpc.aio.AioRpcError) as exc:
+            except (ApiError, grpc.aio.AioRpcError, *TRANSIENT) as exc:
                 await _abort(context, exc)
 
         return stream_wrapper
@@ -113,7 +128,7 @@ def handle_errors(method):
     async def unary_wrapper(self, request, context):
         try:
             return await method(self, request, context)
-        except (ApiError, grpc.aio.AioRpcError) as exc:
+        except (ApiError, grpc.aio.AioRpcError, *TRANSIENT) as exc:
             await _abort(context, exc)
 
     return unary_wrapper

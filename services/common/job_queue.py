@@ -8,6 +8,8 @@ and the scheduler's reconciliation, which must agree on all of this.
 """
 from __future__ import annotations
 
+import uuid
+
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -23,10 +25,16 @@ def subject_of(job: jobs_pb2.Job) -> str:
     return bus.job_subject(job.lane, kind_name(job.kind), job.tenant, job.id)
 
 
-async def publish(js: JetStreamContext, job: jobs_pb2.Job, model_attempt: int = 0, *, within: float = 10.0) -> None:
-    """Queue `job` (retrying NATS blips for `within` seconds)."""
+async def publish(
+    js: JetStreamContext, job: jobs_pb2.Job, model_attempt: int = 0, *, within: float = 10.0, again: bool = False
+) -> None:
+    """Queue `job` (retrying NATS blips for `within` seconds). `again`: a
+    re-publish of a job whose first message was lost; it needs a
+    de-duplication id of its own, or JetStream would drop it as a repeat of
+    the first for its duplicate window (bus.DUPLICATE_WINDOW_SECONDS)."""
     task = bus_pb2.JobTask(job=job, model_attempt=model_attempt).SerializeToString()
-    headers = {bus.HDR_MSG_ID: job.id, bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id}
+    msg_id = f"{job.id}.{uuid.uuid4().hex[:8]}" if again else job.id
+    headers = {bus.HDR_MSG_ID: msg_id, bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id}
     await retrying(lambda: js.publish(subject_of(job), task, headers=headers), f"queueing {job.id}", within=within)
 
 

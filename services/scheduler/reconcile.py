@@ -4,9 +4,9 @@ Submission writes the record, then publishes; if NATS fails in between (or
 the scheduler dies there), the record says QUEUED and no trainer will ever
 see the job. At start and every FITYARD_RECONCILE_SECONDS the scheduler
 looks at every QUEUED record and re-publishes those whose message is not on
-the stream. The re-publish carries the job id as its de-duplication id, so
-it cannot double a message a slow submit is publishing at the same moment.
-(A message with no record is the trainers' side: they drop it.)
+the stream. Records younger than a submit's own publish retries are left
+alone, so a re-publish cannot double a message a slow submit is still
+sending. (A message with no record is the trainers' side: they drop it.)
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from services.common.retry import TRANSIENT
 
 log = logging.getLogger(__name__)
 
-# A record younger than this may still be publishing: leave it alone.
-GRACE_SECONDS = 5.0
+# A record younger than this may still be publishing (SubmitJob retries its
+# publish for SUBMIT_PUBLISH_SECONDS): leave it alone.
+GRACE_SECONDS = 15.0
 
 
 async def reconcile_once(js: JetStreamContext, jobs: KeyValue) -> int:
@@ -39,7 +40,7 @@ async def reconcile_once(js: JetStreamContext, jobs: KeyValue) -> int:
             continue
         if await job_queue.is_queued(js, job):
             continue
-        await job_queue.publish(js, job, await _model_attempt(jobs, job))
+        await job_queue.publish(js, job, await _model_attempt(jobs, job), again=True)
         log.warning("re-queued %s: its record said QUEUED but its message was missing", job.id)
         republished += 1
     return republished

@@ -22,6 +22,10 @@ from .store import update_job
 
 log = logging.getLogger(__name__)
 
+# How long a submit retries publishing its job before leaving it to
+# reconciliation (services/scheduler/reconcile.py).
+SUBMIT_PUBLISH_SECONDS = 5.0
+
 
 def job_id_for(tenant: str, request_id: str) -> str:
     """The job id a submit with this idempotency key creates: the same key
@@ -72,7 +76,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         # The record is what makes the job accepted: if publishing fails even
         # after retries, the scheduler's reconciliation queues it later.
         try:
-            await job_queue.publish(self.js, job, admitted.model_attempt, within=5.0)
+            await job_queue.publish(self.js, job, admitted.model_attempt, within=SUBMIT_PUBLISH_SECONDS)
         except Exception as exc:  # noqa: BLE001 - logged; reconciliation will publish it
             log.error("could not queue %s yet (%s); it will be queued by reconciliation", job.id, exc)
         log.info("queued %s job %s for tenant %s", kind_name(job.kind), job.id, tenant)
