@@ -11,9 +11,12 @@ import math
 import subprocess
 import sys
 
+import pytest
+
 from tools.gen_protos import ROOT
 
 
+@pytest.mark.timeout(900)  # the subprocess's own limit, not the suite-wide 300 s
 def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     out = tmp_path / "results.json"
     result = subprocess.run(
@@ -37,7 +40,9 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     assert {f["system"] for f in transfers} == {"fityard, local store", "fityard, S3 (moto) store"}
     assert any(f["benchmark"].startswith("gateway memory growth") for f in figures)
     for figure in figures:
-        assert figure["value"] > 0 and figure["baseline"] > 0 and math.isfinite(figure["ratio"]), figure
+        # A gateway whose memory does not grow at all reports 0: the ideal.
+        floor = 0 if figure["benchmark"].startswith("gateway memory growth") else 1e-12
+        assert figure["value"] >= floor and figure["baseline"] > 0 and math.isfinite(figure["ratio"]), figure
     (scale,) = [f for f in figures if f["benchmark"].startswith("scale")]
     assert scale["extra"]["succeeded"] == scale["extra"]["submitted"]
     assert "| benchmark" in result.stdout  # the table is printed

@@ -56,6 +56,13 @@ class StoreSnapshot:
         self.stack = stack
         self.before = set(_leftovers(stack))
 
+    def added_within(self, seconds: float) -> list[str]:
+        """What came since, as soon as anything has (empty after `seconds`)."""
+        deadline = time.monotonic() + seconds
+        while not (new := self.added()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return new
+
     def added(self, settle: float = 0.0) -> list[str]:
         deadline = time.monotonic() + settle
         while True:
@@ -121,7 +128,9 @@ def test_abandoned_upload_leaves_nothing(stub, store_snapshot):
 
     call = stub.Upload.future(requests())
     assert sent.wait(30)
-    time.sleep(1.0)  # let the gateway push the parts into the store
+    # The gateway has started writing (a temp file, or a multipart upload
+    # with parts on S3): the abandonment below has something to clean up.
+    assert store_snapshot.added_within(15) != []
     call.cancel()
     release.set()
     assert store_snapshot.added(settle=15) == []

@@ -3,6 +3,7 @@ what a user is told when something is wrong."""
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 
 import grpc
@@ -11,8 +12,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from fityard import Client, Dataset, FityardError, Job, JobFailed
+from fityard.v1 import jobs_pb2, jobs_pb2_grpc
+from tests.support.jobs import cores_taken, long_fit, wait_for_state
+from tests.support.procs import cpu_used, stack_sessions
 
 # Small models: these tests are about the service, not about accuracy
 # (the full workflow uses the defaults and checks accuracy).
@@ -162,11 +168,40 @@ def test_a_bad_parameter_is_refused_naming_it_and_nothing_is_queued(client, trai
     assert {j.id for j in client.jobs()} == before
 
 
-def test_a_parameter_that_does_not_exist_is_refused_naming_it(client, train_ds):
-    with pytest.raises(FityardError) as raised:
-        client.fit(train_ds, max_iters=50)
+def test_the_sdk_refuses_a_parameter_that_does_not_exist_before_any_call():
+    # No server at this address: the SDK checks names against FitParams itself.
+    with Client("127.0.0.1:1") as offline:
+        with pytest.raises(FityardError) as raised:
+            offline.fit(unknown("ds"), max_iters=50)
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "params.max_iters" in raised.value.message
+
+
+# FitParams with field number 42 set: what a client built from other protos sends.
+UNKNOWN_FIELD_42 = jobs_pb2.FitParams.FromString(b"\xd0\x02\x07")
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        pytest.param(jobs_pb2.FitParams(max_bins=300), "params.max_bins", id="max_bins-too-large"),
+        pytest.param(jobs_pb2.FitParams(learning_rate=0.0), "params.learning_rate", id="learning_rate-zero"),
+        pytest.param(jobs_pb2.FitParams(early_stopping="maybe"), "params.early_stopping", id="early_stopping-word"),
+        pytest.param(UNKNOWN_FIELD_42, "params.42", id="unknown-field"),
+    ],
+)
+def test_the_server_refuses_a_bad_parameter_from_a_raw_stub(stack, train_ds, params, field):
+    """The check other-language clients and grpcurl meet: no SDK in between."""
+    with grpc.insecure_channel(stack.address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.SubmitFit(jobs_pb2.SubmitFitRequest(dataset_id=train_ds.id, params=params))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details().startswith(f"{field}: ")
+    (detail,) = rpc_status.from_call(raised.value).details
+    violations = error_details_pb2.BadRequest()
+    assert detail.Unpack(violations)
+    assert [v.field for v in violations.field_violations] == [field]
 
 
 def test_predicting_with_a_model_whose_fit_failed_is_a_failed_precondition(client, failed_fit, test_ds):
@@ -186,13 +221,21 @@ def test_downloading_from_a_failed_job_is_a_failed_precondition(client, failed_f
 
 
 def test_watch_reports_each_state_in_order_until_the_job_ends(client, train_ds):
-    job = client.fit(train_ds, **QUICK)
-    assert job.state == "QUEUED"
-    snapshots = list(job.watch(timeout=WAIT_SECONDS))
+    # Every core busy: the watched job is still QUEUED when the watch starts.
+    with cores_taken(client, train_ds.id):
+        job = client.fit(train_ds, **QUICK)
+        watch = job.watch(timeout=WAIT_SECONDS)
+        first = next(watch)
+    snapshots = [first, *watch]
     states = [s.state for s in snapshots]
+    assert states[0] == "QUEUED"
     assert states[-1] == "SUCCEEDED" and snapshots[-1].done
     assert not any(s.done for s in snapshots[:-1])
     assert states == sorted(states, key=LIFECYCLE.index)  # never goes back
+    # The watcher is told about the run as it happens, not only at the end.
+    running = [s for s in snapshots if s.state == "RUNNING"]
+    assert running and any(0 < s.progress < 1 for s in running), [(s.state, s.progress) for s in snapshots]
+    assert len({s.progress_message for s in running}) >= 2  # stages, e.g. "reading…", "fitting…"
     progress = [s.progress for s in snapshots]
     assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)
     assert all(s.id == job.id for s in snapshots)
@@ -226,12 +269,10 @@ def test_a_dataframe_uploads_like_a_file(client):
     assert fit.state == "SUCCEEDED"
 
 
-def test_a_running_job_can_be_cancelled_and_then_stays_cancelled(client, tmp_path):
-    # Big enough that the fit is still going when we cancel it.
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(200_000, 20))
-    frame = pd.DataFrame(features, columns=[f"col_{i}" for i in range(20)]).assign(y=(features[:, 0] > 0).astype(int))
-    job = client.fit(client.upload(frame, name="big.parquet"), max_iter=1000, early_stopping="false")
+def test_a_running_job_can_be_cancelled_and_its_fit_stops(client, stack, train_ds, tmp_path):
+    job = wait_for_state(long_fit(client, train_ds.id), "RUNNING")
+    sessions = stack_sessions(stack)
+    assert cpu_used(sessions, 1.0) > 0.5  # the fit is busy on the trainers' cores
 
     with pytest.raises(FityardError) as raised:
         client.download(job, tmp_path / "model.joblib")
@@ -241,6 +282,9 @@ def test_a_running_job_can_be_cancelled_and_then_stays_cancelled(client, tmp_pat
 
     assert client.cancel(job).state == "CANCELLED"
     assert job.wait(timeout=WAIT_SECONDS).state == "CANCELLED"
+    # The fit itself stopped: the stack is idle again, not just the record.
+    time.sleep(0.5)
+    assert cpu_used(sessions, 2.0) < 0.5
     with pytest.raises(FityardError) as raised:
         client.cancel(job)
     assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION

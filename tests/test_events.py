@@ -1,0 +1,64 @@
+"""Folding trainer events into a job record (pure logic, no processes):
+what a user sees in GetJob when events arrive late, twice, or from an
+attempt that no longer counts."""
+from __future__ import annotations
+
+from fityard.internal.v1 import bus_pb2
+from fityard.v1 import jobs_pb2
+from services.scheduler.events import apply_event
+
+S = jobs_pb2
+
+
+def _event(state: int, attempt: int, **fields) -> bus_pb2.TrainerEvent:
+    return bus_pb2.TrainerEvent(job_id="job_1", tenant="default", state=state, attempt=attempt, trainer_id=f"t{attempt}", **fields)
+
+
+def _fold(*events: bus_pb2.TrainerEvent) -> jobs_pb2.Job:
+    job = jobs_pb2.Job(id="job_1", tenant="default", state=S.JOB_STATE_QUEUED)
+    for event in events:
+        apply_event(job, event)
+    return job
+
+
+def test_a_run_shows_running_progress_then_success():
+    job = _fold(
+        _event(S.JOB_STATE_RUNNING, 1, progress=0.0, cores=2),
+        _event(S.JOB_STATE_RUNNING, 1, progress=0.5, progress_message="fitting"),
+        _event(S.JOB_STATE_SUCCEEDED, 1, progress=1.0, outputs=[S.JOB_OUTPUT_MODEL], rows=10),
+    )
+    assert (job.state, job.attempts, job.progress, job.rows) == (S.JOB_STATE_SUCCEEDED, 1, 1.0, 10)
+    assert list(job.outputs) == [S.JOB_OUTPUT_MODEL] and job.cores == 2
+
+
+def test_an_ended_job_never_changes_again():
+    job = _fold(_event(S.JOB_STATE_RUNNING, 1), _event(S.JOB_STATE_FAILED, 1, error="no y"))
+    for late in (_event(S.JOB_STATE_RUNNING, 2), _event(S.JOB_STATE_SUCCEEDED, 2, outputs=[S.JOB_OUTPUT_MODEL])):
+        assert apply_event(job, late) is False
+    assert (job.state, job.error, job.attempts) == (S.JOB_STATE_FAILED, "no y", 1)
+
+
+def test_an_older_attempt_can_neither_end_nor_rewind_a_newer_one():
+    job = _fold(_event(S.JOB_STATE_RUNNING, 1), _event(S.JOB_STATE_RUNNING, 2, progress=0.4))
+    assert apply_event(job, _event(S.JOB_STATE_SUCCEEDED, 1, outputs=[S.JOB_OUTPUT_MODEL])) is False
+    assert apply_event(job, _event(S.JOB_STATE_RUNNING, 1, progress=0.9)) is False
+    assert (job.state, job.attempts, job.progress, job.trainer_id) == (S.JOB_STATE_RUNNING, 2, 0.4, "t2")
+    apply_event(job, _event(S.JOB_STATE_SUCCEEDED, 2, outputs=[S.JOB_OUTPUT_MODEL]))
+    assert (job.state, job.attempts) == (S.JOB_STATE_SUCCEEDED, 2)
+
+
+def test_a_handed_back_job_is_queued_again_and_keeps_its_lost_count():
+    job = _fold(
+        _event(S.JOB_STATE_RUNNING, 1, lost_attempts=1, cores=2),
+        _event(S.JOB_STATE_QUEUED, 1, lost_attempts=1, progress_message="returned to the queue"),
+    )
+    assert (job.state, job.attempts, job.lost_attempts, job.cores, job.progress) == (S.JOB_STATE_QUEUED, 1, 1, 0, 0.0)
+    assert job.progress_message == "returned to the queue"
+    apply_event(job, _event(S.JOB_STATE_RUNNING, 2, lost_attempts=1))
+    assert (job.state, job.attempts, job.lost_attempts) == (S.JOB_STATE_RUNNING, 2, 1)
+
+
+def test_lost_attempts_only_grow():
+    job = _fold(_event(S.JOB_STATE_RUNNING, 3, lost_attempts=2))
+    apply_event(job, _event(S.JOB_STATE_RUNNING, 3, lost_attempts=0, progress=0.2))
+    assert job.lost_attempts == 2

@@ -1,0 +1,189 @@
+"""Mutation check: break a core behaviour on purpose and see the suite notice.
+
+`make mutants` (not part of `make test`) copies the checkout to a temp
+directory once per mutant, applies one deliberate breakage there, and runs
+the tests that guard that behaviour. A mutant the tests still pass against
+"survives": the suite would let that bug land. None may survive; the
+script exits 1 if one does.
+
+Each mutant is a literal replacement of a snippet that must occur exactly
+once (a refactor that moves the snippet makes the script fail loudly, to be
+updated along with the code, rather than silently test nothing).
+
+    python tools/mutants.py              # every mutant
+    python tools/mutants.py heartbeat    # those whose name contains "heartbeat"
+    python tools/mutants.py --list
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIP = shutil.ignore_patterns(".git", ".venv", ".fityard", "__pycache__", ".pytest_cache", "bench-results.json")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    breaks: str  # the behaviour a user would lose
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest node ids / -k selections that must catch it
+
+
+MUTANTS = [
+    Mutant(
+        "watch-final-only",
+        "WatchJob sends only the final record: no RUNNING, no progress reaches the watcher",
+        "services/gateway/jobs.py",
+        "            yield jobs_pb2.WatchJobResponse(job=job)\n            if job.state in TERMINAL_STATES:\n                return",
+        "            if job.state in TERMINAL_STATES:\n                yield jobs_pb2.WatchJobResponse(job=job)\n                return",
+        ("tests/test_workflow.py::test_watch_reports_each_state_in_order_until_the_job_ends[local]",
+         "tests/test_cli.py::test_watch_follows_a_job_to_the_end[local]"),
+    ),
+    Mutant(
+        "cancel-ignored-by-trainer",
+        "a trainer ignores cancel requests for the job it runs: the fit goes on",
+        "services/trainer/runner.py",
+        "            log.info(\"cancel requested for running job %s\", job_id)\n            self._cancel.set()",
+        "            log.info(\"cancel requested for running job %s\", job_id)",
+        ("tests/test_workflow.py::test_a_running_job_can_be_cancelled_and_its_fit_stops[local]",),
+    ),
+    Mutant(
+        "cancel-record-ignored",
+        "a trainer does not check the record for a cancel while the job runs",
+        "services/trainer/runner.py",
+        "        if record.state in TERMINAL_STATES:\n            log.info(\"job %s has ended (%s): stopping it\"",
+        "        if False:\n            log.info(\"job %s has ended (%s): stopping it\"",
+        ("tests/test_faults.py::test_a_cancel_sent_while_no_trainer_listens_still_stops_the_job",),
+    ),
+    Mutant(
+        "cancelled-queued-job-runs",
+        "a trainer runs a job that was cancelled while it waited in the queue",
+        "services/trainer/runner.py",
+        "        if record.state in TERMINAL_STATES:\n            log.info(\"skipping job",
+        "        if False:\n            log.info(\"skipping job",
+        ("tests/test_cancel.py",),
+    ),
+    Mutant(
+        "no-heartbeat",
+        "no in-progress heartbeat: a job longer than the ack deadline is redelivered and run twice",
+        "services/trainer/runner.py",
+        "                await _settle(msg.in_progress)  # heartbeat: still working on it\n",
+        "",
+        ("tests/test_redelivery.py::test_a_job_longer_than_the_ack_deadline_is_neither_redelivered_nor_run_twice",),
+    ),
+    Mutant(
+        "ack-before-outputs",
+        "the job is acked before it runs: a trainer that dies mid-job loses it",
+        "services/trainer/runner.py",
+        "        await self._execute(msg, task,",
+        "        await msg.ack()\n        await self._execute(msg, task,",
+        ("tests/test_redelivery.py::test_a_sigkilled_trainers_job_runs_again_elsewhere_within_the_deadline",),
+    ),
+    Mutant(
+        "ack-on-shutdown",
+        "a trainer stopped with SIGTERM acks its job instead of handing it back",
+        "services/trainer/runner.py",
+        "                    await _settle(msg.nak, delay=HAND_BACK_DELAY_SECONDS)",
+        "                    await _settle(msg.ack)",
+        ("tests/test_redelivery.py::test_a_trainer_stopped_with_sigterm_hands_its_job_to_another",),
+    ),
+    Mutant(
+        "admission-skips-params",
+        "the server accepts out-of-range fit parameters (only the SDK checked)",
+        "services/scheduler/admission.py",
+        "            problems = [_split_problem(p) for p in validate_params(params_dict(request.params))]",
+        "            problems = []",
+        ("tests/test_workflow.py::test_the_server_refuses_a_bad_parameter_from_a_raw_stub[local-max_bins-too-large]",),
+    ),
+    Mutant(
+        "upload-accepts-truncated",
+        "the gateway keeps an upload without checking its end (a truncated file is stored)",
+        "services/gateway/parquet_check.py",
+        '        """The stream is complete: check size, hash and footer; read schema."""\n',
+        '        """The stream is complete: check size, hash and footer; read schema."""\n        return\n',
+        ("tests/test_uploads.py::test_truncated_parquet_is_refused_and_nothing_kept[local]",),
+    ),
+    Mutant(
+        "stale-attempt-wins",
+        "an older attempt's events rewrite the record of a newer attempt",
+        "services/scheduler/events.py",
+        "    if job.state in TERMINAL_STATES or event.attempt < job.attempts:",
+        "    if job.state in TERMINAL_STATES:",
+        ("tests/test_events.py",),
+    ),
+    Mutant(
+        "lost-attempts-not-counted",
+        "a job whose trainer dies every time is retried for ever",
+        "services/trainer/runner.py",
+        "        lost = record.lost_attempts + (record.state == jobs_pb2.JOB_STATE_RUNNING)",
+        "        lost = record.lost_attempts",
+        ("tests/test_faults.py::test_a_job_that_kills_its_trainer_every_time_fails_saying_so",),
+    ),
+]
+
+
+def _apply(tree: Path, mutant: Mutant) -> None:
+    path = tree / mutant.path
+    text = path.read_text()
+    count = text.count(mutant.old)
+    if count != 1:
+        raise SystemExit(f"mutant {mutant.name}: the snippet occurs {count} times in {mutant.path}; update tools/mutants.py")
+    path.write_text(text.replace(mutant.old, mutant.new))
+
+
+def _run(mutant: Mutant, timeout: float) -> tuple[bool, float, str]:
+    """(caught, seconds, last lines of output)."""
+    with tempfile.TemporaryDirectory(prefix=f"fityard-mutant-{mutant.name}-") as tmp:
+        tree = Path(tmp) / "tree"
+        shutil.copytree(ROOT, tree, ignore=SKIP)
+        _apply(tree, mutant)
+        started = time.monotonic()
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
+                cwd=tree,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            caught, output = result.returncode != 0, result.stdout + result.stderr
+        except subprocess.TimeoutExpired as exc:
+            caught, output = True, f"timed out after {timeout:.0f} s (a hang counts as caught)\n{exc.stdout or ''}"
+        return caught, time.monotonic() - started, output
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="run only mutants whose name contains one of these")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per mutant (default 600)")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if not args.names or any(n in m.name for n in args.names)]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:28} {m.breaks}")
+        return 0
+    survivors = []
+    for mutant in chosen:
+        caught, seconds, output = _run(mutant, args.timeout)
+        verdict = "caught" if caught else "SURVIVED"
+        print(f"{verdict:9} {mutant.name:28} {seconds:5.0f} s  {mutant.breaks}", flush=True)
+        if not caught:
+            survivors.append(mutant)
+            print("\n".join("    " + line for line in output.strip().splitlines()[-5:]), flush=True)
+    print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutants caught")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
