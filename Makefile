@@ -4,13 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench protos lint up
+.PHONY: demo test bench mutants protos lint up
 
 demo: $(VENV)/.installed  ## the seed workflow on an embedded stack
 	$(BIN)/fityard demo
 
 test: $(VENV)/.installed-bench  ## the whole test suite (includes a quick run of the benchmarks)
 	$(BIN)/pytest
+
+mutants: $(VENV)/.installed  ## break core behaviours on purpose; every breakage must fail the tests
+	$(BIN)/python tools/mutants.py
 
 bench: $(VENV)/.installed-bench  ## the benchmark suite: prints a table, writes bench-results.json
 	$(BIN)/python -m bench

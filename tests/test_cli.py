@@ -12,7 +12,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from fityard import Client
 from fityard.embedded import free_port
+from tests.support.jobs import cores_taken
 
 FITYARD = str(Path(sys.executable).parent / "fityard")
 SEED_FILES = {"train.parquet", "test.parquet", "BAD_train.parquet", "BAD_test.parquet"}
@@ -93,14 +95,27 @@ def test_upload_fit_predict_download(fityard, data, tmp_path):
     assert listed.index(pred_id) < listed.index(fit_id)  # newest first
 
 
-def test_watch_follows_a_job_to_the_end(fityard, data):
+def test_watch_follows_a_job_to_the_end(stack, fityard, data):
     train_id = upload(fityard, data / "train.parquet")
-    out = ok(fityard("fit", train_id, "--param", "max_iter=30"))
-    job_id = out.strip()
-    assert job_id.startswith("job_")  # without --wait only the id is printed
-    lines = ok(fityard("watch", job_id)).splitlines()
+    with Client(stack.address) as client, cores_taken(client, train_id):
+        # Every core busy: the job is QUEUED when the watch starts.
+        job_id = ok(fityard("fit", train_id, "--param", "max_iter=30")).strip()
+        assert job_id.startswith("job_")  # without --wait only the id is printed
+        watch = subprocess.Popen(
+            [FITYARD, "watch", job_id, "--timeout", "30"], env={**os.environ, "FITYARD_ADDRESS": stack.address},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        first = watch.stdout.readline()  # bounded by --timeout, should nothing come
+    out, err = watch.communicate(timeout=120)
+    assert watch.returncode == 0, err
+    lines = [first.rstrip("\n"), *out.splitlines()]
+    states = [line.split()[0] for line in lines]
+    assert states[0] == "QUEUED" and states[-1] == "SUCCEEDED"
     assert lines[-1].split()[:2] == ["SUCCEEDED", "100%"]
-    assert all(line.split()[0] in {"QUEUED", "RUNNING"} for line in lines[:-1])
+    assert states == sorted(states, key=["QUEUED", "RUNNING", "SUCCEEDED"].index)
+    # The run is shown as it happens: a RUNNING line with progress on the way.
+    running = [line.split()[1] for line in lines if line.startswith("RUNNING")]
+    assert any(0 < int(p.rstrip("%")) < 100 for p in running), lines
     assert len(lines) == len(set(lines))  # a line per change, no repeats
 
 

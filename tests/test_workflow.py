@@ -224,7 +224,8 @@ def test_watch_reports_each_state_in_order_until_the_job_ends(client, train_ds):
     # Every core busy: the watched job is still QUEUED when the watch starts.
     with cores_taken(client, train_ds.id):
         job = client.fit(train_ds, **QUICK)
-        watch = job.watch(timeout=WAIT_SECONDS)
+        # Bounded: a watch that says nothing until the job ends would block here.
+        watch = job.watch(timeout=30)
         first = next(watch)
     snapshots = [first, *watch]
     states = [s.state for s in snapshots]
