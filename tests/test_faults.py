@@ -8,12 +8,13 @@ child is restarted) with settings that make faults quick to see
 """
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 import time
 
 import grpc
-import pandas as pd
+import nats
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -21,6 +22,7 @@ import pytest
 from fityard import Client, FityardError, Job, JobFailed
 from fityard.embedded import EmbeddedStack
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
+from services.common import bus
 from tests.support.faults import (
     fault_env,
     fit_of_seconds,
@@ -224,3 +226,19 @@ def test_a_cancel_sent_while_no_trainer_listens_still_stops_the_job(tmp_path):
             assert client.job(job.id).state == "CANCELLED"
     finally:
         stack.stop()
+
+
+def test_streams_and_buckets_deleted_under_a_running_stack_are_recreated(stack, client):
+    async def delete_topology() -> None:
+        nc = await nats.connect(stack.nats_url)
+        try:
+            js = nc.jetstream()
+            for stream in (bus.JOBS_STREAM, bus.EVENTS_STREAM):
+                await js.delete_stream(stream)
+            await js.delete_key_value(bus.JOBS_BUCKET)
+        finally:
+            await nc.close()
+
+    asyncio.run(delete_topology())
+    # The records went with the bucket; new work goes through again.
+    _still_serving(client)

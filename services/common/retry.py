@@ -32,6 +32,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     nats.errors.OutboundBufferLimitError,
     nats.js.errors.ServiceUnavailableError,
     nats.js.errors.ServerError,
+    nats.js.errors.NoStreamResponseError,  # the stream is gone until it is recreated
     OSError,
 )
 

@@ -48,7 +48,7 @@ async def main() -> int:
     janitor = OutputJanitor(store)
     loops = {
         asyncio.create_task(EventFolder(js, jobs, janitor).run(stop), name="event folding"),
-        asyncio.create_task(reconcile_periodically(js, jobs, config.reconcile_seconds, stop), name="reconciliation"),
+        asyncio.create_task(reconcile_periodically(js, jobs, config, stop), name="reconciliation"),
     }
     stopping = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({stopping, *loops}, return_when=asyncio.FIRST_COMPLETED)

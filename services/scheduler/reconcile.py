@@ -1,4 +1,5 @@
-"""Reconciliation: every queued job has its message on the JOBS stream.
+"""Reconciliation: the NATS topology exists, and every queued job has its
+message on the JOBS stream.
 
 Submission writes the record, then publishes; if NATS fails in between (or
 the scheduler dies there), the record says QUEUED and no trainer will ever
@@ -15,10 +16,12 @@ import logging
 from datetime import datetime, timezone
 
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from fityard.v1 import jobs_pb2
-from services.common import job_queue
+from services.common import bus, job_queue
+from services.common.config import Config
 from services.common.records import get_record, list_records
 from services.common.retry import TRANSIENT
 
@@ -53,12 +56,17 @@ async def _model_attempt(jobs: KeyValue, job: jobs_pb2.Job) -> int:
     return found[0].attempts if found else 0
 
 
-async def reconcile_periodically(js: JetStreamContext, jobs: KeyValue, every: float, stop: asyncio.Event) -> None:
-    """reconcile_once at once and every `every` seconds until `stop`."""
+async def reconcile_periodically(js: JetStreamContext, jobs: KeyValue, config: Config, stop: asyncio.Event) -> None:
+    """Every FITYARD_RECONCILE_SECONDS (and at once) until `stop`: converge
+    the streams, consumers and buckets (one deleted by an operator, or lost
+    with a NATS store, is recreated, so trainers and gateways carry on),
+    then reconcile_once."""
+    every = config.reconcile_seconds
     while not stop.is_set():
         try:
+            await bus.ensure_topology(js, config)
             await reconcile_once(js, jobs)
-        except TRANSIENT as exc:
+        except (*TRANSIENT, NotFoundError) as exc:  # not found: deleted meanwhile, recreated next time
             log.warning("reconciliation failed (%s); trying again in %.0f s", exc, every)
         try:
             await asyncio.wait_for(stop.wait(), timeout=every)
