@@ -10,7 +10,7 @@ from fityard.data import make_data
 from fityard.embedded import EmbeddedStack
 from services.common.config import StorageConfig
 from services.common.storage import open_store
-from tests.support.s3server import MotoS3Server, storage_config_for
+from tests.support.s3server import MotoS3Server, s3_env, storage_config_for
 
 
 @pytest.fixture(scope="session")
@@ -18,17 +18,6 @@ def s3_server():
     """moto's S3 server, standing in for MinIO (no MinIO binary here)."""
     with MotoS3Server() as server:
         yield server
-
-
-def _s3_env(config: StorageConfig) -> dict[str, str]:
-    return {
-        "FITYARD_S3_ENDPOINT": config.endpoint,
-        "FITYARD_S3_ACCESS_KEY": config.access_key,
-        "FITYARD_S3_SECRET_KEY": config.secret_key,
-        "FITYARD_S3_BUCKET": config.bucket,
-        "FITYARD_S3_SECURE": "false",
-        "FITYARD_S3_PART_SIZE": str(5 * 1024 * 1024),
-    }
 
 
 def _start_stack(data_dir, backend: str, config: StorageConfig, env: dict[str, str]) -> EmbeddedStack:
@@ -51,7 +40,7 @@ def local_stack(tmp_path_factory):
 def s3_stack(tmp_path_factory, s3_server):
     """A running stack on the S3 store (moto's server in MinIO's place)."""
     config = storage_config_for(s3_server.endpoint, f"fityard-{uuid.uuid4().hex[:8]}")
-    running = _start_stack(tmp_path_factory.mktemp("stack-s3"), "s3", config, _s3_env(config))
+    running = _start_stack(tmp_path_factory.mktemp("stack-s3"), "s3", config, s3_env(config))
     yield running
     running.stop()
 

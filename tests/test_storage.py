@@ -18,13 +18,12 @@ import tracemalloc
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 from services.common.config import StorageConfig
 from services.common.storage import ObjectNotFound, ObjectStore, open_store
 from services.common.storage.local import LocalStore
-from tests.support.s3server import PART_SIZE as PART, storage_config_for
+from tests.support.s3server import PART_SIZE as PART, multipart_uploads, s3_client, storage_config_for
 
 MiB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[1]
@@ -48,23 +47,11 @@ def store(request, tmp_path) -> ObjectStore:
     return store
 
 
-def _s3(store):
-    """A second, independent S3 client, to see what the server really holds."""
-    c = store.config
-    return boto3.client(
-        "s3",
-        endpoint_url=f"http://{c.endpoint}",
-        aws_access_key_id=c.access_key,
-        aws_secret_access_key=c.secret_key,
-        region_name=c.region,
-    )
-
-
 def _in_progress(store) -> list[str]:
     """Unfinished writes: temp files (local) or multipart uploads (S3)."""
     if isinstance(store, LocalStore):
         return sorted(p.name for p in (store.root / ".tmp").iterdir())
-    return [u["Key"] for u in _s3(store).list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])]
+    return multipart_uploads(store.config)
 
 
 def _chunks(data: bytes, size: int = MiB):
@@ -202,7 +189,7 @@ def test_s3_uploads_use_multipart_only_beyond_one_part(moto_endpoint, size, part
     store = open_store(storage_config_for(moto_endpoint, f"t-{uuid.uuid4().hex[:12]}"))
     store.ensure_ready()
     store.write_stream("big", _chunks(os.urandom(size)))
-    s3 = _s3(store)
+    s3 = s3_client(store.config)
     etag = s3.head_object(Bucket=store.bucket, Key="big")["ETag"].strip('"')
     if not part_sizes:
         assert "-" not in etag  # a plain PUT's ETag is the MD5, no part count
@@ -315,7 +302,7 @@ def _leave_abandoned(store, key: str) -> None:
     if isinstance(store, LocalStore):
         (store.root / ".tmp" / f"{uuid.uuid4().hex}.part").write_bytes(os.urandom(1000))
     else:
-        s3 = _s3(store)
+        s3 = s3_client(store.config)
         upload = s3.create_multipart_upload(Bucket=store.bucket, Key=key)
         s3.upload_part(Bucket=store.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1000)
 

@@ -15,7 +15,6 @@ import time
 import uuid
 from pathlib import Path
 
-import boto3
 import grpc
 import numpy as np
 import pyarrow as pa
@@ -33,7 +32,7 @@ from services.common.config import DEFAULT_TENANT
 from services.common.keys import dataset_key
 from services.common.storage import open_store
 from services.common.storage.local import TMP_DIR
-from tests.support.s3server import MotoS3Server, storage_config_for
+from tests.support.s3server import MotoS3Server, multipart_uploads, s3_env, storage_config_for
 
 CAP = 4  # FITYARD_MAX_TRANSFERS of the capped stacks
 IDLE = 3  # FITYARD_TRANSFER_IDLE_SECONDS of the capped stacks
@@ -144,17 +143,6 @@ def _start(data_dir: Path, env: dict[str, str], storage: str = "local") -> Embed
     return EmbeddedStack(data_dir, trainers=1, storage=storage, env=env).start()
 
 
-def _s3_env(config) -> dict[str, str]:
-    return {
-        "FITYARD_S3_ENDPOINT": config.endpoint,
-        "FITYARD_S3_ACCESS_KEY": config.access_key,
-        "FITYARD_S3_SECRET_KEY": config.secret_key,
-        "FITYARD_S3_BUCKET": config.bucket,
-        "FITYARD_S3_SECURE": "false",
-        "FITYARD_S3_PART_SIZE": str(config.part_size),
-    }
-
-
 class ThrottledProxy:
     """A TCP proxy to `target_port` that forwards what its clients send at
     `rate` bytes/s per connection (answers at full speed): a store slower
@@ -226,7 +214,7 @@ def capped_stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def capped_s3_stack(tmp_path_factory, s3_server):
     config = storage_config_for(s3_server.endpoint, f"fityard-{uuid.uuid4().hex[:8]}")
-    env = {"FITYARD_MAX_TRANSFERS": str(CAP), "FITYARD_TRANSFER_IDLE_SECONDS": str(IDLE), **_s3_env(config)}
+    env = {"FITYARD_MAX_TRANSFERS": str(CAP), "FITYARD_TRANSFER_IDLE_SECONDS": str(IDLE), **s3_env(config)}
     stack = _start(tmp_path_factory.mktemp("capped-s3"), env, storage="s3")
     stack.store = open_store(config)
     yield stack
@@ -291,7 +279,7 @@ def slow_store_stack(tmp_path_factory):
     with MotoS3Server() as moto:
         proxy = ThrottledProxy(moto.port, SLOW_STORE_RATE)
         config = storage_config_for(f"127.0.0.1:{proxy.port}", f"fityard-{uuid.uuid4().hex[:8]}")
-        env = {"FITYARD_MAX_TRANSFERS": "128", **_s3_env(config)}
+        env = {"FITYARD_MAX_TRANSFERS": "128", **s3_env(config)}
         stack = _start(tmp_path_factory.mktemp("slow-store"), env, storage="s3")
         try:
             yield stack
@@ -375,18 +363,6 @@ def io_file(stack: EmbeddedStack, data: bytes) -> Path:
 # -- idle streams ------------------------------------------------------------------------
 
 
-def _s3_multipart_uploads(stack) -> list[str]:
-    config = stack.store.config
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=f"http://{config.endpoint}",
-        aws_access_key_id=config.access_key,
-        aws_secret_access_key=config.secret_key,
-        region_name=config.region,
-    )
-    return [u["Key"] for u in s3.list_multipart_uploads(Bucket=config.bucket).get("Uploads", [])]
-
-
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_an_idle_upload_is_aborted_and_leaves_nothing(backend, request):
     stack = request.getfixturevalue("capped_stack" if backend == "local" else "capped_s3_stack")
@@ -395,7 +371,7 @@ def test_an_idle_upload_is_aborted_and_leaves_nothing(backend, request):
         in_progress = lambda: temp_files(stack)  # noqa: E731
         sent = SMALL[:4] + bytes(CHUNK)
     else:
-        in_progress = lambda: _s3_multipart_uploads(stack)  # noqa: E731
+        in_progress = lambda: multipart_uploads(stack.store.config)  # noqa: E731
         sent = SMALL[:4] + bytes(6 * CHUNK)  # over one 5 MiB part: a multipart upload is under way
     before = in_progress()
     objects_before = list(stack.store.list()) if backend == "s3" else sorted(objects_root(stack).rglob("*.parquet"))

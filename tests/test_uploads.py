@@ -9,11 +9,11 @@ import hashlib
 import threading
 import time
 
-import boto3
 import grpc
 import pytest
 
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
+from tests.support.s3server import multipart_uploads
 
 CHUNK = 1024 * 1024
 
@@ -31,15 +31,7 @@ def _leftovers(stack) -> list[str]:
         tmp = stack.store.root / ".tmp"
         left += [str(p) for p in tmp.iterdir()] if tmp.exists() else []
     else:
-        config = stack.store.config
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=f"http://{config.endpoint}",
-            aws_access_key_id=config.access_key,
-            aws_secret_access_key=config.secret_key,
-            region_name=config.region,
-        )
-        left += [u["Key"] for u in s3.list_multipart_uploads(Bucket=config.bucket).get("Uploads", [])]
+        left += multipart_uploads(stack.store.config)
     return left
 
 

@@ -124,3 +124,34 @@ def storage_config_for(endpoint: str, bucket: str) -> StorageConfig:
         secure=False,
         part_size=PART_SIZE,
     )
+
+
+def s3_env(config: StorageConfig) -> dict[str, str]:
+    """The FITYARD_S3_* settings that point a stack's services at `config`."""
+    return {
+        "FITYARD_S3_ENDPOINT": config.endpoint,
+        "FITYARD_S3_ACCESS_KEY": config.access_key,
+        "FITYARD_S3_SECRET_KEY": config.secret_key,
+        "FITYARD_S3_BUCKET": config.bucket,
+        "FITYARD_S3_SECURE": "false",
+        "FITYARD_S3_PART_SIZE": str(config.part_size),
+    }
+
+
+def s3_client(config: StorageConfig):
+    """A boto3 client of its own, to see what the server really holds
+    (independent of the minio client the store uses)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://{config.endpoint}",
+        aws_access_key_id=config.access_key,
+        aws_secret_access_key=config.secret_key,
+        region_name=config.region,
+    )
+
+
+def multipart_uploads(config: StorageConfig) -> list[str]:
+    """Keys of the multipart uploads in progress (or abandoned) in the bucket."""
+    return [u["Key"] for u in s3_client(config).list_multipart_uploads(Bucket=config.bucket).get("Uploads", [])]
