@@ -77,7 +77,7 @@ def test_a_sigkilled_trainers_job_runs_again_elsewhere_within_the_deadline(stack
     killed = time.monotonic()
     victim.wait(10)
 
-    wait_for_run(stack, job, 2, timeout=WAIT_SECONDS)
+    wait_for_run(stack, job, 2, timeout=ACK_WAIT + 30)
     assert time.monotonic() - killed < ACK_WAIT + 5  # noticed by the ack deadline, not later
     # The dead trainer's worker process went with it: no orphan fit.
     settle(lambda: not session_members({victim.pid}), what="the dead trainer's worker gone")

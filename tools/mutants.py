@@ -36,7 +36,8 @@ class Mutant:
     path: str
     old: str
     new: str
-    tests: tuple[str, ...]  # pytest node ids / -k selections that must catch it
+    tests: tuple[str, ...]  # pytest node ids that must catch it
+    also: tuple[tuple[str, str, str], ...] = ()  # more (path, old, new) replacements
 
 
 MUTANTS = [
@@ -51,11 +52,16 @@ MUTANTS = [
     ),
     Mutant(
         "cancel-ignored-by-trainer",
-        "a trainer ignores cancel requests for the job it runs: the fit goes on",
+        "a trainer ignores cancels of the job it runs (the notice and the record): the fit goes on",
         "services/trainer/runner.py",
         "            log.info(\"cancel requested for running job %s\", job_id)\n            self._cancel.set()",
         "            log.info(\"cancel requested for running job %s\", job_id)",
         ("tests/test_workflow.py::test_a_running_job_can_be_cancelled_and_its_fit_stops[local]",),
+        also=((
+            "services/trainer/runner.py",
+            "        if record.state in TERMINAL_STATES:\n            log.info(\"job %s has ended (%s): stopping it\"",
+            "        if False:\n            log.info(\"job %s has ended (%s): stopping it\"",
+        ),),
     ),
     Mutant(
         "cancel-record-ignored",
@@ -72,6 +78,8 @@ MUTANTS = [
         "        if record.state in TERMINAL_STATES:\n            log.info(\"skipping job",
         "        if False:\n            log.info(\"skipping job",
         ("tests/test_cancel.py",),
+        # Cancelling also takes the job's message off the queue; without that too.
+        also=(("services/scheduler/service.py", "            await job_queue.remove(self.js, job)\n", ""),),
     ),
     Mutant(
         "no-heartbeat",
@@ -133,12 +141,13 @@ MUTANTS = [
 
 
 def _apply(tree: Path, mutant: Mutant) -> None:
-    path = tree / mutant.path
-    text = path.read_text()
-    count = text.count(mutant.old)
-    if count != 1:
-        raise SystemExit(f"mutant {mutant.name}: the snippet occurs {count} times in {mutant.path}; update tools/mutants.py")
-    path.write_text(text.replace(mutant.old, mutant.new))
+    for relative, old, new in ((mutant.path, mutant.old, mutant.new), *mutant.also):
+        path = tree / relative
+        text = path.read_text()
+        count = text.count(old)
+        if count != 1:
+            raise SystemExit(f"mutant {mutant.name}: a snippet occurs {count} times in {relative}; update tools/mutants.py")
+        path.write_text(text.replace(old, new))
 
 
 def _run(mutant: Mutant, timeout: float) -> tuple[bool, float, str]:
