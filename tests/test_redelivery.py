@@ -62,7 +62,7 @@ def test_a_trainer_stopped_with_sigterm_hands_its_job_to_another(stack, client):
     stack.process(first).send_signal(signal.SIGTERM)
     stack.process(first).wait(30)  # it leaves promptly, not after the fit
 
-    assert job.wait(timeout=WAIT_SECONDS).state == "SUCCEEDED"
+    assert job.wait(timeout=60).state == "SUCCEEDED"
     assert runs(stack, job.id) == [first, *(set(trainers(stack)) - {first})]  # the other one finished it
     # Handing back on shutdown is no lost attempt.
     assert (job.attempts, job.lost_attempts) == (2, 0)

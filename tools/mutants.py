@@ -78,8 +78,16 @@ MUTANTS = [
         "        if record.state in TERMINAL_STATES:\n            log.info(\"skipping job",
         "        if False:\n            log.info(\"skipping job",
         ("tests/test_cancel.py",),
-        # Cancelling also takes the job's message off the queue; without that too.
-        also=(("services/scheduler/service.py", "            await job_queue.remove(self.js, job)\n", ""),),
+        # Cancelling also takes the job's message off the queue, and a running
+        # job is stopped at its first heartbeat: without those too.
+        also=(
+            ("services/scheduler/service.py", "            await job_queue.remove(self.js, job)\n", ""),
+            (
+                "services/trainer/runner.py",
+                "        if record.state in TERMINAL_STATES:\n            log.info(\"job %s has ended (%s): stopping it\"",
+                "        if False:\n            log.info(\"job %s has ended (%s): stopping it\"",
+            ),
+        ),
     ),
     Mutant(
         "no-heartbeat",
@@ -101,7 +109,10 @@ MUTANTS = [
         "ack-on-shutdown",
         "a trainer stopped with SIGTERM acks its job instead of handing it back",
         "services/trainer/runner.py",
-        "                    await _settle(msg.nak, delay=HAND_BACK_DELAY_SECONDS)",
+        "                    await self._report(\n                        job,\n                        jobs_pb2.JOB_STATE_QUEUED,\n"
+        "                        attempt,\n                        lost,\n"
+        "                        progress_message=f\"returned to the queue: trainer {self.trainer_id} is shutting down\",\n"
+        "                    )\n                    await _settle(msg.nak, delay=HAND_BACK_DELAY_SECONDS)",
         "                    await _settle(msg.ack)",
         ("tests/test_redelivery.py::test_a_trainer_stopped_with_sigterm_hands_its_job_to_another",),
     ),
