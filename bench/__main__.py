@@ -1,4 +1,5 @@
-"""Run the benchmark suite: `make bench` (or `python -m bench [--quick]`).
+"""Run the benchmark suite: `make bench` (or `python -m bench [--quick]`);
+`python -m bench soak` runs the reliability soak instead (bench/soak.py).
 
 Prints a table and writes JSON. Every figure comes with a baseline measured
 in the same run on the same machine, and the ratio between them.
@@ -243,7 +244,15 @@ def table(figures: list[Figure]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["soak"]:  # the reliability soak: python -m bench soak --help
+        from .soak import main as soak
+
+        return soak(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__,
+        epilog="python -m bench soak [--jobs N] [--kill-every S] ...: the reliability soak (see its --help)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: checks the suite works (about 2 min)")
     parser.add_argument("--out", default="bench-results.json", help="where to write the JSON results")
     parser.add_argument("--skip-peers", action="store_true", help="measure fityard only (no RQ, no Ray)")
