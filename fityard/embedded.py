@@ -32,6 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.config import usable_cores
 from services.common.lifecycle import pdeathsig_preexec
+from services.common.runtime import PARENT_PID_ENV
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,14 @@ SUPERVISE_INTERVAL = 0.1
 # work back to, and could wait out NATS timeouts (seconds) while holding
 # ports; they are crash-safe anyway (a job is acked only once its outputs
 # are stored, so an unfinished one is redelivered on the next start).
+#
+# The services set it themselves, first thing (services/common/runtime.py,
+# FITYARD_PARENT_PID): a preexec_fn makes Python fork with its at-fork hooks,
+# and grpcio's hooks abort the child (SIGABRT, "epoll_wait error: Bad file
+# descriptor") when the parent has gRPC calls in flight, as tests and
+# benchmarks that run a stack in-process do. nats-server, not ours to
+# change, gets a preexec_fn.
 NATS_PARENT_DEATH_SIGNAL = signal.SIGTERM
-SERVICE_PARENT_DEATH_SIGNAL = signal.SIGKILL
 
 
 def describe_exit(returncode: int) -> str:
@@ -382,6 +389,8 @@ class EmbeddedStack:
                 # Workers' temp files, swept when their worker dies.
                 "FITYARD_SCRATCH_DIR": str(self.data_dir / "scratch"),
                 "PYTHONUNBUFFERED": "1",
+                # The services die with this process (see NATS_PARENT_DEATH_SIGNAL).
+                PARENT_PID_ENV: str(os.getpid()),
             }
         )
         env.update(self.extra_env)
@@ -406,7 +415,7 @@ class EmbeddedStack:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=pdeathsig_preexec(NATS_PARENT_DEATH_SIGNAL if name == "nats" else SERVICE_PARENT_DEATH_SIGNAL),
+            preexec_fn=pdeathsig_preexec(NATS_PARENT_DEATH_SIGNAL) if name == "nats" else None,
         )
         log_file.close()
         kid = self._kids.get(name)

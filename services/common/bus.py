@@ -61,6 +61,7 @@ SCHEDULER_CONSUMER = "scheduler"
 HDR_TENANT = "Fityard-Tenant"
 HDR_JOB_ID = "Fityard-Job-Id"
 HDR_MSG_ID = "Nats-Msg-Id"  # JetStream de-duplication
+EVENTS_ACK_WAIT_SECONDS = 10.0
 # How long JetStream remembers a message id to drop repeats of it.
 DUPLICATE_WINDOW_SECONDS = 120.0
 
@@ -156,7 +157,9 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
             durable_name=SCHEDULER_CONSUMER,
             filter_subject="events.>",
             ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=30.0,
+            # Events a killed scheduler held come back after this; folding a
+            # batch takes milliseconds, and folding an event twice is harmless.
+            ack_wait=EVENTS_ACK_WAIT_SECONDS,
             deliver_policy=DeliverPolicy.ALL,
         ),
     )

@@ -52,3 +52,14 @@ async def remove(js: JetStreamContext, job: jobs_pb2.Job) -> None:
     """Take the job's message off the stream (a cancelled job): no trainer
     will be handed it again."""
     await js.purge_stream(bus.JOBS_STREAM, subject=subject_of(job))
+
+
+async def has_unread_events(js: JetStreamContext, job: jobs_pb2.Job) -> bool:
+    """True while trainer events of the job wait on the EVENTS stream (a
+    work queue: the scheduler deletes an event by acking it once folded).
+    A record lagging behind its events must not be taken for the truth."""
+    try:
+        await js.get_last_msg(bus.EVENTS_STREAM, bus.event_subject(job.tenant, job.id))
+    except NotFoundError:
+        return False
+    return True

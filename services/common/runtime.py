@@ -12,15 +12,27 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from .lifecycle import die_with_parent
+
 # One per-message limit for servers, channels and the SDK (fityard/limits.py).
 from fityard.limits import MAX_MESSAGE_BYTES
 
 
+# Set by a supervisor that wants its services to die with it (`fityard up`:
+# fityard/embedded.py): the supervisor's pid.
+PARENT_PID_ENV = "FITYARD_PARENT_PID"
+
+
 def setup_logging(service: str) -> logging.Logger:
+    """Logging for a service process; also, when started by a supervisor
+    that asks for it, tie the process's life to the supervisor's."""
     logging.basicConfig(
         level=os.environ.get("FITYARD_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
     )
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent:
+        die_with_parent(signal.SIGKILL, parent_pid=int(parent))
     return logging.getLogger(service)
 
 

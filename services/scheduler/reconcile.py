@@ -7,7 +7,10 @@ see the job. At start and every FITYARD_RECONCILE_SECONDS the scheduler
 looks at every QUEUED record and re-publishes those whose message is not on
 the stream. Records younger than a submit's own publish retries are left
 alone, so a re-publish cannot double a message a slow submit is still
-sending. (A message with no record is the trainers' side: they drop it.)
+sending; so are jobs with trainer events not folded yet (a scheduler that
+restarts catches up on events while it reconciles: the record says QUEUED
+while the job has run). (A message with no record is the trainers' side:
+they drop it.)
 """
 from __future__ import annotations
 
@@ -43,6 +46,8 @@ async def reconcile_once(js: JetStreamContext, jobs: KeyValue) -> int:
             continue
         if await job_queue.is_queued(js, job):
             continue
+        if await job_queue.has_unread_events(js, job):
+            continue  # a trainer took it (and maybe finished it): the record is behind
         await job_queue.publish(js, job, await _model_attempt(jobs, job), again=True)
         log.warning("re-queued %s: its record said QUEUED but its message was missing", job.id)
         republished += 1
