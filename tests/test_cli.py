@@ -158,3 +158,13 @@ def test_no_server_at_the_address_is_an_error_not_a_traceback():
 def test_python_m_fityard_is_the_same_command(stack):
     out = ok(run("datasets", env_address=stack.address, program=(sys.executable, "-m", "fityard")))
     assert out.split()[:2] == ["ID", "NAME"]
+
+
+def test_a_run_limit_fails_the_job_saying_so(fityard, data):
+    train_id = upload(fityard, data / "train.parquet")
+    result = fityard(
+        "fit", train_id, "--max-run-seconds", 1, "--param", "max_iter=100000", "--param", "early_stopping=false", "--wait"
+    )
+    assert "timed out after 1 s" in failed(result)
+    status = ok(fityard("status", result.stdout.split()[0]))
+    assert "FAILED" in status and "1 s per run" in status
