@@ -28,8 +28,9 @@ class OutputJanitor:
 
     def job_ended(self, job: jobs_pb2.Job) -> None:
         """Remove the outputs of the job's other attempts. A first attempt
-        that succeeded has no others: nothing to list."""
-        if job.state == jobs_pb2.JOB_STATE_SUCCEEDED and job.attempts <= 1:
+        that succeeded has no others, a job that never started has none:
+        nothing to list."""
+        if job.attempts == 0 or (job.state == jobs_pb2.JOB_STATE_SUCCEEDED and job.attempts == 1):
             return
         keep = set()
         if job.state == jobs_pb2.JOB_STATE_SUCCEEDED:
