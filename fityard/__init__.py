@@ -18,17 +18,55 @@ try:
 except metadata.PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Client", "Dataset", "Job", "FityardError", "JobFailed", "__version__"]
+_CLIENT_NAMES = ["Client", "Dataset", "Job"]
+# The exception hierarchy is documented at the top of fityard/_errors.py.
+_ERROR_NAMES = [
+    "FityardError",
+    "InvalidArgument",
+    "NotFound",
+    "AlreadyExists",
+    "FailedPrecondition",
+    "ResourceExhausted",
+    "Unavailable",
+    "DeadlineExceeded",
+    "PermissionDenied",
+    "Unauthenticated",
+    "DataLoss",
+    "Internal",
+    "JobFailed",
+    "JobTimeout",
+]
+__all__ = [*_CLIENT_NAMES, *_ERROR_NAMES, "__version__"]
 
 if TYPE_CHECKING:
-    from fityard.client import Client, Dataset, FityardError, Job, JobFailed
+    from fityard._errors import (
+        AlreadyExists,
+        DataLoss,
+        DeadlineExceeded,
+        FailedPrecondition,
+        FityardError,
+        Internal,
+        InvalidArgument,
+        JobFailed,
+        JobTimeout,
+        NotFound,
+        PermissionDenied,
+        ResourceExhausted,
+        Unauthenticated,
+        Unavailable,
+    )
+    from fityard.client import Client, Dataset, Job
 
 
 def __getattr__(name: str):
-    if name in __all__:
+    if name in _CLIENT_NAMES:
         from fityard import client
 
         return getattr(client, name)
+    if name in _ERROR_NAMES:
+        from fityard import _errors
+
+        return getattr(_errors, name)
     raise AttributeError(f"module 'fityard' has no attribute {name!r}")
 
 

@@ -31,6 +31,15 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Union
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
 
+from fityard._errors import (
+    FityardError,
+    JobFailed,
+    JobTimeout,
+    ResourceExhausted,
+    error_for,
+    error_from,
+    invalid_argument,
+)
 from fityard.limits import MAX_MESSAGE_BYTES, UPLOAD_CHUNK_BYTES
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
@@ -103,90 +112,19 @@ _OUTPUTS = {
 # -- errors ------------------------------------------------------------------
 
 
-class FityardError(Exception):
-    """A request fityard refused or could not serve.
-
-    `code` is the grpc.StatusCode and `message` the server's own words,
-    unchanged, so a user sees exactly what the service said:
-    ``NOT_FOUND: dataset 'ds_x' not found``.
-    """
-
-    def __init__(self, code: grpc.StatusCode | None, message: str):
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.code.name}: {self.message}" if self.code is not None else self.message
-
-
-class JobFailed(FityardError):
-    """A job ended FAILED. `str(exc)` is the job's `error` (what went wrong
-    and how to fix it), `exc.job` the finished job. `code` is None: the
-    request itself succeeded, the work did not."""
-
-    def __init__(self, job: "Job"):
-        super().__init__(None, job.error or f"job {job.id!r} failed without a message")
-        self.job = job
-
-
-class JobTimeout(TimeoutError):
-    """A wait or watch ran out of time before the job ended. The job itself
-    carries on, on the server. `job` is its last known snapshot (None if it
-    could not be read), `job_id` its id, `timeout` the seconds waited; the
-    message says where the job is:
-
-        job job_… is still RUNNING (42%, fitting) after 30 s; it carries on: wait again or cancel it
-    """
-
-    def __init__(self, job_id: str, job: "Job | None", timeout: float):
-        self.job_id = job_id
-        self.job = job
-        self.timeout = timeout
-        if job is None:
-            where = f"job {job_id} did not finish within {timeout:g} s (its state could not be read)"
-        else:
-            progress = ", ".join(p for p in (f"{job.progress:.0%}", job.progress_message) if p)
-            where = f"job {job_id} is still {job.state} ({progress}) after {timeout:g} s"
-        super().__init__(f"{where}; it carries on: wait again or cancel it")
-
-
 def _retry_delay(error: grpc.RpcError) -> float | None:
     """Seconds to wait before trying a refused transfer again, if the
     gateway refused it for being busy (RESOURCE_EXHAUSTED carrying a
     google.rpc.RetryInfo); None for any other error, which is not retried
     (gRPC's own RESOURCE_EXHAUSTED for a message over the size limit carries
     no RetryInfo)."""
-    if not hasattr(error, "code") or error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return None
-    from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
-
-    try:
-        status = rpc_status.from_call(error)
-    except ValueError:  # details that do not match the call's status
-        return None
-    for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
-    return None
+    refused = error_from(error, "")
+    return refused.retry_delay if isinstance(refused, ResourceExhausted) else None
 
 
 def _backoff(delay: float, attempt: int) -> float:
     """The wait before retry number `attempt` (0-based) of a refused transfer."""
     return min(max(delay, 0.1) * 2**attempt, TRANSFER_BACKOFF_MAX) * random.uniform(0.5, 1.5)
-
-
-def _error_from(error: grpc.RpcError, address: str) -> FityardError:
-    """A FityardError carrying the status of a failed call."""
-    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-    message = (error.details() if hasattr(error, "details") else None) or str(error)
-    if code == grpc.StatusCode.UNAVAILABLE:
-        # Usually nothing is listening; say where we looked and what to do.
-        message = f"{message} (fityard at {address}; is it running? `fityard up` starts one)"
-    return FityardError(code, message)
 
 
 # -- records -----------------------------------------------------------------
@@ -428,17 +366,14 @@ def fit_params(**params: Any) -> jobs_pb2.FitParams:
             continue
         fd = fields.get(name)
         if fd is None:
-            raise FityardError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"params.{name}: is not a fit parameter; known: {', '.join(fields)}",
-            )
+            raise invalid_argument(f"params.{name}", f"is not a fit parameter; known: {', '.join(fields)}")
         try:
             setattr(message, name, _coerce(fd, value))
         except (TypeError, ValueError):
             kind = {FieldDescriptor.CPPTYPE_DOUBLE: "a number", FieldDescriptor.CPPTYPE_STRING: "a string"}.get(
                 fd.cpp_type, "an integer"
             )
-            raise FityardError(grpc.StatusCode.INVALID_ARGUMENT, f"params.{name}: {value!r} is not {kind}") from None
+            raise invalid_argument(f"params.{name}", f"{value!r} is not {kind}") from None
     return message
 
 
@@ -509,7 +444,7 @@ class Client:
         try:
             yield
         except grpc.RpcError as error:
-            raise _error_from(error, self.address) from None
+            raise error_from(error, self.address) from None
 
     # datasets ------------------------------------------------------------------
     def upload(self, source: "str | os.PathLike | pd.DataFrame", name: str | None = None, *, progress: bool | None = None) -> Dataset:
@@ -545,11 +480,11 @@ class Client:
                 delay = _retry_delay(error)  # the gateway is busy: try again in a moment
                 attempt += 1
                 if delay is None or attempt >= TRANSFER_ATTEMPTS:
-                    raise _error_from(error, self.address) from None
+                    raise error_from(error, self.address) from None
                 time.sleep(_backoff(delay, attempt - 1))
         dataset = Dataset.from_proto(response.dataset)
         if dataset.sha256 != digest.hexdigest():
-            raise FityardError(
+            raise error_for(
                 grpc.StatusCode.DATA_LOSS,
                 f"dataset {dataset.id!r} was stored with sha256 {dataset.sha256} but {path} hashes to "
                 f"{digest.hexdigest()}; the bytes were changed on the way (or the file changed while "
@@ -688,11 +623,11 @@ class Client:
                 if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and deadline is not None:
                     raise JobTimeout(job_id, self._snapshot(job_id, last), timeout) from None
                 if error.code() != grpc.StatusCode.UNAVAILABLE or retries >= WATCH_RECONNECTS:
-                    raise _error_from(error, self.address) from None
+                    raise error_from(error, self.address) from None
             finally:
                 call.cancel()  # a no-op if it ended; stops the stream if the caller stopped early
             if retries >= WATCH_RECONNECTS:
-                raise FityardError(
+                raise error_for(
                     grpc.StatusCode.UNAVAILABLE,
                     f"the watch of job {job_id!r} kept ending before the job finished; try again",
                 )
@@ -741,7 +676,7 @@ class Client:
         try:
             with self._rpc():
                 if first is None or first.WhichOneof("payload") != "dataset":
-                    raise FityardError(grpc.StatusCode.DATA_LOSS, "the server did not describe the dataset first")
+                    raise error_for(grpc.StatusCode.DATA_LOSS, "the server did not describe the dataset first")
                 info = jobs_pb2.OutputInfo(size_bytes=first.dataset.size_bytes, filename=first.dataset.name)
                 return self._receive(responses, info, Path(path), progress)
         finally:
@@ -763,13 +698,13 @@ class Client:
                 delay = _retry_delay(error)
                 attempt += 1
                 if delay is None or attempt >= TRANSFER_ATTEMPTS:
-                    raise _error_from(error, self.address) from None
+                    raise error_from(error, self.address) from None
                 time.sleep(_backoff(delay, attempt - 1))
 
     @staticmethod
     def _output_info(first: jobs_pb2.DownloadJobOutputResponse | None) -> jobs_pb2.OutputInfo:
         if first is None or first.WhichOneof("payload") != "info":
-            raise FityardError(grpc.StatusCode.DATA_LOSS, "the server did not describe the file before sending it")
+            raise error_for(grpc.StatusCode.DATA_LOSS, "the server did not describe the file before sending it")
         return first.info
 
     def _read_frame(self, responses, info: jobs_pb2.OutputInfo, progress: bool | None) -> "pd.DataFrame":
@@ -799,7 +734,7 @@ class Client:
                     received += len(response.chunk)
                     bar.update(len(response.chunk))
             if info.size_bytes and received != info.size_bytes:
-                raise FityardError(
+                raise error_for(
                     grpc.StatusCode.DATA_LOSS,
                     f"{info.filename}: received {received} bytes of {info.size_bytes}; download it again",
                 )

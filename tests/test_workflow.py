@@ -15,7 +15,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from fityard import Client, Dataset, FityardError, Job, JobFailed
+from fityard import Client, Dataset, FityardError, InvalidArgument, Job, JobFailed, NotFound
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.support.jobs import cores_taken, long_fit, wait_for_state
 from tests.support.procs import cpu_used, stack_sessions
@@ -154,27 +154,30 @@ def test_unknown_ids_are_not_found_and_named(client, model, test_ds, call, missi
     ids = {"dataset": unknown("ds"), "job": unknown("job"), "model": model.id, "test": test_ds.id}
     with pytest.raises(FityardError) as raised:
         call(client, ids)
-    assert raised.value.code == grpc.StatusCode.NOT_FOUND
+    assert isinstance(raised.value, NotFound) and raised.value.code == grpc.StatusCode.NOT_FOUND
     assert ids[missing] in raised.value.message
     assert ids[missing] in str(raised.value) and str(raised.value).startswith("NOT_FOUND: ")
+    assert raised.value.resource[1] == ids[missing]  # from the status's ResourceInfo
 
 
 def test_a_bad_parameter_is_refused_naming_it_and_nothing_is_queued(client, train_ds):
     before = {j.id for j in client.jobs()}
-    with pytest.raises(FityardError) as raised:
+    with pytest.raises(InvalidArgument) as raised:
         client.fit(train_ds, max_bins=300)
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "params.max_bins" in raised.value.message
+    assert [field for field, _ in raised.value.field_violations] == ["params.max_bins"]
     assert {j.id for j in client.jobs()} == before
 
 
 def test_the_sdk_refuses_a_parameter_that_does_not_exist_before_any_call():
     # No server at this address: the SDK checks names against FitParams itself.
     with Client("127.0.0.1:1") as offline:
-        with pytest.raises(FityardError) as raised:
+        with pytest.raises(InvalidArgument) as raised:
             offline.fit(unknown("ds"), max_iters=50)
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "params.max_iters" in raised.value.message
+    assert [field for field, _ in raised.value.field_violations] == ["params.max_iters"]
 
 
 # FitParams with field number 42 set: what a client built from other protos sends.
