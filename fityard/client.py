@@ -514,12 +514,10 @@ class Client:
             )
         return Dataset.from_proto(response.dataset)
 
-    def datasets(self) -> list[Dataset]:
-        """Every dataset, newest first (all pages)."""
-        return [
-            Dataset.from_proto(d)
-            for d in self._pages(self._datasets.ListDatasets, datasets_pb2.ListDatasetsRequest, "datasets")
-        ]
+    def datasets(self, *, name: str | None = None) -> list[Dataset]:
+        """Every dataset (or those named `name`), newest first (all pages)."""
+        pages = self._pages(self._datasets.ListDatasets, datasets_pb2.ListDatasetsRequest, "datasets", name=name)
+        return [Dataset.from_proto(d) for d in pages]
 
     # jobs ------------------------------------------------------------------------
     def fit(self, dataset: DatasetRef, *, timeout_seconds: float = 0, **params: Any) -> Job:
@@ -555,9 +553,27 @@ class Client:
         """One job's current record."""
         return Job(self._get_job(_id_of(job, "job")), self)
 
-    def jobs(self) -> list[Job]:
-        """Every job, newest first (all pages)."""
-        return [Job(j, self) for j in self._pages(self._jobs.ListJobs, jobs_pb2.ListJobsRequest, "jobs")]
+    def jobs(
+        self,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        dataset: DatasetRef | None = None,
+        model: JobRef | None = None,
+    ) -> list[Job]:
+        """Every job, newest first (all pages); keywords keep only the jobs
+        in that state ("RUNNING"), of that kind ("fit"), on that dataset or
+        predicting with that model."""
+        pages = self._pages(
+            self._jobs.ListJobs,
+            jobs_pb2.ListJobsRequest,
+            "jobs",
+            state=state,
+            kind=kind,
+            dataset_id=None if dataset is None else _id_of(dataset, "dataset"),
+            model_id=None if model is None else _id_of(model, "model"),
+        )
+        return [Job(j, self) for j in pages]
 
     def cancel(self, job: JobRef) -> Job:
         """Stop a queued or running job; FAILED_PRECONDITION if it already ended."""
@@ -586,12 +602,15 @@ class Client:
         with self._rpc():
             return self._jobs.CancelJob(jobs_pb2.CancelJobRequest(job_id=job_id), timeout=self.timeout).job
 
-    def _pages(self, method, request_type, field_name: str) -> Iterator:
-        """Items of a List* call across all pages, following next_page_token."""
+    def _pages(self, method, request_type, field_name: str, **conditions: str | None) -> Iterator:
+        """Items of a List* call across all pages, following next_page_token;
+        `conditions` (None: any) become the request's filter."""
+        filter_text = " AND ".join(f"{name}={value}" for name, value in conditions.items() if value is not None)
         token = ""
         while True:
             with self._rpc():
-                response = method(request_type(page_size=1000, page_token=token), timeout=self.timeout)
+                request = request_type(page_size=1000, page_token=token, filter=filter_text)
+                response = method(request, timeout=self.timeout)
             yield from getattr(response, field_name)
             token = response.next_page_token
             if not token:

@@ -46,21 +46,3 @@ async def require_record(
     if found is None:
         raise errors.not_found(kind, record_id)
     return found[0]
-
-
-def page_bounds(page_size: int, page_token: str, total: int) -> tuple[int, int]:
-    """[start, end) of the requested page; raise on a bad size or token."""
-    if page_size < 0:
-        raise errors.invalid_argument("page_size", f"must be 0 (default 100) or positive, got {page_size}")
-    size = min(page_size or 100, 1000)
-    try:
-        start = int(page_token) if page_token else 0
-    except ValueError:
-        raise errors.invalid_argument("page_token", "is not a token this server returned; omit it to start over") from None
-    if start < 0:
-        raise errors.invalid_argument("page_token", "is not a token this server returned; omit it to start over")
-    return start, min(start + size, total)
-
-
-def next_token(end: int, total: int) -> str:
-    return str(end) if end < total else ""

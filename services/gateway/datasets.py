@@ -12,7 +12,8 @@ from services.common.bus import record_key
 from services.common.keys import dataset_key
 from services.common.records import encode, list_records, new_id, now
 
-from .context import DATASET_ID_EXAMPLE, Gateway, next_token, page_bounds, require_record, tenant_of
+from .context import DATASET_ID_EXAMPLE, Gateway, require_record, tenant_of
+from .listing import page
 from .parquet_check import ParquetChecker
 from .transfer import transfers_for
 
@@ -25,6 +26,10 @@ async def _file_chunks(requests: AsyncIterator[datasets_pb2.UploadRequest]) -> A
         if message.WhichOneof("payload") != "chunk":
             raise errors.invalid_argument("chunk", "every message after the first must carry a chunk of the file")
         yield message.chunk
+
+
+# What ListDatasets can filter on.
+DATASET_FILTERS = {"name": lambda dataset: dataset.name}
 
 
 class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
@@ -113,8 +118,5 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
     @errors.handle_errors
     async def ListDatasets(self, request, context):
         records = await list_records(self.gw.datasets, tenant_of(context), datasets_pb2.Dataset)
-        records.sort(key=lambda d: (d.create_time.seconds, d.create_time.nanos), reverse=True)
-        start, end = page_bounds(request.page_size, request.page_token, len(records))
-        return datasets_pb2.ListDatasetsResponse(
-            datasets=records[start:end], next_page_token=next_token(end, len(records))
-        )
+        datasets, token = page(records, request.page_size, request.page_token, request.filter, DATASET_FILTERS)
+        return datasets_pb2.ListDatasetsResponse(datasets=datasets, next_page_token=token)

@@ -9,9 +9,10 @@ from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import errors
 from services.common.keys import model_key, predictions_key
 from services.common.records import TERMINAL_STATES, list_records, watch_record
-from services.common.jobs import state_name
+from services.common.jobs import kind_name, state_name
 
-from .context import DATASET_ID_EXAMPLE, JOB_ID_EXAMPLE, Gateway, next_token, page_bounds, require_record, tenant_of
+from .context import DATASET_ID_EXAMPLE, JOB_ID_EXAMPLE, Gateway, require_record, tenant_of
+from .listing import page
 from .transfer import transfers_for
 
 # Forwarded commands are quick; a scheduler that does not answer in this time
@@ -19,6 +20,14 @@ from .transfer import transfers_for
 # hanging the caller.
 SCHEDULER_DEADLINE_SECONDS = 30.0
 
+
+# What ListJobs can filter on, as the user writes it.
+JOB_FILTERS = {
+    "state": lambda job: state_name(job.state),
+    "kind": lambda job: kind_name(job.kind),
+    "dataset_id": lambda job: job.dataset_id,
+    "model_id": lambda job: job.model_id,
+}
 
 _OUTPUT_FILES = {
     jobs_pb2.JOB_OUTPUT_MODEL: (model_key, "model.joblib", "application/octet-stream"),
@@ -83,9 +92,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     @errors.handle_errors
     async def ListJobs(self, request, context):
         records = await list_records(self.gw.jobs, tenant_of(context), jobs_pb2.Job)
-        records.sort(key=lambda j: (j.create_time.seconds, j.create_time.nanos), reverse=True)
-        start, end = page_bounds(request.page_size, request.page_token, len(records))
-        return jobs_pb2.ListJobsResponse(jobs=records[start:end], next_page_token=next_token(end, len(records)))
+        jobs, token = page(records, request.page_size, request.page_token, request.filter, JOB_FILTERS)
+        return jobs_pb2.ListJobsResponse(jobs=jobs, next_page_token=token)
 
     @errors.handle_errors
     async def CancelJob(self, request, context):

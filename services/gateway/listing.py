@@ -1,0 +1,91 @@
+"""List* RPCs: records a page at a time, newest first, filtered.
+
+- Order: (create_time, id), newest first: stable, since neither changes.
+- Page tokens are opaque (base64 of the last item's position and the
+  filter) and name a position in that order, not an offset: jobs submitted
+  while a client pages are newer than every position it holds, so they
+  neither shift nor repeat later pages (AIP-158).
+- Filters: conjunctions of `field=value` (AIP-160's simplest form), over the
+  fields each list names; an unknown field or a malformed term is
+  INVALID_ARGUMENT naming `filter` and the fields there are.
+
+Records are still read whole per call (NATS KV has no range scan); the
+order and tokens do not depend on that, so an index can replace the read.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Callable, Sequence, TypeVar
+
+from google.protobuf.message import Message
+
+from services.common import errors
+
+M = TypeVar("M", bound=Message)
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+Position = tuple[int, int, str]
+
+
+def _position(record) -> Position:
+    return (record.create_time.seconds, record.create_time.nanos, record.id)
+
+
+def parse_filter(text: str, fields: dict[str, Callable]) -> list[tuple[str, str]]:
+    """[(field, value)] of "a=1 AND b=2"; INVALID_ARGUMENT naming the problem."""
+    if not text.strip():
+        return []
+    terms = []
+    for term in text.split(" AND "):
+        name, sep, value = term.strip().partition("=")
+        name, value = name.strip(), value.strip().strip('"')
+        if not sep or not name or not value:
+            raise errors.invalid_argument(
+                "filter", f"{term.strip()!r} is not a condition; write field=value, joined by ' AND '"
+            )
+        if name not in fields:
+            raise errors.invalid_argument("filter", f"cannot filter on {name!r}; fields: {', '.join(fields)}")
+        terms.append((name, value))
+    return terms
+
+
+def _encode(position: Position, filter_text: str) -> str:
+    raw = json.dumps([*position, filter_text], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(token: str, filter_text: str) -> Position:
+    bad = errors.invalid_argument("page_token", "is not a token this server returned; omit it to start over")
+    try:
+        seconds, nanos, record_id, token_filter = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, TypeError):
+        raise bad from None
+    if not (isinstance(seconds, int) and isinstance(nanos, int) and isinstance(record_id, str)):
+        raise bad
+    if token_filter != filter_text:
+        raise errors.invalid_argument(
+            "page_token", "was issued for another filter; send the same filter as the first page, or omit the token"
+        )
+    return seconds, nanos, record_id
+
+
+def page(
+    records: Sequence[M], page_size: int, page_token: str, filter_text: str, fields: dict[str, Callable[[M], str]]
+) -> tuple[list[M], str]:
+    """The requested page of `records` and the token of the next one ("" at the end)."""
+    if page_size < 0:
+        raise errors.invalid_argument("page_size", f"must be 0 (default {DEFAULT_PAGE_SIZE}) or positive, got {page_size}")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    terms = parse_filter(filter_text, fields)
+    matching = [r for r in records if all(fields[name](r).lower() == value.lower() for name, value in terms)]
+    matching.sort(key=_position, reverse=True)
+    if page_token:
+        after = _decode(page_token, filter_text)
+        matching = [r for r in matching if _position(r) < after]
+    items = matching[:size]
+    more = len(matching) > size
+    return items, (_encode(_position(items[-1]), filter_text) if more else "")
