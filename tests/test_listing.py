@@ -83,7 +83,16 @@ def test_list_jobs_pages_are_stable_while_100_jobs_are_submitted(local_stack):
         with grpc.insecure_channel(local_stack.address) as channel:
             stub = jobs_pb2_grpc.JobServiceStub(channel)
             first = stub.ListJobs(jobs_pb2.ListJobsRequest(page_size=3))
-            submitter = threading.Thread(target=lambda: [client.fit(dataset, max_iter=1) for _ in range(100)])
+            failures: list[BaseException] = []
+
+            def submit_100() -> None:
+                try:
+                    for _ in range(100):
+                        client.fit(dataset, max_iter=1)
+                except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+                    failures.append(exc)
+
+            submitter = threading.Thread(target=submit_100)
             submitter.start()
             seen, token = [j.id for j in first.jobs], first.next_page_token
             while token:
@@ -91,6 +100,7 @@ def test_list_jobs_pages_are_stable_while_100_jobs_are_submitted(local_stack):
                 seen += [j.id for j in response.jobs]
                 token = response.next_page_token
             submitter.join()
+        assert failures == []
         assert len(seen) == len(set(seen))  # nothing twice
         assert set(seen) == existing  # nothing missed, nothing newer than the first page
 

@@ -63,19 +63,37 @@ async def get_record(kv: KeyValue, tenant: str, record_id: str, cls: type[M]) ->
 
 async def list_records(kv: KeyValue, tenant: str, cls: type[M]) -> list[M]:
     """Every record of a tenant, read with one ordered consumer (not one
-    request per key)."""
+    request per key).
+
+    How many there are comes from the bucket's stream first (one request):
+    nats-py's watcher can signal "no more current values" before it has
+    delivered them (the consumer's pending count read before it is known),
+    which made lists come back empty under load. The watch is read until it
+    has delivered at least that many records."""
+    expected = await _record_count(kv, tenant)
     watcher = await kv.watch(f"{tenant}.*", ignore_deletes=True)
-    records: list[M] = []
+    records: dict[str, M] = {}
+    seen: set[str] = set()
+    caught_up = False
     try:
-        while True:
+        while not (caught_up and len(seen) >= expected):
             entry = await watcher.updates(timeout=10.0)
-            if entry is None:  # the end of the current values
-                break
+            if entry is None:  # nats-py's end of the current values
+                caught_up = True
+                continue
+            seen.add(entry.key)
             if entry.value:
-                records.append(decode(entry.value, cls))
+                records[entry.key] = decode(entry.value, cls)
     finally:
         await watcher.stop()
-    return records
+    return list(records.values())
+
+
+async def _record_count(kv: KeyValue, tenant: str) -> int:
+    """Keys of the tenant in the bucket, from its stream's subject counts
+    (nats-py's KeyValue keeps its JetStream context and stream name)."""
+    info = await kv._js.stream_info(kv._stream, subjects_filter=f"{kv._pre}{tenant}.*")  # noqa: SLF001
+    return len(info.state.subjects or {})
 
 
 async def watch_record(kv: KeyValue, tenant: str, record_id: str, cls: type[M]) -> AsyncIterator[M]:
