@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench mutants protos lint up
+.PHONY: demo test bench mutants protos lint format up
 
 demo: $(VENV)/.installed  ## the seed workflow on an embedded stack
 	$(BIN)/fityard demo
@@ -24,8 +24,15 @@ up: $(VENV)/.installed  ## the embedded stack in the foreground
 protos: $(VENV)/.installed  ## regenerate fityard/v1 and fityard/internal/v1 from protos/
 	$(BIN)/python tools/gen_protos.py
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed  ## what tests/test_lint.py and tests/test_protos.py check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/buf lint
+	$(BIN)/python tools/mutants.py --check
+
+format: $(VENV)/.installed  ## fix what ruff can: import order, formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -4,11 +4,11 @@
 Prints a table and writes JSON. Every figure comes with a baseline measured
 in the same run on the same machine, and the ratio between them.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -45,7 +45,11 @@ QUICK = Sizes(10, 4_000, 4, (8 * MiB,), 40)
 
 def machine() -> dict:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
     mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
@@ -80,25 +84,50 @@ class Run:
             self.failures.append(f"{what}: {type(exc).__name__}: {exc}")
 
 
-def measure_peer(run: Run, peer: Peer, files: dict, sizes: Sizes, *, dispatch=True, fit=True,
-                 concurrency=True, baselines: dict) -> None:
+def measure_peer(
+    run: Run,
+    peer: Peer,
+    files: dict,
+    sizes: Sizes,
+    *,
+    dispatch=True,
+    fit=True,
+    concurrency=True,
+    baselines: dict,
+) -> None:
     with peer:
         if dispatch:
             # RQ forks a work horse per job that imports pandas and sklearn
             # afresh (about 1.6 s a job here): fewer samples keep the suite short.
-            fits = sizes.dispatch_fits if not peer.name.startswith("RQ") else max(10, sizes.dispatch_fits // 5)
+            fits = (
+                sizes.dispatch_fits
+                if not peer.name.startswith("RQ")
+                else max(10, sizes.dispatch_fits // 5)
+            )
 
             def _dispatch():
                 latencies = [s * 1000 for s in peer.dispatch_latencies(files["tiny"], fits)]
                 for p in (50, 95):
-                    run.figures.append(Figure(
-                        f"dispatch latency p{p}", peer.name, percentile(latencies, p), "ms",
-                        baselines[f"jetstream_p{p}_ms"], "JetStream publish -> fetch -> ack",
-                        "p50 <= 3 ms, then below Ray" if peer.name.startswith("fityard") and p == 50 else "",
-                        met=percentile(latencies, p) <= 3 if peer.name.startswith("fityard") and p == 50 else None,
-                    ))
+                    run.figures.append(
+                        Figure(
+                            f"dispatch latency p{p}",
+                            peer.name,
+                            percentile(latencies, p),
+                            "ms",
+                            baselines[f"jetstream_p{p}_ms"],
+                            "JetStream publish -> fetch -> ack",
+                            "p50 <= 3 ms, then below Ray"
+                            if peer.name.startswith("fityard") and p == 50
+                            else "",
+                            met=percentile(latencies, p) <= 3
+                            if peer.name.startswith("fityard") and p == 50
+                            else None,
+                        )
+                    )
+
             run.attempt(f"{peer.name}: dispatch latency over {fits} tiny fits", _dispatch)
         if fit:
+
             def _fit():
                 peer.fit_seconds(files["seed"])  # warm up: first job pays one-off costs
                 # Bare and peer fits alternate, so both see the same machine
@@ -109,26 +138,45 @@ def measure_peer(run: Run, peer: Peer, files: dict, sizes: Sizes, *, dispatch=Tr
                     system.append(peer.fit_seconds(files["seed"]))
                 seconds, baseline = statistics.median(system), statistics.median(bare)
                 is_fityard = peer.name.startswith("fityard")
-                run.figures.append(Figure(
-                    "fit overhead (seed fit end to end)", peer.name, seconds, "s", baseline,
-                    "bare in-process fit, alternating", "<= 1.10" if is_fityard else "",
-                    met=seconds / baseline <= 1.10 if is_fityard else None,
-                ))
+                run.figures.append(
+                    Figure(
+                        "fit overhead (seed fit end to end)",
+                        peer.name,
+                        seconds,
+                        "s",
+                        baseline,
+                        "bare in-process fit, alternating",
+                        "<= 1.10" if is_fityard else "",
+                        met=seconds / baseline <= 1.10 if is_fityard else None,
+                    )
+                )
+
             run.attempt(f"{peer.name}: seed fit end to end", _fit)
         if concurrency:
+
             def _concurrency():
                 seconds = peer.makespan(files["seed"], sizes.concurrent_fits)
                 is_default = peer.name == "fityard (defaults)"
                 baseline = sizes.concurrent_fits * baselines["bare_fit_s"]
-                run.figures.append(Figure(
-                    f"concurrency: {sizes.concurrent_fits} fits at once (makespan)", peer.name, seconds, "s",
-                    baseline, f"{sizes.concurrent_fits} sequential bare fits", "<= 0.80" if is_default else "",
-                    met=seconds / baseline <= 0.80 if is_default else None,
-                ))
+                run.figures.append(
+                    Figure(
+                        f"concurrency: {sizes.concurrent_fits} fits at once (makespan)",
+                        peer.name,
+                        seconds,
+                        "s",
+                        baseline,
+                        f"{sizes.concurrent_fits} sequential bare fits",
+                        "<= 0.80" if is_default else "",
+                        met=seconds / baseline <= 0.80 if is_default else None,
+                    )
+                )
+
             run.attempt(f"{peer.name}: {sizes.concurrent_fits} fits at once", _concurrency)
 
 
-def run_fityard(run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path, transfer_files: list[Path]) -> None:
+def run_fityard(
+    run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path, transfer_files: list[Path]
+) -> None:
     from .scale import measure_scale
 
     peer = FityardPeer(work / "fityard-defaults")
@@ -136,22 +184,45 @@ def run_fityard(run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path
         measure_peer(run, _Borrowed(peer), files, sizes, baselines=baselines)
         run.attempt(
             f"fityard (defaults): {sizes.scale_jobs} tiny fits at once",
-            lambda: run.figures.append(measure_scale(
-                peer.client, peer.dataset(files["tiny"]), sizes.scale_jobs, baselines["bare_tiny_per_s"])),
+            lambda: run.figures.append(
+                measure_scale(
+                    peer.client,
+                    peer.dataset(files["tiny"]),
+                    sizes.scale_jobs,
+                    baselines["bare_tiny_per_s"],
+                )
+            ),
         )
         store = _store_of(peer.stack.data_dir / "objects")
         for path in transfer_files:
             run.attempt(
                 f"fityard (defaults): transfer {path.stat().st_size // MiB} MiB, local store",
-                lambda path=path: run.figures.extend(measure_transfer(
-                    peer.client, store, _pid(peer.stack, "gateway"), "local", path, work)),
+                lambda path=path: run.figures.extend(
+                    measure_transfer(
+                        peer.client, store, _pid(peer.stack, "gateway"), "local", path, work
+                    )
+                ),
             )
     if usable_cores() != 1:
-        measure_peer(run, FityardPeer(work / "fityard-1", trainers=1), files, sizes,
-                     dispatch=False, fit=False, baselines=baselines)
+        measure_peer(
+            run,
+            FityardPeer(work / "fityard-1", trainers=1),
+            files,
+            sizes,
+            dispatch=False,
+            fit=False,
+            baselines=baselines,
+        )
     if usable_cores() != 2:
-        measure_peer(run, FityardPeer(work / "fityard-2", trainers=2), files, sizes,
-                     dispatch=False, fit=False, baselines=baselines)
+        measure_peer(
+            run,
+            FityardPeer(work / "fityard-2", trainers=2),
+            files,
+            sizes,
+            dispatch=False,
+            fit=False,
+            baselines=baselines,
+        )
     else:
         run.say("fityard with 2 trainers is the default on this 2-core machine: measured above")
 
@@ -163,20 +234,28 @@ def run_fityard_s3(run: Run, work: Path, transfer_files: list[Path]) -> None:
     with MotoS3Server() as s3:
         config = storage_config_for(s3.endpoint, f"bench-{uuid.uuid4().hex[:8]}")
         env = {
-            "FITYARD_S3_ENDPOINT": config.endpoint, "FITYARD_S3_ACCESS_KEY": config.access_key,
-            "FITYARD_S3_SECRET_KEY": config.secret_key, "FITYARD_S3_BUCKET": config.bucket,
+            "FITYARD_S3_ENDPOINT": config.endpoint,
+            "FITYARD_S3_ACCESS_KEY": config.access_key,
+            "FITYARD_S3_SECRET_KEY": config.secret_key,
+            "FITYARD_S3_BUCKET": config.bucket,
         }
         store = open_store(config)
         from fityard import Client
         from fityard.embedded import EmbeddedStack
 
-        with EmbeddedStack(work / "fityard-s3", storage="s3", env=env) as stack, Client(stack.address) as client:
+        with (
+            EmbeddedStack(work / "fityard-s3", storage="s3", env=env) as stack,
+            Client(stack.address) as client,
+        ):
             store.ensure_ready()
             for path in transfer_files:
                 run.attempt(
                     f"fityard: transfer {path.stat().st_size // MiB} MiB, S3 store (moto)",
-                    lambda path=path: run.figures.extend(measure_transfer(
-                        client, store, _pid(stack, "gateway"), "S3 (moto)", path, work)),
+                    lambda path=path: run.figures.extend(
+                        measure_transfer(
+                            client, store, _pid(stack, "gateway"), "S3 (moto)", path, work
+                        )
+                    ),
                 )
 
 
@@ -204,7 +283,7 @@ class _Borrowed(Peer):
 
 
 def _pid(stack, name: str) -> int:
-    return next(p.pid for n, p in stack._children if n == name)
+    return stack.pid(name)
 
 
 def _store_of(root: Path):
@@ -218,10 +297,20 @@ def run_peers(run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path) 
     try:
         from .peers.rq_peer import RQPeer
     except ImportError as exc:
-        run.failures.append(f"RQ not measured: {exc} (run bench/setup.sh and install the bench extra)")
+        run.failures.append(
+            f"RQ not measured: {exc} (run bench/setup.sh and install the bench extra)"
+        )
     else:
         measure_peer(run, RQPeer(1, work / "rq-1"), files, sizes, baselines=baselines)
-        measure_peer(run, RQPeer(2, work / "rq-2"), files, sizes, dispatch=False, fit=False, baselines=baselines)
+        measure_peer(
+            run,
+            RQPeer(2, work / "rq-2"),
+            files,
+            sizes,
+            dispatch=False,
+            fit=False,
+            baselines=baselines,
+        )
     try:
         from .peers.ray_peer import RayPeer
     except ImportError as exc:
@@ -233,12 +322,21 @@ def run_peers(run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path) 
 def table(figures: list[Figure]) -> str:
     rows = [["benchmark", "system", "figure", "baseline", "ratio", "goal", "met"]]
     for f in figures:
-        rows.append([
-            f.benchmark, f.system, f"{f.value:.3g} {f.unit}", f"{f.baseline:.3g} {f.unit} ({f.baseline_name})",
-            f"{f.ratio:.2f}", f.goal, {True: "yes", False: "NO", None: ""}[f.met],
-        ])
+        rows.append(
+            [
+                f.benchmark,
+                f.system,
+                f"{f.value:.3g} {f.unit}",
+                f"{f.baseline:.3g} {f.unit} ({f.baseline_name})",
+                f"{f.ratio:.2f}",
+                f.goal,
+                {True: "yes", False: "NO", None: ""}[f.met],
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -250,12 +348,19 @@ def main(argv: list[str] | None = None) -> int:
 
         return soak(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description=__doc__,
+        prog="python -m bench",
+        description=__doc__,
         epilog="python -m bench soak [--jobs N] [--kill-every S] ...: the reliability soak (see its --help)",
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes: checks the suite works (about 2 min)")
-    parser.add_argument("--out", default="bench-results.json", help="where to write the JSON results")
-    parser.add_argument("--skip-peers", action="store_true", help="measure fityard only (no RQ, no Ray)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: checks the suite works (about 2 min)"
+    )
+    parser.add_argument(
+        "--out", default="bench-results.json", help="where to write the JSON results"
+    )
+    parser.add_argument(
+        "--skip-peers", action="store_true", help="measure fityard only (no RQ, no Ray)"
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     run = Run()
@@ -269,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:
             "seed": make_data(work / "seed", rows=sizes.seed_rows)["train"],
             "tiny": make_data(work / "tiny", rows=200)["train"],
         }
-        transfer_files = [make_parquet(work / f"transfer-{n // MiB}MiB.parquet", n) for n in sizes.transfer_bytes]
+        transfer_files = [
+            make_parquet(work / f"transfer-{n // MiB}MiB.parquet", n) for n in sizes.transfer_bytes
+        ]
         run.say("baselines: JetStream round trip, bare fits")
         js = [s * 1000 for s in jetstream_round_trips(sizes.dispatch_fits)]
         baselines = {
@@ -288,11 +395,22 @@ def main(argv: list[str] | None = None) -> int:
     for failure in run.failures:
         print(f"not measured: {failure}")
     elapsed = time.monotonic() - run.started
-    print(f"\n{len(run.figures)} figures in {elapsed:.0f}s on {info['cpu']} ({info['cores']} cores); JSON: {args.out}")
-    Path(args.out).write_text(json.dumps({
-        "machine": info, "sizes": sizes.__dict__, "baselines": baselines, "seconds": elapsed,
-        "figures": [f.as_dict() for f in run.figures], "failures": run.failures,
-    }, indent=2))
+    print(
+        f"\n{len(run.figures)} figures in {elapsed:.0f}s on {info['cpu']} ({info['cores']} cores); JSON: {args.out}"
+    )
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "sizes": sizes.__dict__,
+                "baselines": baselines,
+                "seconds": elapsed,
+                "figures": [f.as_dict() for f in run.figures],
+                "failures": run.failures,
+            },
+            indent=2,
+        )
+    )
     return 1 if run.failures else 0
 
 

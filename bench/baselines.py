@@ -1,5 +1,6 @@
 """Baselines measured in the same run: what the machine does with no
 fityard in the way."""
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,9 @@ async def _round_trips(url: str, n: int) -> list[float]:
         except Exception:  # noqa: BLE001 - server still starting
             await asyncio.sleep(0.05)
     js = nc.jetstream()
-    await js.add_stream(StreamConfig(name="BENCH", subjects=["bench.>"], retention=RetentionPolicy.WORK_QUEUE))
+    await js.add_stream(
+        StreamConfig(name="BENCH", subjects=["bench.>"], retention=RetentionPolicy.WORK_QUEUE)
+    )
     sub = await js.pull_subscribe("bench.job", durable="bench")
     times = []
     for i in range(n + 10):

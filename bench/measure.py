@@ -1,4 +1,5 @@
 """Small measuring helpers shared by the benchmarks."""
+
 from __future__ import annotations
 
 import os

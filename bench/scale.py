@@ -1,4 +1,5 @@
 """Scale: many tiny jobs at once; all must finish, none lost."""
+
 from __future__ import annotations
 
 import time

@@ -28,6 +28,7 @@ Exit status 1 if any job was lost, duplicated or failed unexpectedly (or a
 submit was refused); the data directory (logs included) is then kept and
 its path printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -140,7 +141,9 @@ def _submit(soak: Soak, client: Client, kind: str, rng: random.Random):
     d = soak.datasets
     if kind in ("fit", "bad-fit"):
         dataset = d["train"] if kind == "fit" else d["bad_train"]
-        return client.fit(dataset, max_iter=rng.randint(10, 200), learning_rate=rng.choice([0.05, 0.1, 0.2]))
+        return client.fit(
+            dataset, max_iter=rng.randint(10, 200), learning_rate=rng.choice([0.05, 0.1, 0.2])
+        )
     with soak.lock:
         model = rng.choice(soak.models)
     return client.predict(model, d["test"] if kind == "predict" else d["bad_test"])
@@ -174,7 +177,9 @@ def client_loop(soak: Soak, index: int, window: int) -> None:
                 job = _submit(soak, client, kind, rng)
             except FityardError as exc:
                 with soak.lock:
-                    soak.submit_errors.append(f"{kind} submitted at {before:.3f} (+{time.time() - before:.1f} s): {exc}")
+                    soak.submit_errors.append(
+                        f"{kind} submitted at {before:.3f} (+{time.time() - before:.1f} s): {exc}"
+                    )
                 continue
             with soak.lock:
                 soak.tracked.append(Tracked(job.id, kind, time.time(), index))
@@ -210,7 +215,11 @@ def chaos_loop(soak: Soak, stop: threading.Event, started: float) -> None:
             continue
         targets = [n for n in stack.names() if n.startswith("trainer-") or n == "scheduler"]
         procs = {n: stack.process(n) for n in targets}
-        ready = [n for n, p in procs.items() if p.poll() is None and process_age(p.pid) >= soak.args.min_uptime]
+        ready = [
+            n
+            for n, p in procs.items()
+            if p.poll() is None and process_age(p.pid) >= soak.args.min_uptime
+        ]
         if not ready:
             continue
         name = rng.choice(ready)
@@ -267,7 +276,9 @@ def _runs(logs: dict[str, dict[int, list[str]]]) -> dict[str, list[tuple[int, fl
             for line in lines:
                 m = _RUNNING.match(line)
                 if m:
-                    found.setdefault(m.group(3), []).append((int(m.group(4)), _stamp(m.group(1)), trainer))
+                    found.setdefault(m.group(3), []).append(
+                        (int(m.group(4)), _stamp(m.group(1)), trainer)
+                    )
     for runs in found.values():
         runs.sort()
     return found
@@ -280,8 +291,11 @@ def current_job(stack: EmbeddedStack, trainer: str) -> tuple[str, int] | None:
         text = path.read_text(errors="replace")
     except OSError:
         return None
-    return _running_at_death(text[text.rfind("---- fityard: restart"):].splitlines() if "---- fityard" in text
-                             else text.splitlines())
+    return _running_at_death(
+        text[text.rfind("---- fityard: restart") :].splitlines()
+        if "---- fityard" in text
+        else text.splitlines()
+    )
 
 
 def _running_at_death(lines: list[str]) -> tuple[str, int] | None:
@@ -292,7 +306,7 @@ def _running_at_death(lines: list[str]) -> tuple[str, int] | None:
         m = _RUNNING.match(lines[i])
         if m:
             job_id = m.group(3)
-            if any(job_id in later for later in lines[i + 1:]):
+            if any(job_id in later for later in lines[i + 1 :]):
                 return None
             return job_id, int(m.group(4))
     return None
@@ -318,9 +332,17 @@ def runs_after_end(logs: dict[str, dict[int, list[str]]], runs: dict) -> dict[st
     found = {}
     for job_id, ends in _ends(logs).items():
         first_end, ender = ends[0]
-        again = [(attempt, trainer, round(t - first_end, 3)) for attempt, t, trainer in runs.get(job_id, []) if t > first_end]
+        again = [
+            (attempt, trainer, round(t - first_end, 3))
+            for attempt, t, trainer in runs.get(job_id, [])
+            if t > first_end
+        ]
         if again:
-            found[job_id] = {"ended_at": first_end, "ended_on": ender, "started_again (attempt, trainer, s after)": again}
+            found[job_id] = {
+                "ended_at": first_end,
+                "ended_on": ender,
+                "started_again (attempt, trainer, s after)": again,
+            }
     return found
 
 
@@ -351,7 +373,11 @@ def analyse_kills(soak: Soak, records: dict) -> tuple[dict, dict]:
             # A negative delay: a newer attempt had started before the kill
             # (the killed one had lost its heartbeat); still counted.
             kill.outcome = "rerun"
-        elif record is not None and record.state == "FAILED" and KILLED_TOO_OFTEN.search(record.error):
+        elif (
+            record is not None
+            and record.state == "FAILED"
+            and KILLED_TOO_OFTEN.search(record.error)
+        ):
             kill.outcome = "given up (killed too often)"
         elif record is not None and record.state in TERMINAL and record.attempts == kill.attempt:
             # Its result was reported just before the kill landed.
@@ -380,7 +406,12 @@ def _classify(tracked: Tracked, record) -> str:
 def _summary(values: list[float]) -> dict:
     if not values:
         return {"count": 0, "p50": None, "max": None}
-    return {"count": len(values), "p50": percentile(values, 50), "max": max(values), "mean": statistics.fmean(values)}
+    return {
+        "count": len(values),
+        "p50": percentile(values, 50),
+        "max": max(values),
+        "mean": statistics.fmean(values),
+    }
 
 
 def _records(client: Client, ids: set[str]) -> dict:
@@ -394,7 +425,9 @@ def _duplicates(soak: Soak, records: dict, settle_seconds: float) -> dict[str, l
     deadline = time.monotonic() + settle_seconds
     candidates = list(records.values())
     while True:
-        found = {job.id: keys for job in candidates if len(keys := stored_outputs(soak.stack, job)) > 1}
+        found = {
+            job.id: keys for job in candidates if len(keys := stored_outputs(soak.stack, job)) > 1
+        }
         if not found or time.monotonic() > deadline:
             return found
         candidates = [records[i] for i in found]
@@ -404,9 +437,12 @@ def _duplicates(soak: Soak, records: dict, settle_seconds: float) -> dict[str, l
 def run(args: argparse.Namespace, data_dir: Path) -> dict:
     started = time.monotonic()
     wall_started = time.time()
-    say(started, f"soak: {args.jobs} jobs, {args.clients} clients, {args.trainers} trainers, a kill every "
+    say(
+        started,
+        f"soak: {args.jobs} jobs, {args.clients} clients, {args.trainers} trainers, a kill every "
         f"~{args.kill_every:g} s, ack deadline {args.ack_wait:g} s, FITYARD_MAX_ATTEMPTS={args.max_attempts}; "
-        f"data and logs in {data_dir}")
+        f"data and logs in {data_dir}",
+    )
     files = make_data(data_dir / "data", rows=args.rows, seed=args.seed)
     env = fault_env(
         data_dir,
@@ -418,18 +454,26 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict:
     def report(message: str) -> None:
         events.append(f"{time.time():.3f} {message}")
 
-    stack = EmbeddedStack(data_dir / "stack", trainers=args.trainers, env=env, supervise=True, report=report).start()
+    stack = EmbeddedStack(
+        data_dir / "stack", trainers=args.trainers, env=env, supervise=True, report=report
+    ).start()
     try:
         with Client(stack.address) as client:
-            datasets = {role: client.upload(path, progress=False).id for role, path in files.items()}
+            datasets = {
+                role: client.upload(path, progress=False).id for role, path in files.items()
+            }
             say(started, "stack up, data uploaded; fitting the first model")
             base = client.fit(datasets["train"], max_iter=20).wait(timeout=120)
             soak = Soak(args, stack, datasets, [base.id], stack_events=events)
 
             stop_chaos = threading.Event()
-            chaos = threading.Thread(target=chaos_loop, args=(soak, stop_chaos, started), name="chaos", daemon=True)
+            chaos = threading.Thread(
+                target=chaos_loop, args=(soak, stop_chaos, started), name="chaos", daemon=True
+            )
             clients = [
-                threading.Thread(target=client_loop, args=(soak, i, args.window), name=f"client-{i}", daemon=True)
+                threading.Thread(
+                    target=client_loop, args=(soak, i, args.window), name=f"client-{i}", daemon=True
+                )
                 for i in range(args.clients)
             ]
             chaos_started = time.time()
@@ -443,12 +487,18 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict:
                     t.join(1.0)
                 if time.monotonic() - last_note > 15:
                     last_note = time.monotonic()
-                    say(started, f"{len(soak.tracked)}/{args.jobs} submitted, {len(soak.kills)} kill(s)")
+                    say(
+                        started,
+                        f"{len(soak.tracked)}/{args.jobs} submitted, {len(soak.kills)} kill(s)",
+                    )
             stop_chaos.set()
             chaos.join()
             chaos_stopped = time.time()
-            say(started, f"all {len(soak.tracked)} jobs submitted; chaos stopped after {len(soak.kills)} kill(s); "
-                f"waiting up to {args.drain_timeout:g} s for every job to end")
+            say(
+                started,
+                f"all {len(soak.tracked)} jobs submitted; chaos stopped after {len(soak.kills)} kill(s); "
+                f"waiting up to {args.drain_timeout:g} s for every job to end",
+            )
 
             deadline = time.monotonic() + args.drain_timeout
             ids = {t.job_id for t in soak.tracked}
@@ -463,19 +513,26 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict:
                     break
                 time.sleep(1.0)
             drained = time.time()
-            say(started, f"{len(ids) - len(pending)}/{len(ids)} jobs ended; checking outputs and logs")
+            say(
+                started,
+                f"{len(ids) - len(pending)}/{len(ids)} jobs ended; checking outputs and logs",
+            )
 
             outcomes: dict[str, list[str]] = {}
             for t in soak.tracked:
                 outcomes.setdefault(_classify(t, records.get(t.job_id)), []).append(t.job_id)
             duplicates = _duplicates(soak, records, args.settle_outputs)
             without_output = [
-                j.id for j in records.values() if j.state == "SUCCEEDED" and not stored_outputs(stack, j)
+                j.id
+                for j in records.values()
+                if j.state == "SUCCEEDED" and not stored_outputs(stack, j)
             ]
             logs, runs = analyse_kills(soak, records)
             twice = {i: v for i, v in runs_after_end(logs, runs).items() if i in records}
             # Cross-check: each run in the logs is an attempt in the record.
-            odd_runs = sorted(i for i, job in records.items() if len(runs.get(i, [])) != job.attempts)
+            odd_runs = sorted(
+                i for i, job in records.items() if len(runs.get(i, [])) != job.attempts
+            )
             restarts = {name: stack.restarts(name) for name in stack.names()}
     finally:
         stack.stop()
@@ -493,15 +550,26 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict:
     problems = []
     for t in soak.tracked:
         verdict = _classify(t, records.get(t.job_id))
-        if verdict in ("lost", "failed unexpectedly") or t.job_id in duplicates or t.job_id in without_output:
+        if (
+            verdict in ("lost", "failed unexpectedly")
+            or t.job_id in duplicates
+            or t.job_id in without_output
+        ):
             rec = records.get(t.job_id)
-            problems.append({
-                "job_id": t.job_id, "kind": t.kind, "verdict": verdict,
-                "state": rec.state if rec else None, "error": rec.error if rec else None,
-                "attempts": rec.attempts if rec else None, "lost_attempts": rec.lost_attempts if rec else None,
-                "outputs": duplicates.get(t.job_id) or (stored_outputs(stack, rec) if rec else []),
-                "submitted_at": t.submitted_at,
-            })
+            problems.append(
+                {
+                    "job_id": t.job_id,
+                    "kind": t.kind,
+                    "verdict": verdict,
+                    "state": rec.state if rec else None,
+                    "error": rec.error if rec else None,
+                    "attempts": rec.attempts if rec else None,
+                    "lost_attempts": rec.lost_attempts if rec else None,
+                    "outputs": duplicates.get(t.job_id)
+                    or (stored_outputs(stack, rec) if rec else []),
+                    "submitted_at": t.submitted_at,
+                }
+            )
 
     result = {
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
@@ -539,7 +607,10 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict:
             "scheduler": sum(1 for k in soak.kills if k.target == "scheduler"),
             "trainer": len(trainer_kills),
             "trainer_running_a_job": len(with_job),
-            "outcomes": {o: sum(1 for k in soak.kills if k.outcome == o) for o in sorted({k.outcome for k in soak.kills})},
+            "outcomes": {
+                o: sum(1 for k in soak.kills if k.outcome == o)
+                for o in sorted({k.outcome for k in soak.kills})
+            },
             "rerun_delay_s": _summary(delays),
             "restarts": restarts,
             "list": [asdict(k) for k in soak.kills],
@@ -551,8 +622,11 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict:
         "started_at": wall_started,
     }
     result["passed"] = not (
-        result["jobs"]["lost"] or result["jobs"]["duplicated"] or result["jobs"]["failed_unexpectedly"]
-        or result["jobs"]["succeeded_without_output"] or result["jobs"]["submit_errors"]
+        result["jobs"]["lost"]
+        or result["jobs"]["duplicated"]
+        or result["jobs"]["failed_unexpectedly"]
+        or result["jobs"]["succeeded_without_output"]
+        or result["jobs"]["submit_errors"]
         or (args.strict and result["jobs"]["run_again_after_ending"])
     )
     return result
@@ -561,8 +635,10 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict:
 def render(result: dict) -> str:
     j, k = result["jobs"], result["kills"]
     d = k["rerun_delay_s"]
-    delay = "no trainer kill hit a running job" if not d["count"] else (
-        f"p50 {d['p50']:.2f} s, max {d['max']:.2f} s (over {d['count']} kill(s))"
+    delay = (
+        "no trainer kill hit a running job"
+        if not d["count"]
+        else (f"p50 {d['p50']:.2f} s, max {d['max']:.2f} s (over {d['count']} kill(s))")
     )
     s = result["settings"]
     lines = [
@@ -588,15 +664,21 @@ def render(result: dict) -> str:
         f"  kill -> killed job running again: {delay}",
     ]
     for p in result["problems"][:20]:
-        lines.append(f"  PROBLEM {p['job_id']} ({p['kind']}): {p['verdict']}, state {p['state']}, "
-                     f"attempts {p['attempts']}, lost {p['lost_attempts']}, outputs {p['outputs']}, error {p['error']!r}")
+        lines.append(
+            f"  PROBLEM {p['job_id']} ({p['kind']}): {p['verdict']}, state {p['state']}, "
+            f"attempts {p['attempts']}, lost {p['lost_attempts']}, outputs {p['outputs']}, error {p['error']!r}"
+        )
     for kill in k["list"]:
         if kill["outcome"] == "NOT RERUN":
-            lines.append(f"  PROBLEM kill of {kill['target']} at {kill['at']:.3f}: job {kill['job_id']} "
-                         f"attempt {kill['attempt']} not run again")
+            lines.append(
+                f"  PROBLEM kill of {kill['target']} at {kill['at']:.3f}: job {kill['job_id']} "
+                f"attempt {kill['attempt']} not run again"
+            )
     for job_id, how in list(result["job_ids"]["run_again_after_ending"].items())[:10]:
-        lines.append(f"  WARNING {job_id} ended on {how['ended_on']} at {datetime.fromtimestamp(how['ended_at'])}, "
-                     f"then started again: (attempt, trainer, seconds after) {how['started_again (attempt, trainer, s after)']}")
+        lines.append(
+            f"  WARNING {job_id} ended on {how['ended_on']} at {datetime.fromtimestamp(how['ended_at'])}, "
+            f"then started again: (attempt, trainer, seconds after) {how['started_again (attempt, trainer, s after)']}"
+        )
     for error in result["wait_errors"][:5]:
         lines.append(f"  NOTE a client's watch failed (the record decides): {error}")
     for error in result["submit_errors"][:10]:
@@ -606,41 +688,109 @@ def render(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--jobs", type=int, default=500, help="jobs to submit (default 500)")
-    parser.add_argument("--kill-every", type=float, default=5.0,
-                        help="mean seconds between kills (each wait is 0.5-1.5 times this; default 5)")
-    parser.add_argument("--min-uptime", type=float, default=RESTART_RESET_AFTER,
-                        help="kill only processes up for this long (default %(default)g s: the supervisor's "
-                        "RESTART_RESET_AFTER, so its crash-loop backoff, up to 30 s down, never builds up)")
-    parser.add_argument("--anytime", action="store_true",
-                        help="kill a chosen trainer at once, even idle (default: wait up to --kill-every seconds, "
-                        "at least 5, for it to run a job, and kill it a moment, 0-0.3 s, into it)")
+    parser.add_argument(
+        "--kill-every",
+        type=float,
+        default=5.0,
+        help="mean seconds between kills (each wait is 0.5-1.5 times this; default 5)",
+    )
+    parser.add_argument(
+        "--min-uptime",
+        type=float,
+        default=RESTART_RESET_AFTER,
+        help="kill only processes up for this long (default %(default)g s: the supervisor's "
+        "RESTART_RESET_AFTER, so its crash-loop backoff, up to 30 s down, never builds up)",
+    )
+    parser.add_argument(
+        "--anytime",
+        action="store_true",
+        help="kill a chosen trainer at once, even idle (default: wait up to --kill-every seconds, "
+        "at least 5, for it to run a job, and kill it a moment, 0-0.3 s, into it)",
+    )
     parser.add_argument("--trainers", type=int, default=2, help="trainers in the stack (default 2)")
-    parser.add_argument("--clients", type=int, default=4, help="client threads submitting (default 4)")
-    parser.add_argument("--window", type=int, default=2, help="jobs each client has in flight before it waits (default 2)")
-    parser.add_argument("--rate", type=float, default=0.0,
-                        help="submit at most this many jobs a second in all (default: as fast as the clients' windows allow)")
-    parser.add_argument("--think", type=float, default=0.3, help="most seconds a client pauses between submits (default 0.3)")
-    parser.add_argument("--rows", type=int, default=12000,
-                        help="rows of the generated data (75 %% to train on), 50 features (default 12000)")
-    parser.add_argument("--ack-wait", type=float, default=3.0, help="FITYARD_ACK_WAIT_SECONDS (default 3)")
-    parser.add_argument("--max-attempts", type=int, default=10, help="FITYARD_MAX_ATTEMPTS (default 10)")
-    parser.add_argument("--wait-timeout", type=float, default=60.0, help="a client's wait for one job (pacing; default 60)")
-    parser.add_argument("--drain-timeout", type=float, default=180.0,
-                        help="seconds after the chaos stops for every job to end, else it is lost (default 180)")
-    parser.add_argument("--settle-outputs", type=float, default=30.0,
-                        help="seconds the scheduler gets to remove outputs of attempts that do not count (default 30)")
-    parser.add_argument("--strict", action="store_true",
-                        help="fail also if a job was started again after a run had ended it (executed twice)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (job mix, kill targets and timing)")
-    parser.add_argument("--data-dir", help="keep the stack's data and logs here (default: a temporary directory, "
-                        "kept only if the soak fails)")
+    parser.add_argument(
+        "--clients", type=int, default=4, help="client threads submitting (default 4)"
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=2,
+        help="jobs each client has in flight before it waits (default 2)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="submit at most this many jobs a second in all (default: as fast as the clients' windows allow)",
+    )
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.3,
+        help="most seconds a client pauses between submits (default 0.3)",
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=12000,
+        help="rows of the generated data (75 %% to train on), 50 features (default 12000)",
+    )
+    parser.add_argument(
+        "--ack-wait", type=float, default=3.0, help="FITYARD_ACK_WAIT_SECONDS (default 3)"
+    )
+    parser.add_argument(
+        "--max-attempts", type=int, default=10, help="FITYARD_MAX_ATTEMPTS (default 10)"
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=60.0,
+        help="a client's wait for one job (pacing; default 60)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=180.0,
+        help="seconds after the chaos stops for every job to end, else it is lost (default 180)",
+    )
+    parser.add_argument(
+        "--settle-outputs",
+        type=float,
+        default=30.0,
+        help="seconds the scheduler gets to remove outputs of attempts that do not count (default 30)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail also if a job was started again after a run had ended it (executed twice)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (job mix, kill targets and timing)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="keep the stack's data and logs here (default: a temporary directory, "
+        "kept only if the soak fails)",
+    )
     parser.add_argument("--out", help="write the report as JSON here")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.trainers < 1 or args.clients < 1 or args.window < 1 or args.kill_every <= 0 or args.rate < 0:
-        parser.error("--jobs, --trainers, --clients, --window and --kill-every must be positive, --rate not negative")
+    if (
+        args.jobs < 1
+        or args.trainers < 1
+        or args.clients < 1
+        or args.window < 1
+        or args.kill_every <= 0
+        or args.rate < 0
+    ):
+        parser.error(
+            "--jobs, --trainers, --clients, --window and --kill-every must be positive, --rate not negative"
+        )
 
     keep = args.data_dir is not None
     data_dir = Path(args.data_dir) if keep else Path(tempfile.mkdtemp(prefix="fityard-soak-"))

@@ -1,4 +1,5 @@
 """Transfer: moving Parquet through the gateway vs straight to the store."""
+
 from __future__ import annotations
 
 import time
@@ -28,7 +29,9 @@ def make_parquet(path: Path, size_bytes: int) -> Path:
         while done < rows:
             n = min(262_144, rows - done)
             block = rng.random((n, columns))
-            writer.write_table(pa.Table.from_arrays([block[:, i] for i in range(columns)], schema=schema))
+            writer.write_table(
+                pa.Table.from_arrays([block[:, i] for i in range(columns)], schema=schema)
+            )
             done += n
     return path
 
@@ -74,16 +77,38 @@ def measure_transfer(
 
     name = f"transfer {label}"
     figures = [
-        Figure(f"{name} upload", f"fityard, {backend} store", mib / gateway_up, "MiB/s", mib / direct_up,
-               "direct write to the store", "ratio >= 0.8"),
-        Figure(f"{name} download", f"fityard, {backend} store", mib / gateway_down, "MiB/s", mib / direct_down,
-               "direct read from the store", "ratio >= 0.8"),
+        Figure(
+            f"{name} upload",
+            f"fityard, {backend} store",
+            mib / gateway_up,
+            "MiB/s",
+            mib / direct_up,
+            "direct write to the store",
+            "ratio >= 0.8",
+        ),
+        Figure(
+            f"{name} download",
+            f"fityard, {backend} store",
+            mib / gateway_down,
+            "MiB/s",
+            mib / direct_down,
+            "direct read from the store",
+            "ratio >= 0.8",
+        ),
     ]
     for figure in figures:
         figure.met = figure.ratio >= 0.8
     growth = max(0, peak - rss_before) / MiB
     figures.append(
-        Figure(f"gateway memory growth, {label} upload", f"fityard, {backend} store", growth, "MiB", mib,
-               "size of the upload", "< 64 MiB", met=growth < 64)
+        Figure(
+            f"gateway memory growth, {label} upload",
+            f"fityard, {backend} store",
+            growth,
+            "MiB",
+            mib,
+            "size of the upload",
+            "< 64 MiB",
+            met=growth < 64,
+        )
     )
     return figures

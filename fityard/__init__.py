@@ -8,6 +8,7 @@ The SDK names below load on first use (PEP 562), so `import fityard` and the
 CLI start without pulling in gRPC until a command needs it, and services that
 only import the generated code (fityard.v1) never load the SDK.
 """
+
 from __future__ import annotations
 
 from importlib import metadata
@@ -18,9 +19,11 @@ try:
 except metadata.PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0.0.0+unknown"
 
-_CLIENT_NAMES = ["Client", "Dataset", "Job"]
-# The exception hierarchy is documented at the top of fityard/_errors.py.
-_ERROR_NAMES = [
+__all__ = [
+    "Client",
+    "Dataset",
+    "Job",
+    # The exception hierarchy is documented at the top of fityard/_errors.py.
     "FityardError",
     "InvalidArgument",
     "NotFound",
@@ -35,8 +38,10 @@ _ERROR_NAMES = [
     "Internal",
     "JobFailed",
     "JobTimeout",
+    "__version__",
 ]
-__all__ = [*_CLIENT_NAMES, *_ERROR_NAMES, "__version__"]
+_CLIENT_NAMES = {"Client", "Dataset", "Job"}
+_ERROR_NAMES = set(__all__) - _CLIENT_NAMES - {"__version__"}
 
 if TYPE_CHECKING:
     from fityard._errors import (

@@ -21,6 +21,7 @@ Every FityardError keeps the server's message unchanged (`str(exc)` is
 server attached, read with grpc_status: `field_violations`, `resource`,
 `precondition_violations`, `retry_delay` are those details in plain Python.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -41,7 +42,9 @@ class FityardError(Exception):
     ResourceInfo, PreconditionFailure, RetryInfo, ...).
     """
 
-    def __init__(self, code: grpc.StatusCode | None, message: str, *, details: tuple[Message, ...] = ()):
+    def __init__(
+        self, code: grpc.StatusCode | None, message: str, *, details: tuple[Message, ...] = ()
+    ):
         super().__init__(code, message)
         self.code = code
         self.message = message
@@ -56,7 +59,11 @@ class FityardError(Exception):
     @property
     def field_violations(self) -> list[tuple[str, str]]:
         """(field, what is wrong with it), e.g. ("params.max_bins", "must be between 2 and 255 (got 300)")."""
-        return [(v.field, v.description) for d in self._detail(error_details_pb2.BadRequest) for v in d.field_violations]
+        return [
+            (v.field, v.description)
+            for d in self._detail(error_details_pb2.BadRequest)
+            for v in d.field_violations
+        ]
 
     @property
     def resource(self) -> tuple[str, str] | None:
@@ -149,7 +156,9 @@ _DETAIL_TYPES = (
 )
 
 
-def error_for(code: grpc.StatusCode, message: str, details: tuple[Message, ...] = ()) -> FityardError:
+def error_for(
+    code: grpc.StatusCode, message: str, details: tuple[Message, ...] = ()
+) -> FityardError:
     """The exception of the class that goes with `code`."""
     return _BY_CODE.get(code, FityardError)(code, message, details=details)
 
@@ -158,9 +167,13 @@ def invalid_argument(field: str, description: str) -> InvalidArgument:
     """What the SDK raises for a request it refuses before sending it,
     shaped as the server's own refusal."""
     violation = error_details_pb2.BadRequest(
-        field_violations=[error_details_pb2.BadRequest.FieldViolation(field=field, description=description)]
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
+        ]
     )
-    return InvalidArgument(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {description}", details=(violation,))
+    return InvalidArgument(
+        grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {description}", details=(violation,)
+    )
 
 
 def error_from(error: grpc.RpcError, address: str) -> FityardError:
@@ -198,7 +211,7 @@ class JobFailed(FityardError):
     and how to fix it), `exc.job` the finished job. `code` is None: the
     request itself succeeded, the work did not."""
 
-    def __init__(self, job: "Job"):
+    def __init__(self, job: Job):
         super().__init__(None, job.error or f"job {job.id!r} failed without a message")
         self.job = job
 
@@ -212,12 +225,14 @@ class JobTimeout(TimeoutError):
         job job_… is still RUNNING (42%, fitting) after 30 s; it carries on: wait again or cancel it
     """
 
-    def __init__(self, job_id: str, job: "Job | None", timeout: float):
+    def __init__(self, job_id: str, job: Job | None, timeout: float):
         self.job_id = job_id
         self.job = job
         self.timeout = timeout
         if job is None:
-            where = f"job {job_id} did not finish within {timeout:g} s (its state could not be read)"
+            where = (
+                f"job {job_id} did not finish within {timeout:g} s (its state could not be read)"
+            )
         else:
             progress = ", ".join(p for p in (f"{job.progress:.0%}", job.progress_message) if p)
             where = f"job {job_id} is still {job.state} ({progress}) after {timeout:g} s"

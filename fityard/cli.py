@@ -9,6 +9,7 @@ job carries on; 124 as GNU timeout(1) uses it), 130 interrupted.
 Heavy imports (gRPC, pandas, the embedded stack) happen inside the commands
 that need them, so `fityard --help` is instant.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,10 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from fityard.client import Client, Job
@@ -41,7 +43,10 @@ def _table(headers: list[str], rows: Iterable[list[str]], out: TextIO = sys.stdo
     rows = [headers, *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
+            file=out,
+        )
 
 
 def _when(moment: datetime | None) -> str:
@@ -59,12 +64,12 @@ def _size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _job_line(job: "Job") -> str:
+def _job_line(job: Job) -> str:
     """One line of a job's progress: state, percent done, what it is doing."""
     return f"{job.state:<9} {job.progress:>4.0%}  {job.progress_message}".rstrip()
 
 
-def _follow(job: "Job", out: TextIO, prefix: str = "", timeout: float | None = None) -> "Job":
+def _follow(job: Job, out: TextIO, prefix: str = "", timeout: float | None = None) -> Job:
     """Print a line each time the job's state, progress or message changes
     (pushed by WatchJob) and return the finished job. Does not raise for a
     failed job: callers decide what failure means for them. Raises JobTimeout
@@ -78,7 +83,7 @@ def _follow(job: "Job", out: TextIO, prefix: str = "", timeout: float | None = N
     return job
 
 
-def _finished(job: "Job") -> int:
+def _finished(job: Job) -> int:
     """Exit code for a finished job, printing why it did not succeed."""
     if job.state == "FAILED":
         print(f"error: {job.error}", file=sys.stderr)
@@ -89,7 +94,7 @@ def _finished(job: "Job") -> int:
     return 0
 
 
-def _client(args: argparse.Namespace) -> "Client":
+def _client(args: argparse.Namespace) -> Client:
     from fityard.client import Client
 
     return Client(args.address)
@@ -101,7 +106,9 @@ def _client(args: argparse.Namespace) -> "Client":
 def cmd_up(args: argparse.Namespace) -> int:
     from fityard.embedded import serve
 
-    return serve(port=args.port, data_dir=args.data_dir, trainers=args.trainers, storage=args.storage)
+    return serve(
+        port=args.port, data_dir=args.data_dir, trainers=args.trainers, storage=args.storage
+    )
 
 
 def cmd_make_data(args: argparse.Namespace) -> int:
@@ -128,7 +135,17 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         found = c.datasets()
     _table(
         ["ID", "NAME", "ROWS", "COLUMNS", "SIZE", "CREATED"],
-        ([d.id, d.name, str(d.rows), str(len(d.columns)), _size(d.size_bytes), _when(d.create_time)] for d in found),
+        (
+            [
+                d.id,
+                d.name,
+                str(d.rows),
+                str(len(d.columns)),
+                _size(d.size_bytes),
+                _when(d.create_time),
+            ]
+            for d in found
+        ),
     )
     return 0
 
@@ -136,7 +153,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 # -- job commands ------------------------------------------------------------
 
 
-def _wait_for(job: "Job", out: TextIO, timeout: float | None) -> int:
+def _wait_for(job: Job, out: TextIO, timeout: float | None) -> int:
     """Follow the job on `out` until it ends (exit code as _finished) or
     `timeout` runs out (exit EXIT_TIMEOUT, saying where the job is)."""
     from fityard.client import JobTimeout
@@ -148,7 +165,7 @@ def _wait_for(job: "Job", out: TextIO, timeout: float | None) -> int:
         return EXIT_TIMEOUT
 
 
-def _submitted(job: "Job", wait: bool, timeout: float | None = None) -> int:
+def _submitted(job: Job, wait: bool, timeout: float | None = None) -> int:
     """Print a new job's id (stdout, for scripts); with --wait follow it on
     stderr and exit 1 with its error if it does not succeed, EXIT_TIMEOUT if
     it has not ended after `timeout` seconds."""
@@ -181,7 +198,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("dataset", job.dataset_id),
         ("model", job.model_id),
         ("rows", str(job.rows or "-")),
-        ("attempts", str(job.attempts) + (f" ({job.lost_attempts} lost to a dead process)" if job.lost_attempts else "")),
+        (
+            "attempts",
+            str(job.attempts)
+            + (f" ({job.lost_attempts} lost to a dead process)" if job.lost_attempts else ""),
+        ),
         ("limit", f"{job.timeout_seconds:.0f} s per run" if job.timeout_seconds else "-"),
         ("created", _when(job.create_time)),
         ("started", _when(job.start_time)),
@@ -189,7 +210,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("outputs", ", ".join(job.outputs) or "-"),
     ]
     if job.kind == "fit":
-        fields.insert(6, ("params", " ".join(f"{k}={v}" for k, v in job.params.items()) or "defaults"))
+        fields.insert(
+            6, ("params", " ".join(f"{k}={v}" for k, v in job.params.items()) or "defaults")
+        )
     if job.error:
         fields.append(("error", job.error))
     for name, value in fields:
@@ -208,7 +231,15 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     _table(
         ["ID", "KIND", "STATE", "PROGRESS", "DATASET", "MODEL", "CREATED"],
         (
-            [j.id, j.kind, j.state, f"{j.progress:.0%}", j.dataset_id, j.model_id if j.kind == "predict" else "-", _when(j.create_time)]
+            [
+                j.id,
+                j.kind,
+                j.state,
+                f"{j.progress:.0%}",
+                j.dataset_id,
+                j.model_id if j.kind == "predict" else "-",
+                _when(j.create_time),
+            ]
             for j in found
         ),
     )
@@ -266,7 +297,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.data_dir:
             data_dir = Path(args.data_dir)
         else:
-            data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="fityard-demo-data-")))
+            data_dir = Path(
+                cleanup.enter_context(tempfile.TemporaryDirectory(prefix="fityard-demo-data-"))
+            )
         client = cleanup.enter_context(Client(address))
         return _run_demo(client, data_dir, args.rows)
 
@@ -275,7 +308,7 @@ def _step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def _run_demo(c: "Client", data_dir: Path, rows: int) -> int:
+def _run_demo(c: Client, data_dir: Path, rows: int) -> int:
     from fityard.client import FityardError
     from fityard.data import make_data
 
@@ -299,11 +332,13 @@ def _run_demo(c: "Client", data_dir: Path, rows: int) -> int:
     bad_predict = _demo_expect_failure(lambda: c.predict(fit, bad_test), FityardError)
 
     ok = bad_fit and bad_predict
-    _step("demo " + ("finished: the good path works and bad files are explained" if ok else "FAILED"))
+    _step(
+        "demo " + ("finished: the good path works and bad files are explained" if ok else "FAILED")
+    )
     return 0 if ok else 1
 
 
-def _demo_good_fit(c: "Client", train: Path) -> "Job | None":
+def _demo_good_fit(c: Client, train: Path) -> Job | None:
     _step(f"upload {train.name}")
     ds = c.upload(train)
     print(f"    {ds.id}: {ds.rows} rows x {len(ds.columns)} columns, {_size(ds.size_bytes)}")
@@ -317,7 +352,7 @@ def _demo_good_fit(c: "Client", train: Path) -> "Job | None":
     return fit
 
 
-def _demo_good_predict(c: "Client", fit: "Job", test: Path) -> bool:
+def _demo_good_predict(c: Client, fit: Job, test: Path) -> bool:
     import pandas as pd
 
     _step(f"upload {test.name}")
@@ -341,7 +376,7 @@ def _demo_good_predict(c: "Client", fit: "Job", test: Path) -> bool:
     return True
 
 
-def _demo_expect_failure(submit: Callable[[], "Job"], error_type: type) -> bool:
+def _demo_expect_failure(submit: Callable[[], Job], error_type: type) -> bool:
     """Run a submission that should fail and show what the user is told,
     whether the server refuses it at once or the job fails."""
     try:
@@ -354,7 +389,9 @@ def _demo_expect_failure(submit: Callable[[], "Job"], error_type: type) -> bool:
     if job.state == "FAILED" and job.error:
         print(f"    the user is told: {job.error}")
         return True
-    print(f"error: expected the job to fail with a message, but it ended {job.state}", file=sys.stderr)
+    print(
+        f"error: expected the job to fail with a message, but it ended {job.state}", file=sys.stderr
+    )
     return False
 
 
@@ -373,7 +410,10 @@ def _seconds(text: str) -> float:
 
 def _add_max_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--max-run-seconds", type=_seconds, default=None, metavar="SECONDS",
+        "--max-run-seconds",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
         help="the job FAILS with 'timed out' if a run takes longer (default: derived by the server from the data size)",
     )
 
@@ -381,7 +421,10 @@ def _add_max_run(p: argparse.ArgumentParser) -> None:
 def _add_timeout(p: argparse.ArgumentParser, needs_wait: bool) -> None:
     """--timeout SECONDS, and the exit codes in the command's help."""
     p.add_argument(
-        "--timeout", type=_seconds, default=None, metavar="SECONDS",
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
         help=("with --wait, " if needs_wait else "")
         + f"stop waiting after SECONDS: print the job's state and progress and exit {EXIT_TIMEOUT} "
         "(the job carries on; watch it again or cancel it)",
@@ -419,17 +462,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("up", cmd_up, "run the whole stack in the foreground until Ctrl-C")
     p.add_argument("--port", type=int, default=50051, help="gateway port (default 50051)")
-    p.add_argument("--data-dir", default=".fityard", help="where data and logs live (default .fityard)")
+    p.add_argument(
+        "--data-dir", default=".fityard", help="where data and logs live (default .fityard)"
+    )
     p.add_argument("--trainers", type=int, default=None, help="number of trainer processes")
-    p.add_argument("--storage", choices=["local", "s3"], default="local", help="object store (default local)")
+    p.add_argument(
+        "--storage", choices=["local", "s3"], default="local", help="object store (default local)"
+    )
 
-    p = command("make-data", cmd_make_data, "write the seed Parquet files (train, test and two bad ones)")
+    p = command(
+        "make-data", cmd_make_data, "write the seed Parquet files (train, test and two bad ones)"
+    )
     p.add_argument("dir", help="directory to write into")
     p.add_argument("--rows", type=int, default=100_000, help="rows in total (default 100000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
     p = command("demo", cmd_demo, "run the whole workflow, including what bad files produce")
-    p.add_argument("--data-dir", default=None, help="where to write the demo's files (default: a temp dir)")
+    p.add_argument(
+        "--data-dir", default=None, help="where to write the demo's files (default: a temp dir)"
+    )
     p.add_argument("--rows", type=int, default=100_000, help="rows of seed data (default 100000)")
 
     p = command("upload", cmd_upload, "upload a Parquet file; prints the dataset id")
@@ -438,21 +489,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("datasets", cmd_datasets, "list datasets, newest first")
 
-    p = command("fit", cmd_fit, "train a model on a dataset (column y is the target); prints the job id")
+    p = command(
+        "fit", cmd_fit, "train a model on a dataset (column y is the target); prints the job id"
+    )
     p.add_argument("dataset_id")
     p.add_argument(
-        "--param", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
+        "--param",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="NAME=VALUE",
         help="a HistGradientBoostingClassifier parameter, e.g. max_iter=50 (repeatable)",
     )
     _add_max_run(p)
-    p.add_argument("--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails")
+    p.add_argument(
+        "--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails"
+    )
     _add_timeout(p, needs_wait=True)
 
-    p = command("predict", cmd_predict, "predict y for a dataset with a trained model; prints the job id")
+    p = command(
+        "predict", cmd_predict, "predict y for a dataset with a trained model; prints the job id"
+    )
     p.add_argument("model_id", help="id of a succeeded fit job")
     p.add_argument("dataset_id")
     _add_max_run(p)
-    p.add_argument("--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails")
+    p.add_argument(
+        "--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails"
+    )
     _add_timeout(p, needs_wait=True)
 
     p = command("status", cmd_status, "show a job")
@@ -464,9 +527,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("download", cmd_download, "download a succeeded job's output")
     p.add_argument("job_id")
-    p.add_argument("-o", "--out", required=True, metavar="FILE", help="file (or directory) to write")
     p.add_argument(
-        "--output", choices=["model", "predictions"], default=None,
+        "-o", "--out", required=True, metavar="FILE", help="file (or directory) to write"
+    )
+    p.add_argument(
+        "--output",
+        choices=["model", "predictions"],
+        default=None,
         help="which output (default: a fit's model, a predict's predictions)",
     )
 

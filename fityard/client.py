@@ -12,6 +12,7 @@ protos/fityard/v1: one RPC per method, server messages passed on unchanged
 whatever their size. pandas and tqdm are imported only when a call needs
 them, so `import fityard` stays quick for the CLI.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,10 +24,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
@@ -46,7 +48,16 @@ from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Client", "Dataset", "Job", "FityardError", "JobFailed", "JobTimeout", "fit_params", "DEFAULT_ADDRESS"]
+__all__ = [
+    "Client",
+    "Dataset",
+    "Job",
+    "FityardError",
+    "JobFailed",
+    "JobTimeout",
+    "fit_params",
+    "DEFAULT_ADDRESS",
+]
 
 DEFAULT_ADDRESS = "localhost:50051"
 ADDRESS_ENV = "FITYARD_ADDRESS"
@@ -84,22 +95,35 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 20 * 1000),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.service_config", json.dumps({"methodConfig": [{
-        # Calls that are safe to repeat (reads, and submits: they carry an
-        # idempotency key) are retried by gRPC itself while the gateway is
-        # UNAVAILABLE (restarting): a user's script rides over it.
-        "name": [
-            {"service": "fityard.v1.JobService", "method": m}
-            for m in ("SubmitFit", "SubmitPredict", "GetJob", "ListJobs")
-        ] + [{"service": "fityard.v1.DatasetService", "method": m} for m in ("GetDataset", "ListDatasets")],
-        "retryPolicy": {
-            "maxAttempts": 5,
-            "initialBackoff": "0.2s",
-            "maxBackoff": "3s",
-            "backoffMultiplier": 2,
-            "retryableStatusCodes": ["UNAVAILABLE"],
-        },
-    }]})),
+    (
+        "grpc.service_config",
+        json.dumps(
+            {
+                "methodConfig": [
+                    {
+                        # Calls that are safe to repeat (reads, and submits: they carry an
+                        # idempotency key) are retried by gRPC itself while the gateway is
+                        # UNAVAILABLE (restarting): a user's script rides over it.
+                        "name": [
+                            {"service": "fityard.v1.JobService", "method": m}
+                            for m in ("SubmitFit", "SubmitPredict", "GetJob", "ListJobs")
+                        ]
+                        + [
+                            {"service": "fityard.v1.DatasetService", "method": m}
+                            for m in ("GetDataset", "ListDatasets")
+                        ],
+                        "retryPolicy": {
+                            "maxAttempts": 5,
+                            "initialBackoff": "0.2s",
+                            "maxBackoff": "3s",
+                            "backoffMultiplier": 2,
+                            "retryableStatusCodes": ["UNAVAILABLE"],
+                        },
+                    }
+                ]
+            }
+        ),
+    ),
 ]
 
 _OUTPUTS = {
@@ -152,7 +176,7 @@ class Dataset:
     create_time: datetime | None = field(repr=False)
 
     @classmethod
-    def from_proto(cls, message: datasets_pb2.Dataset) -> "Dataset":
+    def from_proto(cls, message: datasets_pb2.Dataset) -> Dataset:
         return cls(
             id=message.id,
             name=message.name,
@@ -172,7 +196,7 @@ class Job:
     ask the server again and update it. A fit job's id is also its model id.
     """
 
-    def __init__(self, message: jobs_pb2.Job, client: "Client"):
+    def __init__(self, message: jobs_pb2.Job, client: Client):
         self._message = message
         self._client = client
 
@@ -188,12 +212,12 @@ class Job:
 
     @property
     def kind(self) -> str:
-        """"fit" or "predict"."""
+        """ "fit" or "predict"."""
         return jobs_pb2.JobKind.Name(self._message.kind).removeprefix("JOB_KIND_").lower()
 
     @property
     def state(self) -> str:
-        """"QUEUED", "RUNNING", "SUCCEEDED", "FAILED" or "CANCELLED"."""
+        """ "QUEUED", "RUNNING", "SUCCEEDED", "FAILED" or "CANCELLED"."""
         return jobs_pb2.JobState.Name(self._message.state).removeprefix("JOB_STATE_")
 
     @property
@@ -257,7 +281,10 @@ class Job:
     @property
     def outputs(self) -> list[str]:
         """What can be downloaded once SUCCEEDED: "model" and/or "predictions"."""
-        return [jobs_pb2.JobOutput.Name(o).removeprefix("JOB_OUTPUT_").lower() for o in self._message.outputs]
+        return [
+            jobs_pb2.JobOutput.Name(o).removeprefix("JOB_OUTPUT_").lower()
+            for o in self._message.outputs
+        ]
 
     @property
     def create_time(self) -> datetime | None:
@@ -275,18 +302,18 @@ class Job:
         return f"Job(id={self.id!r}, kind={self.kind!r}, state={self.state!r}, progress={self.progress:.2f})"
 
     # server calls -------------------------------------------------------------
-    def refresh(self) -> "Job":
+    def refresh(self) -> Job:
         """Fetch the current record (GetJob) and return self."""
-        self._message = self._client._get_job(self.id)
+        self._message = self._client._get_job(self.id)  # noqa: SLF001 - the Job is the client's own handle
         return self
 
-    def watch(self, timeout: float | None = None) -> Iterator["Job"]:
+    def watch(self, timeout: float | None = None) -> Iterator[Job]:
         """Yield a snapshot each time the job changes, starting with its
         current state, until it is done. Pushed by the server (WatchJob),
         not polled. Raises JobTimeout (a TimeoutError saying the job's state
         and progress) if `timeout` seconds pass first; the job carries on."""
         try:
-            for message in self._client._watch(self.id, timeout):
+            for message in self._client._watch(self.id, timeout):  # noqa: SLF001
                 self._message = message
                 yield Job(message, self._client)
         except JobTimeout as exc:
@@ -294,7 +321,7 @@ class Job:
                 self._message = exc.job.proto
             raise
 
-    def wait(self, timeout: float | None = None) -> "Job":
+    def wait(self, timeout: float | None = None) -> Job:
         """Block until the job is done and return it (self, updated).
 
         Raises JobFailed (str = the job's error) if it FAILED, JobTimeout (a
@@ -308,18 +335,24 @@ class Job:
             raise JobFailed(self)
         return self
 
-    def cancel(self) -> "Job":
+    def cancel(self) -> Job:
         """Stop the job (CancelJob) and return self, updated."""
-        self._message = self._client._cancel(self.id)
+        self._message = self._client._cancel(self.id)  # noqa: SLF001
         return self
 
-    def download(self, path: str | os.PathLike | None = None, output: str | None = None, *, progress: bool | None = None):
+    def download(
+        self,
+        path: str | os.PathLike | None = None,
+        output: str | None = None,
+        *,
+        progress: bool | None = None,
+    ):
         """Same as Client.download(self, ...)."""
         return self._client.download(self, path, output, progress=progress)
 
 
-DatasetRef = Union[Dataset, str]
-JobRef = Union[Job, str]
+DatasetRef = Union[Dataset, str]  # noqa: UP007 - a runtime alias: `|` needs 3.10 classes
+JobRef = Union[Job, str]  # noqa: UP007
 
 
 def _id_of(ref: Any, what: str) -> str:
@@ -366,13 +399,16 @@ def fit_params(**params: Any) -> jobs_pb2.FitParams:
             continue
         fd = fields.get(name)
         if fd is None:
-            raise invalid_argument(f"params.{name}", f"is not a fit parameter; known: {', '.join(fields)}")
+            raise invalid_argument(
+                f"params.{name}", f"is not a fit parameter; known: {', '.join(fields)}"
+            )
         try:
             setattr(message, name, _coerce(fd, value))
         except (TypeError, ValueError):
-            kind = {FieldDescriptor.CPPTYPE_DOUBLE: "a number", FieldDescriptor.CPPTYPE_STRING: "a string"}.get(
-                fd.cpp_type, "an integer"
-            )
+            kind = {
+                FieldDescriptor.CPPTYPE_DOUBLE: "a number",
+                FieldDescriptor.CPPTYPE_STRING: "a string",
+            }.get(fd.cpp_type, "an integer")
             raise invalid_argument(f"params.{name}", f"{value!r} is not {kind}") from None
     return message
 
@@ -429,7 +465,7 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -447,7 +483,13 @@ class Client:
             raise error_from(error, self.address) from None
 
     # datasets ------------------------------------------------------------------
-    def upload(self, source: "str | os.PathLike | pd.DataFrame", name: str | None = None, *, progress: bool | None = None) -> Dataset:
+    def upload(
+        self,
+        source: str | os.PathLike | pd.DataFrame,
+        name: str | None = None,
+        *,
+        progress: bool | None = None,
+    ) -> Dataset:
         """Upload a Parquet file (path) or a DataFrame and return the Dataset.
 
         The file is streamed in 1 MiB chunks and hashed on the way; the
@@ -461,7 +503,7 @@ class Client:
         path = Path(source)
         return self._upload_file(path, name or path.name, progress)
 
-    def _upload_dataframe(self, frame: "pd.DataFrame", name: str, progress: bool | None) -> Dataset:
+    def _upload_dataframe(self, frame: pd.DataFrame, name: str, progress: bool | None) -> Dataset:
         # Written to a temporary file first so the upload is the same
         # streamed, size-announced, hashed path as for any file.
         with tempfile.TemporaryDirectory(prefix="fityard-") as tmp:
@@ -498,7 +540,9 @@ class Client:
         with path.open("rb") as f, _progress_bar(size, f"upload {name}", progress) as bar:
 
             def requests() -> Iterator[datasets_pb2.UploadRequest]:
-                yield datasets_pb2.UploadRequest(header=datasets_pb2.UploadHeader(name=name, size_bytes=size))
+                yield datasets_pb2.UploadRequest(
+                    header=datasets_pb2.UploadHeader(name=name, size_bytes=size)
+                )
                 while chunk := f.read(CHUNK_SIZE):
                     digest.update(chunk)
                     bar.update(len(chunk))
@@ -510,13 +554,16 @@ class Client:
         """One dataset by id (NOT_FOUND names an unknown id)."""
         with self._rpc():
             response = self._datasets.GetDataset(
-                datasets_pb2.GetDatasetRequest(dataset_id=_id_of(dataset, "dataset")), timeout=self.timeout
+                datasets_pb2.GetDatasetRequest(dataset_id=_id_of(dataset, "dataset")),
+                timeout=self.timeout,
             )
         return Dataset.from_proto(response.dataset)
 
     def datasets(self, *, name: str | None = None) -> list[Dataset]:
         """Every dataset (or those named `name`), newest first (all pages)."""
-        pages = self._pages(self._datasets.ListDatasets, datasets_pb2.ListDatasetsRequest, "datasets", name=name)
+        pages = self._pages(
+            self._datasets.ListDatasets, datasets_pb2.ListDatasetsRequest, "datasets", name=name
+        )
         return [Dataset.from_proto(d) for d in pages]
 
     # jobs ------------------------------------------------------------------------
@@ -585,7 +632,9 @@ class Client:
 
     def _get_job(self, job_id: str) -> jobs_pb2.Job:
         with self._rpc():
-            return self._jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=self.timeout).job
+            return self._jobs.GetJob(
+                jobs_pb2.GetJobRequest(job_id=job_id), timeout=self.timeout
+            ).job
 
     def _snapshot(self, job_id: str, last: jobs_pb2.Job | None) -> Job | None:
         """The job as a timed-out watch leaves it: the last record it got, else
@@ -593,19 +642,25 @@ class Client:
         that fails too."""
         if last is None:
             try:
-                last = self._jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=min(self.timeout, 5.0)).job
+                last = self._jobs.GetJob(
+                    jobs_pb2.GetJobRequest(job_id=job_id), timeout=min(self.timeout, 5.0)
+                ).job
             except grpc.RpcError:
                 return None
         return Job(last, self)
 
     def _cancel(self, job_id: str) -> jobs_pb2.Job:
         with self._rpc():
-            return self._jobs.CancelJob(jobs_pb2.CancelJobRequest(job_id=job_id), timeout=self.timeout).job
+            return self._jobs.CancelJob(
+                jobs_pb2.CancelJobRequest(job_id=job_id), timeout=self.timeout
+            ).job
 
     def _pages(self, method, request_type, field_name: str, **conditions: str | None) -> Iterator:
         """Items of a List* call across all pages, following next_page_token;
         `conditions` (None: any) become the request's filter."""
-        filter_text = " AND ".join(f"{name}={value}" for name, value in conditions.items() if value is not None)
+        filter_text = " AND ".join(
+            f"{name}={value}" for name, value in conditions.items() if value is not None
+        )
         token = ""
         while True:
             with self._rpc():
@@ -636,7 +691,10 @@ class Client:
                     retries = 0
                     last = response.job
                     yield last
-                    if jobs_pb2.JobState.Name(last.state).removeprefix("JOB_STATE_") in TERMINAL_STATES:
+                    if (
+                        jobs_pb2.JobState.Name(last.state).removeprefix("JOB_STATE_")
+                        in TERMINAL_STATES
+                    ):
                         return
             except grpc.RpcError as error:
                 if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and deadline is not None:
@@ -672,7 +730,9 @@ class Client:
         """
         if output not in _OUTPUTS:
             raise ValueError(f"output must be 'model', 'predictions' or None, not {output!r}")
-        request = jobs_pb2.DownloadJobOutputRequest(job_id=_id_of(job, "job"), output=_OUTPUTS[output])
+        request = jobs_pb2.DownloadJobOutputRequest(
+            job_id=_id_of(job, "job"), output=_OUTPUTS[output]
+        )
         call, responses, first = self._open_download(lambda: self._jobs.DownloadJobOutput(request))
         try:
             with self._rpc():
@@ -687,16 +747,24 @@ class Client:
         finally:
             call.cancel()  # no-op once complete; frees the stream if we stopped early
 
-    def download_dataset(self, dataset: DatasetRef, path: str | os.PathLike, *, progress: bool | None = None) -> Path:
+    def download_dataset(
+        self, dataset: DatasetRef, path: str | os.PathLike, *, progress: bool | None = None
+    ) -> Path:
         """Stream an uploaded dataset's Parquet file back to `path` (a file, or
         a directory to keep its name); return the Path."""
         request = datasets_pb2.DownloadDatasetRequest(dataset_id=_id_of(dataset, "dataset"))
-        call, responses, first = self._open_download(lambda: self._datasets.DownloadDataset(request))
+        call, responses, first = self._open_download(
+            lambda: self._datasets.DownloadDataset(request)
+        )
         try:
             with self._rpc():
                 if first is None or first.WhichOneof("payload") != "dataset":
-                    raise error_for(grpc.StatusCode.DATA_LOSS, "the server did not describe the dataset first")
-                info = jobs_pb2.OutputInfo(size_bytes=first.dataset.size_bytes, filename=first.dataset.name)
+                    raise error_for(
+                        grpc.StatusCode.DATA_LOSS, "the server did not describe the dataset first"
+                    )
+                info = jobs_pb2.OutputInfo(
+                    size_bytes=first.dataset.size_bytes, filename=first.dataset.name
+                )
                 return self._receive(responses, info, Path(path), progress)
         finally:
             call.cancel()
@@ -723,14 +791,20 @@ class Client:
     @staticmethod
     def _output_info(first: jobs_pb2.DownloadJobOutputResponse | None) -> jobs_pb2.OutputInfo:
         if first is None or first.WhichOneof("payload") != "info":
-            raise error_for(grpc.StatusCode.DATA_LOSS, "the server did not describe the file before sending it")
+            raise error_for(
+                grpc.StatusCode.DATA_LOSS, "the server did not describe the file before sending it"
+            )
         return first.info
 
-    def _read_frame(self, responses, info: jobs_pb2.OutputInfo, progress: bool | None) -> "pd.DataFrame":
+    def _read_frame(
+        self, responses, info: jobs_pb2.OutputInfo, progress: bool | None
+    ) -> pd.DataFrame:
         import pandas as pd
 
         with tempfile.TemporaryDirectory(prefix="fityard-") as tmp:
-            path = self._receive(responses, info, Path(tmp) / (info.filename or "output.parquet"), progress)
+            path = self._receive(
+                responses, info, Path(tmp) / (info.filename or "output.parquet"), progress
+            )
             return pd.read_parquet(path)
 
     @staticmethod
@@ -747,7 +821,10 @@ class Client:
         partial = path.with_name(path.name + ".part")
         received = 0
         try:
-            with partial.open("wb") as f, _progress_bar(info.size_bytes, f"download {path.name}", progress) as bar:
+            with (
+                partial.open("wb") as f,
+                _progress_bar(info.size_bytes, f"download {path.name}", progress) as bar,
+            ):
                 for response in responses:
                     f.write(response.chunk)
                     received += len(response.chunk)

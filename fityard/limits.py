@@ -4,6 +4,7 @@ The services import this module too (they already import `fityard.v1` for
 the generated code), so a client and the gateway can never disagree about
 how large one gRPC message may be.
 """
+
 from __future__ import annotations
 
 # The largest gRPC message, in bytes, either side sends or accepts: the

@@ -8,6 +8,7 @@ once at start and so pays the import there. DataError and the message bounds
 (`bounded`, `name_list`) come from ml.messages, which is light, so any
 service can cap a message or catch a DataError without that import.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -16,9 +16,11 @@ to send, and the user would get no answer at all. Hence:
 This module imports nothing heavy: the gateway, scheduler and trainer may
 import it without paying for pandas and scikit-learn.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 NAMES_SHOWN = 20  # names a list shows before "… and N more"
 NAME_WIDTH = 64  # characters of one name shown before "…"
@@ -33,7 +35,9 @@ def bounded(text: str, limit: int = 4096, *, tail: int = 0) -> str:
     end says how to fix the data, a traceback's last line names the error.
     """
     text = str(text)
-    if len(text) <= limit // 4 or len(text.encode()) <= limit:  # UTF-8 takes at most 4 bytes a character
+    if (
+        len(text) <= limit // 4 or len(text.encode()) <= limit
+    ):  # UTF-8 takes at most 4 bytes a character
         return text
     # The note is at its widest when everything is cut; size the budget for that.
     budget = limit - max(len(_cut_note(len(text), middle).encode()) for middle in (False, True))
@@ -51,7 +55,7 @@ def name_list(
     width: int = NAME_WIDTH,
     describe: Callable[[Any], str] | None = None,
 ) -> str:
-    """"a, b, c" for a message: at most `limit` names, each cut to `width`
+    """ "a, b, c" for a message: at most `limit` names, each cut to `width`
     characters ("…" marks the cut), then "… and N more"; "(none)" if empty.
 
     A name that would be invisible or ambiguous in such a list (empty,
@@ -78,7 +82,7 @@ def quoted(name: Any, width: int = NAME_WIDTH) -> str:
 
 
 def count(n: int, noun: str) -> str:
-    """"1 column", "12,345 columns"."""
+    """ "1 column", "12,345 columns"."""
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 

@@ -15,13 +15,14 @@ what is fitted on and a column that passed cannot fail inside scikit-learn.
 pandas, scikit-learn and joblib are imported at module level on purpose: the
 trainer's worker process imports this module once and then runs many jobs.
 """
+
 from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import joblib
 import numpy as np
@@ -168,7 +169,9 @@ def _read_parquet(path: str | Path, what: str) -> pd.DataFrame:
 # -- checks: each raises DataError with the fix in the message ----------------
 
 
-def _training_data(df: pd.DataFrame, params: dict, max_classes: int | None) -> tuple[pd.DataFrame, pd.Series]:
+def _training_data(
+    df: pd.DataFrame, params: dict, max_classes: int | None
+) -> tuple[pd.DataFrame, pd.Series]:
     """Features and labels to fit on, or a DataError for data that
     HistGradientBoostingClassifier would reject with an obscure error (or, for
     some, a misleading one, or after hours of work).
@@ -209,7 +212,11 @@ def _labels(y: pd.Series) -> pd.Series:
         y = pd.Series(y.to_numpy(dtype=dtype.numpy_dtype), index=y.index, name=y.name)
     if y.dtype == object and infer_dtype(y, skipna=False) == "decimal":
         values = y.to_numpy(dtype=np.float64)
-        whole = np.isfinite(values).all() and (values == np.round(values)).all() and np.abs(values).max() < 2**53
+        whole = (
+            np.isfinite(values).all()
+            and (values == np.round(values)).all()
+            and np.abs(values).max() < 2**53
+        )
         y = pd.Series(values.astype(np.int64) if whole else values, index=y.index, name=y.name)
     return y
 
@@ -278,7 +285,10 @@ def _check_early_stopping_split(y: pd.Series, params: dict, n_classes: int) -> N
     early_stopping = params.get("early_stopping", "auto")
     fraction = params.get("validation_fraction", 0.1)
     n = len(y)
-    if not (early_stopping is True or (early_stopping == "auto" and n > 10_000)) or fraction is None:
+    if (
+        not (early_stopping is True or (early_stopping == "auto" and n > 10_000))
+        or fraction is None
+    ):
         return
     held_out = math.ceil(fraction * n) if isinstance(fraction, float) else int(fraction)
     fix = 'or fit with the parameter early_stopping set to "false"'
@@ -353,10 +363,16 @@ def _prediction_data(df: pd.DataFrame, model: HistGradientBoostingClassifier) ->
             f"({name_list(features, limit=5)}) — extra columns are ignored."
         )
     if len(df) == 0:
-        raise DataError("prediction data has 0 rows. Upload a file with at least one row to predict.")
+        raise DataError(
+            "prediction data has 0 rows. Upload a file with at least one row to predict."
+        )
     X = df[features]
-    categorical = model.is_categorical_ if model.is_categorical_ is not None else [False] * len(features)
-    numeric_names = [name for name, is_category in zip(features, categorical) if not is_category]
+    categorical = (
+        model.is_categorical_ if model.is_categorical_ is not None else [False] * len(features)
+    )
+    numeric_names = [
+        name for name, is_category in zip(features, categorical, strict=True) if not is_category
+    ]
     numeric, unusable = _as_numeric_features(X[numeric_names])
     trained = {name: "numbers" for name in numeric_names}
     trained.update(_category_kinds(model))
@@ -368,7 +384,9 @@ def _prediction_data(df: pd.DataFrame, model: HistGradientBoostingClassifier) ->
     if mismatched:
         names = [name for name in features if name in mismatched]  # in the model's order
         them = "it" if len(names) == 1 else "them"
-        shown = name_list(names, describe=lambda name: f"{mismatched[name]} here, {trained[name]} in training")
+        shown = name_list(
+            names, describe=lambda name: f"{mismatched[name]} here, {trained[name]} in training"
+        )
         raise DataError(
             f"prediction data has {count(len(names), 'feature column')} holding other values than the model "
             f"was trained on: {shown}. "
@@ -448,7 +466,9 @@ def _replace_columns(X: pd.DataFrame, columns: dict[str, pd.Series]) -> pd.DataF
     """`X` with the given columns swapped in, in place of their namesakes (same order)."""
     if not columns:
         return X
-    return pd.DataFrame({name: columns.get(name, column) for name, column in X.items()}, index=X.index)
+    return pd.DataFrame(
+        {name: columns.get(name, column) for name, column in X.items()}, index=X.index
+    )
 
 
 def _category_kinds(model: HistGradientBoostingClassifier) -> dict[str, str]:
@@ -456,11 +476,14 @@ def _category_kinds(model: HistGradientBoostingClassifier) -> dict[str, str]:
     from the categories sklearn's encoder learned. That encoder sits behind
     a private attribute, hence the guard: {} (no check) if it is not found."""
     try:
-        encoder = model._preprocessor.named_transformers_["encoder"]
+        encoder = model._preprocessor.named_transformers_["encoder"]  # noqa: SLF001 - guarded
         names, categories = encoder.feature_names_in_, encoder.categories_
     except (AttributeError, KeyError):
         return {}
-    return {name: _kind(pd.Series(values).dropna()) for name, values in zip(names, categories)}
+    return {
+        name: _kind(pd.Series(values).dropna())
+        for name, values in zip(names, categories, strict=True)
+    }
 
 
 def _kind(column: pd.Series) -> str:

@@ -8,6 +8,7 @@ and must stay light. The ranges below copy HistGradientBoostingClassifier's
 own constraints; tests/test_ml.py compares them with sklearn's
 `_parameter_constraints` so they cannot drift apart silently.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,7 +56,9 @@ def validate_params(params: dict[str, Any]) -> list[str]:
             continue
         if name == "early_stopping":
             if _early_stopping(value) is None:
-                problems.append(f'params.early_stopping must be "auto", "true" or "false" (got {value!r})')
+                problems.append(
+                    f'params.early_stopping must be "auto", "true" or "false" (got {value!r})'
+                )
         elif name in RANGES:
             problem = _range_problem(RANGES[name], value)
             if problem:

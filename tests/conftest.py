@@ -1,5 +1,6 @@
 """Shared fixtures: real stacks (nats-server, scheduler, gateway, trainers as
 processes on free loopback ports) on both store backends, and seed data."""
+
 from __future__ import annotations
 
 import uuid
@@ -20,7 +21,9 @@ def s3_server():
         yield server
 
 
-def _start_stack(data_dir, backend: str, config: StorageConfig, env: dict[str, str]) -> EmbeddedStack:
+def _start_stack(
+    data_dir, backend: str, config: StorageConfig, env: dict[str, str]
+) -> EmbeddedStack:
     running = EmbeddedStack(data_dir, trainers=2, storage=backend, env=env).start()
     running.store = open_store(config)
     running.backend = backend
@@ -31,7 +34,9 @@ def _start_stack(data_dir, backend: str, config: StorageConfig, env: dict[str, s
 def local_stack(tmp_path_factory):
     """A running stack on the local-directory store."""
     data_dir = tmp_path_factory.mktemp("stack-local")
-    running = _start_stack(data_dir, "local", StorageConfig(backend="local", root=data_dir / "objects"), {})
+    running = _start_stack(
+        data_dir, "local", StorageConfig(backend="local", root=data_dir / "objects"), {}
+    )
     yield running
     running.stop()
 

@@ -1,4 +1,5 @@
 """The seed workflow at the seed's size gives what a bare in-process fit gives."""
+
 from __future__ import annotations
 
 import pandas as pd

@@ -4,6 +4,7 @@ Speed goals are not asserted here (they live in `make bench`'s table); this
 checks that the suite measures fityard and both peers, reports each figure
 with its same-run baseline, and that the scale run lost no job.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,12 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     figures = report["figures"]
     seen = {(f["benchmark"].split(":")[0], f["system"]) for f in figures}
     for system in ["fityard (defaults)", "RQ, 1 worker(s)", "Ray"]:
-        for benchmark in ["dispatch latency p50", "dispatch latency p95", "fit overhead (seed fit end to end)", "concurrency"]:
+        for benchmark in [
+            "dispatch latency p50",
+            "dispatch latency p95",
+            "fit overhead (seed fit end to end)",
+            "concurrency",
+        ]:
             assert (benchmark, system) in seen, (benchmark, system)
     assert ("concurrency", "RQ, 2 worker(s)") in seen
     assert ("concurrency", "fityard (1 trainer(s))") in seen
@@ -42,7 +48,9 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     for figure in figures:
         # A gateway whose memory does not grow at all reports 0: the ideal.
         floor = 0 if figure["benchmark"].startswith("gateway memory growth") else 1e-12
-        assert figure["value"] >= floor and figure["baseline"] > 0 and math.isfinite(figure["ratio"]), figure
+        assert (
+            figure["value"] >= floor and figure["baseline"] > 0 and math.isfinite(figure["ratio"])
+        ), figure
     (scale,) = [f for f in figures if f["benchmark"].startswith("scale")]
     assert scale["extra"]["succeeded"] == scale["extra"]["submitted"]
     assert "| benchmark" in result.stdout  # the table is printed

@@ -1,5 +1,6 @@
 """Cancelling jobs: queued ones never run, running ones stop, and the trainer
 goes on serving everyone else."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """The `fityard` command as a user runs it (the installed console script, in
 a subprocess) against a real stack."""
+
 from __future__ import annotations
 
 import os
@@ -30,13 +31,17 @@ def run(*args, address: str | None = None, env_address: str | None = None, progr
 
 
 def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
     return result.stdout
 
 
 def failed(result: subprocess.CompletedProcess) -> str:
     """The error line of a command that should fail cleanly (exit 1, no traceback)."""
-    assert result.returncode == 1, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 1, (
+        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: "), result.stderr
@@ -102,8 +107,11 @@ def test_watch_follows_a_job_to_the_end(stack, fityard, data):
         job_id = ok(fityard("fit", train_id, "--param", "max_iter=30")).strip()
         assert job_id.startswith("job_")  # without --wait only the id is printed
         watch = subprocess.Popen(
-            [FITYARD, "watch", job_id, "--timeout", "30"], env={**os.environ, "FITYARD_ADDRESS": stack.address},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [FITYARD, "watch", job_id, "--timeout", "30"],
+            env={**os.environ, "FITYARD_ADDRESS": stack.address},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         first = watch.stdout.readline()  # bounded by --timeout, should nothing come
     out, err = watch.communicate(timeout=120)
@@ -144,7 +152,11 @@ def test_a_bad_parameter_is_refused_naming_it(fityard, data):
 )
 def test_an_unknown_job_id_exits_1_naming_it(stack, command, tmp_path):
     job_id = f"job_{uuid.uuid4().hex[:16]}"
-    args = [command[0], job_id, *[str(tmp_path / a) if a.endswith(".parquet") else a for a in command[1:]]]
+    args = [
+        command[0],
+        job_id,
+        *[str(tmp_path / a) if a.endswith(".parquet") else a for a in command[1:]],
+    ]
     error = failed(run(*args, address=stack.address))
     assert job_id in error
     assert not (tmp_path / "out.parquet").exists()
@@ -163,7 +175,15 @@ def test_python_m_fityard_is_the_same_command(stack):
 def test_a_run_limit_fails_the_job_saying_so(fityard, data):
     train_id = upload(fityard, data / "train.parquet")
     result = fityard(
-        "fit", train_id, "--max-run-seconds", 1, "--param", "max_iter=100000", "--param", "early_stopping=false", "--wait"
+        "fit",
+        train_id,
+        "--max-run-seconds",
+        1,
+        "--param",
+        "max_iter=100000",
+        "--param",
+        "early_stopping=false",
+        "--wait",
     )
     assert "timed out after 1 s" in failed(result)
     status = ok(fityard("status", result.stdout.split()[0]))

@@ -1,4 +1,5 @@
 """Core leases: trainers sharing a machine never use more threads than cores."""
+
 from __future__ import annotations
 
 import asyncio

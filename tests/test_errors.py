@@ -1,5 +1,6 @@
 """The SDK's exceptions (pure logic, no server): one class per status code,
 the server's details in plain Python, and the public names of `fityard`."""
+
 from __future__ import annotations
 
 import grpc
@@ -13,10 +14,24 @@ from fityard._errors import error_for, invalid_argument
 
 def test_fityard_exports_the_client_and_every_exception():
     assert set(fityard.__all__) == {
-        "Client", "Dataset", "Job", "__version__",
-        "FityardError", "InvalidArgument", "NotFound", "AlreadyExists", "FailedPrecondition",
-        "ResourceExhausted", "Unavailable", "DeadlineExceeded", "PermissionDenied", "Unauthenticated",
-        "DataLoss", "Internal", "JobFailed", "JobTimeout",
+        "Client",
+        "Dataset",
+        "Job",
+        "__version__",
+        "FityardError",
+        "InvalidArgument",
+        "NotFound",
+        "AlreadyExists",
+        "FailedPrecondition",
+        "ResourceExhausted",
+        "Unavailable",
+        "DeadlineExceeded",
+        "PermissionDenied",
+        "Unauthenticated",
+        "DataLoss",
+        "Internal",
+        "JobFailed",
+        "JobTimeout",
     }
     for name in fityard.__all__:
         assert getattr(fityard, name) is not None
@@ -42,11 +57,19 @@ def test_each_status_code_has_its_class_and_all_are_fityard_errors(code, cls):
 def test_details_read_as_plain_python():
     details = (
         error_details_pb2.BadRequest(
-            field_violations=[error_details_pb2.BadRequest.FieldViolation(field="params.max_bins", description="too big")]
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field="params.max_bins", description="too big"
+                )
+            ]
         ),
         error_details_pb2.ResourceInfo(resource_type="dataset", resource_name="ds_1"),
         error_details_pb2.PreconditionFailure(
-            violations=[error_details_pb2.PreconditionFailure.Violation(type="MODEL_NOT_READY", subject="jobs/j", description="d")]
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type="MODEL_NOT_READY", subject="jobs/j", description="d"
+                )
+            ]
         ),
         error_details_pb2.RetryInfo(retry_delay=Duration(seconds=1, nanos=500_000_000)),
     )

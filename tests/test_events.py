@@ -1,6 +1,7 @@
 """Folding trainer events into a job record (pure logic, no processes):
 what a user sees in GetJob when events arrive late, twice, or from an
 attempt that no longer counts."""
+
 from __future__ import annotations
 
 from fityard.internal.v1 import bus_pb2
@@ -11,7 +12,14 @@ S = jobs_pb2
 
 
 def _event(state: int, attempt: int, **fields) -> bus_pb2.TrainerEvent:
-    return bus_pb2.TrainerEvent(job_id="job_1", tenant="default", state=state, attempt=attempt, trainer_id=f"t{attempt}", **fields)
+    return bus_pb2.TrainerEvent(
+        job_id="job_1",
+        tenant="default",
+        state=state,
+        attempt=attempt,
+        trainer_id=f"t{attempt}",
+        **fields,
+    )
 
 
 def _fold(*events: bus_pb2.TrainerEvent) -> jobs_pb2.Job:
@@ -33,7 +41,10 @@ def test_a_run_shows_running_progress_then_success():
 
 def test_an_ended_job_never_changes_again():
     job = _fold(_event(S.JOB_STATE_RUNNING, 1), _event(S.JOB_STATE_FAILED, 1, error="no y"))
-    for late in (_event(S.JOB_STATE_RUNNING, 2), _event(S.JOB_STATE_SUCCEEDED, 2, outputs=[S.JOB_OUTPUT_MODEL])):
+    for late in (
+        _event(S.JOB_STATE_RUNNING, 2),
+        _event(S.JOB_STATE_SUCCEEDED, 2, outputs=[S.JOB_OUTPUT_MODEL]),
+    ):
         assert apply_event(job, late) is False
     assert (job.state, job.error, job.attempts) == (S.JOB_STATE_FAILED, "no y", 1)
 
@@ -42,7 +53,12 @@ def test_an_older_attempt_can_neither_end_nor_rewind_a_newer_one():
     job = _fold(_event(S.JOB_STATE_RUNNING, 1), _event(S.JOB_STATE_RUNNING, 2, progress=0.4))
     assert apply_event(job, _event(S.JOB_STATE_SUCCEEDED, 1, outputs=[S.JOB_OUTPUT_MODEL])) is False
     assert apply_event(job, _event(S.JOB_STATE_RUNNING, 1, progress=0.9)) is False
-    assert (job.state, job.attempts, job.progress, job.trainer_id) == (S.JOB_STATE_RUNNING, 2, 0.4, "t2")
+    assert (job.state, job.attempts, job.progress, job.trainer_id) == (
+        S.JOB_STATE_RUNNING,
+        2,
+        0.4,
+        "t2",
+    )
     apply_event(job, _event(S.JOB_STATE_SUCCEEDED, 2, outputs=[S.JOB_OUTPUT_MODEL]))
     assert (job.state, job.attempts) == (S.JOB_STATE_SUCCEEDED, 2)
 
@@ -52,7 +68,13 @@ def test_a_handed_back_job_is_queued_again_and_keeps_its_lost_count():
         _event(S.JOB_STATE_RUNNING, 1, lost_attempts=1, cores=2),
         _event(S.JOB_STATE_QUEUED, 1, lost_attempts=1, progress_message="returned to the queue"),
     )
-    assert (job.state, job.attempts, job.lost_attempts, job.cores, job.progress) == (S.JOB_STATE_QUEUED, 1, 1, 0, 0.0)
+    assert (job.state, job.attempts, job.lost_attempts, job.cores, job.progress) == (
+        S.JOB_STATE_QUEUED,
+        1,
+        1,
+        0,
+        0.0,
+    )
     assert job.progress_message == "returned to the queue"
     apply_event(job, _event(S.JOB_STATE_RUNNING, 2, lost_attempts=1))
     assert (job.state, job.attempts, job.lost_attempts) == (S.JOB_STATE_RUNNING, 2, 1)

@@ -6,6 +6,7 @@ Each test starts its own supervised stack (what `fityard up` runs: a dead
 child is restarted) with settings that make faults quick to see
 (tests/support/faults.py: a 2 s ack deadline, sweeps every second).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +42,9 @@ WAIT_SECONDS = 120
 
 
 def _start(tmp_path, trainers: int = 2, **env) -> EmbeddedStack:
-    return EmbeddedStack(tmp_path, trainers=trainers, env=fault_env(tmp_path, **env), supervise=True).start()
+    return EmbeddedStack(
+        tmp_path, trainers=trainers, env=fault_env(tmp_path, **env), supervise=True
+    ).start()
 
 
 @pytest.fixture
@@ -61,7 +64,10 @@ def _assert_clean(stack: EmbeddedStack, *succeeded: Job) -> None:
     """Exactly one output per succeeded job, no scratch of dead processes."""
     for job in succeeded:
         assert len(stored_outputs(stack, job)) == 1, stored_outputs(stack, job)
-    settle(lambda: not leftover_scratch(stack.data_dir / "scratch"), what="dead processes' scratch swept")
+    settle(
+        lambda: not leftover_scratch(stack.data_dir / "scratch"),
+        what="dead processes' scratch swept",
+    )
 
 
 def _still_serving(client: Client) -> None:
@@ -87,7 +93,9 @@ def test_a_job_that_kills_its_worker_every_time_fails_saying_so(stack, client):
         kill_worker(stack, wait_for_run(stack, job, attempt))
     with pytest.raises(JobFailed) as failed:
         job.wait(timeout=WAIT_SECONDS)
-    assert "stopped 3 time(s)" in str(failed.value) and "FITYARD_MAX_ATTEMPTS=3" in str(failed.value)
+    assert "stopped 3 time(s)" in str(failed.value) and "FITYARD_MAX_ATTEMPTS=3" in str(
+        failed.value
+    )
     assert job.lost_attempts == 3
     _still_serving(client)
     _assert_clean(stack)
@@ -114,7 +122,12 @@ def test_a_rolling_restart_of_every_trainer_during_a_long_fit_costs_no_attempt(s
         old = stack.process(trainer)
         old.send_signal(signal.SIGTERM)  # a rolling deploy: one at a time
         old.wait(30)
-        settle(lambda: stack.process(trainer).pid != old.pid and stack.process(trainer).poll() is None, what="restart")
+        settle(
+            lambda trainer=trainer, old=old: (
+                stack.process(trainer).pid != old.pid and stack.process(trainer).poll() is None
+            ),
+            what="restart",
+        )
     assert job.wait(timeout=WAIT_SECONDS).state == "SUCCEEDED"
     assert (job.attempts, job.lost_attempts) == (4, 0)
     _assert_clean(stack, job)
@@ -138,7 +151,10 @@ def test_nats_killed_with_jobs_queued_and_running_then_restarted(stack, client):
     wait_for_run(stack, running, 1)
     queued = [client.fit(dataset, max_iter=50) for _ in range(3)]
     stack.process("nats").send_signal(signal.SIGKILL)
-    settle(lambda: stack.restarts("nats") == 1 and stack.process("nats").poll() is None, what="nats restarted")
+    settle(
+        lambda: stack.restarts("nats") == 1 and stack.process("nats").poll() is None,
+        what="nats restarted",
+    )
     for job in [running, *queued]:
         assert job.wait(timeout=WAIT_SECONDS).state == "SUCCEEDED", job.error
     _still_serving(client)
@@ -182,7 +198,9 @@ def test_the_gateway_killed_during_an_upload_and_a_watch(stack, client):
     _assert_clean(stack, job)
 
 
-def test_a_poison_dataset_fails_with_a_bounded_message_and_trainers_survive(stack, client, tmp_path):
+def test_a_poison_dataset_fails_with_a_bounded_message_and_trainers_survive(
+    stack, client, tmp_path
+):
     # No y, and as many long column names as an upload may carry: the list
     # of columns alone is hundreds of KiB.
     names = [f"{'x' * 1000}_{i}" for i in range(400)]
@@ -198,7 +216,9 @@ def test_a_poison_dataset_fails_with_a_bounded_message_and_trainers_survive(stac
     pq.write_table(pa.table({"x" * 2000: [0.0, 1.0], "y": [0, 1]}), path, store_schema=False)
     with pytest.raises(FityardError) as refused:
         client.upload(path)
-    assert refused.value.code.name == "INVALID_ARGUMENT" and "at most 1,024" in refused.value.message
+    assert (
+        refused.value.code.name == "INVALID_ARGUMENT" and "at most 1,024" in refused.value.message
+    )
     _still_serving(client)
 
 
@@ -209,14 +229,21 @@ def test_a_cancel_sent_while_no_trainer_listens_still_stops_the_job(tmp_path):
     stack = _start(tmp_path, trainers=1, **env)
     try:
         with Client(stack.address) as client:
-            job = client.fit(client.upload(frame(), name="long.parquet"), max_iter=100_000, early_stopping="false")
+            job = client.fit(
+                client.upload(frame(), name="long.parquet"),
+                max_iter=100_000,
+                early_stopping="false",
+            )
             trainer = wait_for_run(stack, job, 1)
             paused = stack.process(trainer)
             worker = worker_pid(stack, trainer)
             paused.send_signal(signal.SIGSTOP)  # its NATS connection goes quiet...
             try:
                 stack.process("nats").send_signal(signal.SIGKILL)  # ...and then away
-                settle(lambda: stack.process("nats").poll() is None and stack.restarts("nats") == 1, what="nats back")
+                settle(
+                    lambda: stack.process("nats").poll() is None and stack.restarts("nats") == 1,
+                    what="nats back",
+                )
                 assert client.cancel(job).state == "CANCELLED"  # the notice reaches no trainer
             finally:
                 paused.send_signal(signal.SIGCONT)

@@ -1,4 +1,5 @@
 """grpcurl, the tool a gRPC user reaches for first, works against the gateway."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,7 +11,9 @@ GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grp
 
 
 def grpcurl(*args: str) -> str:
-    result = subprocess.run([GRPCURL, "-plaintext", *args], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [GRPCURL, "-plaintext", *args], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -26,7 +29,15 @@ def test_list_shows_public_services_and_health(local_stack):
 
 def test_describe_shows_rpcs(local_stack):
     described = grpcurl(local_stack.address, "describe", "fityard.v1.JobService")
-    for rpc in ["SubmitFit", "SubmitPredict", "GetJob", "WatchJob", "ListJobs", "CancelJob", "DownloadJobOutput"]:
+    for rpc in [
+        "SubmitFit",
+        "SubmitPredict",
+        "GetJob",
+        "WatchJob",
+        "ListJobs",
+        "CancelJob",
+        "DownloadJobOutput",
+    ]:
         assert f"rpc {rpc}" in described
 
 
@@ -38,7 +49,14 @@ def test_health_check_and_a_call(local_stack):
 
 def test_unknown_job_is_not_found_naming_the_id(local_stack):
     result = subprocess.run(
-        [GRPCURL, "-plaintext", "-d", '{"job_id": "job_doesnotexist00"}', local_stack.address, "fityard.v1.JobService/GetJob"],
+        [
+            GRPCURL,
+            "-plaintext",
+            "-d",
+            '{"job_id": "job_doesnotexist00"}',
+            local_stack.address,
+            "fityard.v1.JobService/GetJob",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

@@ -1,6 +1,7 @@
 """Jobs are bounded and submission is durable: a run-time limit per job, a
 limit on classes, idempotent submits, and a queued job whose message was
 lost is queued again."""
+
 from __future__ import annotations
 
 import asyncio
@@ -73,7 +74,9 @@ def test_too_many_classes_is_a_user_error_named_before_fitting(client):
 
 def test_a_submit_repeated_with_its_request_id_returns_the_same_job(stack, dataset):
     request_id = uuid.uuid4().hex
-    request = jobs_pb2.SubmitFitRequest(dataset_id=dataset, params=jobs_pb2.FitParams(max_iter=5), request_id=request_id)
+    request = jobs_pb2.SubmitFitRequest(
+        dataset_id=dataset, params=jobs_pb2.FitParams(max_iter=5), request_id=request_id
+    )
     with grpc.insecure_channel(stack.address) as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
         first = stub.SubmitFit(request).job
@@ -81,17 +84,22 @@ def test_a_submit_repeated_with_its_request_id_returns_the_same_job(stack, datas
         assert again.id == first.id
         listed = [j.id for j in stub.ListJobs(jobs_pb2.ListJobsRequest(page_size=1000)).jobs]
         assert listed.count(first.id) == 1
-        other = jobs_pb2.SubmitFitRequest(dataset_id=dataset, params=jobs_pb2.FitParams(max_iter=6), request_id=request_id)
+        other = jobs_pb2.SubmitFitRequest(
+            dataset_id=dataset, params=jobs_pb2.FitParams(max_iter=6), request_id=request_id
+        )
         with pytest.raises(grpc.RpcError) as reused:
             stub.SubmitFit(other)
-    assert reused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "request_id" in reused.value.details()
+    assert (
+        reused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        and "request_id" in reused.value.details()
+    )
 
 
 def test_a_queued_job_whose_message_was_lost_is_queued_again(stack, client, dataset):
     blocker = client.fit(dataset, max_iter=100_000, early_stopping="false")
     wait_for_run(stack, blocker, 1)  # the only trainer is busy: the next job waits in the stream
     waiting = client.fit(dataset, max_iter=5)
-    record = client._get_job(waiting.id)  # noqa: SLF001 - the record, to find its message
+    record = client._get_job(waiting.id)  # the record, to find its message
 
     async def lose_the_message() -> bool:
         nc = await nats.connect(stack.nats_url)

@@ -1,5 +1,6 @@
 """Listing jobs and datasets: stable pages while jobs keep arriving, and
 filters that return exactly the matching records."""
+
 from __future__ import annotations
 
 import threading
@@ -22,7 +23,9 @@ WAIT_SECONDS = 120
 
 
 def _job(n: int, state=jobs_pb2.JOB_STATE_QUEUED, kind=jobs_pb2.JOB_KIND_FIT) -> jobs_pb2.Job:
-    return jobs_pb2.Job(id=f"job_{n:04d}", state=state, kind=kind, create_time=Timestamp(seconds=1000 + n // 3))
+    return jobs_pb2.Job(
+        id=f"job_{n:04d}", state=state, kind=kind, create_time=Timestamp(seconds=1000 + n // 3)
+    )
 
 
 def _all_pages(records, size: int, filter_text: str = "", arriving=()) -> list[str]:
@@ -41,11 +44,16 @@ def test_pages_are_newest_first_and_stable_while_records_arrive():
     before = [_job(n) for n in range(50)]
     newer = [_job(n) for n in range(50, 80)]
     seen = _all_pages(before, 7, arriving=newer)
-    assert seen == [j.id for j in sorted(before, key=lambda j: (j.create_time.seconds, j.id), reverse=True)]
+    assert seen == [
+        j.id for j in sorted(before, key=lambda j: (j.create_time.seconds, j.id), reverse=True)
+    ]
 
 
 def test_filters_keep_exactly_the_matching_records():
-    records = [_job(n, state=[jobs_pb2.JOB_STATE_RUNNING, jobs_pb2.JOB_STATE_FAILED][n % 2]) for n in range(20)]
+    records = [
+        _job(n, state=[jobs_pb2.JOB_STATE_RUNNING, jobs_pb2.JOB_STATE_FAILED][n % 2])
+        for n in range(20)
+    ]
     records += [_job(n, kind=jobs_pb2.JOB_KIND_PREDICT) for n in range(20, 25)]
     running = _all_pages(records, 3, "state=RUNNING AND kind=fit")
     assert sorted(running) == sorted(r.id for r in records[:20:2])
@@ -78,7 +86,9 @@ def test_a_token_is_valid_only_with_its_filter():
 
 def test_list_jobs_pages_are_stable_while_100_jobs_are_submitted(local_stack):
     with Client(local_stack.address) as client:
-        dataset = client.upload(pd.DataFrame({"col_0": [0.0, 1.0, 2.0, 3.0], "y": [0, 1, 0, 1]}), name="tiny.parquet")
+        dataset = client.upload(
+            pd.DataFrame({"col_0": [0.0, 1.0, 2.0, 3.0], "y": [0, 1, 0, 1]}), name="tiny.parquet"
+        )
         existing = {j.id for j in client.jobs()}
         with grpc.insecure_channel(local_stack.address) as channel:
             stub = jobs_pb2_grpc.JobServiceStub(channel)
@@ -108,9 +118,13 @@ def test_list_jobs_pages_are_stable_while_100_jobs_are_submitted(local_stack):
         assert len(fits) == 100 and {j.dataset_id for j in fits} == {dataset.id}
         for job in fits:
             job.wait(timeout=WAIT_SECONDS)
-        assert {j.id for j in client.jobs(dataset=dataset, state="SUCCEEDED", kind="fit")} == {j.id for j in fits}
+        assert {j.id for j in client.jobs(dataset=dataset, state="SUCCEEDED", kind="fit")} == {
+            j.id for j in fits
+        }
         assert client.jobs(dataset=dataset, kind="predict") == []
         assert [d.id for d in client.datasets(name="tiny.parquet")][0] == dataset.id
         with pytest.raises(InvalidArgument) as refused:
-            client._pages(client._jobs.ListJobs, jobs_pb2.ListJobsRequest, "jobs", colour="red").__next__()  # noqa: SLF001
+            client._pages(
+                client._jobs.ListJobs, jobs_pb2.ListJobsRequest, "jobs", colour="red"
+            ).__next__()
         assert refused.value.field_violations[0][0] == "filter"

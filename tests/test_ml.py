@@ -1,5 +1,6 @@
 """ml.fit / ml.predict on real Parquet files, the messages users get for bad
 data and bad parameters, and the seed data generator."""
+
 from __future__ import annotations
 
 import decimal
@@ -63,7 +64,9 @@ def fit_error(df: pd.DataFrame, tmp_path, params=None) -> str:
 
 def predict_error(df: pd.DataFrame, model_path, tmp_path) -> str:
     with pytest.raises(ml.DataError) as raised:
-        ml.predict(model_path, write(df, tmp_path / "data.parquet"), tmp_path / "predictions.parquet")
+        ml.predict(
+            model_path, write(df, tmp_path / "data.parquet"), tmp_path / "predictions.parquet"
+        )
     assert not (tmp_path / "predictions.parquet").exists()
     return str(raised.value)
 
@@ -118,18 +121,28 @@ def test_make_data_is_reproducible_and_creates_the_directory(tmp_path):
 def test_fit_then_predict_gives_one_column_y_for_every_row(files, tmp_path):
     fit_progress, predict_progress = [], []
     summary = ml.fit(
-        files["train"], tmp_path / "model.joblib", params=QUICK, progress=lambda *a: fit_progress.append(a)
+        files["train"],
+        tmp_path / "model.joblib",
+        params=QUICK,
+        progress=lambda *a: fit_progress.append(a),
     )
     assert summary == ml.FitSummary(rows=ROWS * 3 // 4, features=FEATURES, classes=[0, 1])
 
     out = tmp_path / "predictions.parquet"
-    result = ml.predict(tmp_path / "model.joblib", files["test"], out, progress=lambda *a: predict_progress.append(a))
+    result = ml.predict(
+        tmp_path / "model.joblib",
+        files["test"],
+        out,
+        progress=lambda *a: predict_progress.append(a),
+    )
     predictions, truth = pd.read_parquet(out), pd.read_parquet(files["test"])
     assert result == ml.PredictSummary(rows=len(truth))
     assert list(predictions.columns) == ["y"] and len(predictions) == len(truth)
     assert (predictions["y"] == truth["y"]).mean() > 0.85  # chance is 0.5
 
-    assert f"fitting on {ROWS * 3 // 4:,} rows × 50 features" in [message for _, message in fit_progress]
+    assert f"fitting on {ROWS * 3 // 4:,} rows × 50 features" in [
+        message for _, message in fit_progress
+    ]
     for reports in (fit_progress, predict_progress):
         fractions = [fraction for fraction, _ in reports]
         assert fractions == sorted(fractions) and 0 < fractions[0] and fractions[-1] < 1
@@ -139,10 +152,15 @@ def test_predict_ignores_extra_columns_and_column_order(files, model_path, tmp_p
     test = pd.read_parquet(files["test"])
     expected = ml.predict(model_path, files["test"], tmp_path / "plain.parquet")
     shuffled = test[list(reversed(test.columns))].assign(note="free text", id=range(len(test)))
-    ml.predict(model_path, write(shuffled, tmp_path / "shuffled.parquet"), tmp_path / "shuffled_out.parquet")
+    ml.predict(
+        model_path,
+        write(shuffled, tmp_path / "shuffled.parquet"),
+        tmp_path / "shuffled_out.parquet",
+    )
     assert expected.rows == len(test)
     pd.testing.assert_frame_equal(
-        pd.read_parquet(tmp_path / "shuffled_out.parquet"), pd.read_parquet(tmp_path / "plain.parquet")
+        pd.read_parquet(tmp_path / "shuffled_out.parquet"),
+        pd.read_parquet(tmp_path / "plain.parquet"),
     )
 
 
@@ -175,12 +193,16 @@ def test_a_category_feature_may_arrive_as_plain_text_when_predicting(tmp_path):
     train = small_train(colour=pd.Categorical(["red", "blue"] * 100))
     ml.fit(write(train, tmp_path / "t.parquet"), tmp_path / "m.joblib")
     as_text = train.drop(columns=["y"]).assign(colour=["red", "blue", "green", None] * 50)
-    summary = ml.predict(tmp_path / "m.joblib", write(as_text, tmp_path / "p.parquet"), tmp_path / "out.parquet")
+    summary = ml.predict(
+        tmp_path / "m.joblib", write(as_text, tmp_path / "p.parquet"), tmp_path / "out.parquet"
+    )
     assert summary.rows == len(pd.read_parquet(tmp_path / "out.parquet")) == 200
 
 
 def test_params_reach_the_estimator(files, tmp_path):
-    params = to_sklearn_kwargs({"max_iter": 3, "early_stopping": "false", "max_bins": 16, "random_state": 7})
+    params = to_sklearn_kwargs(
+        {"max_iter": 3, "early_stopping": "false", "max_bins": 16, "random_state": 7}
+    )
     ml.fit(files["train"], tmp_path / "model.joblib", params=params)
     model = joblib.load(tmp_path / "model.joblib")
     assert isinstance(model, HistGradientBoostingClassifier)
@@ -215,7 +237,9 @@ def test_a_capitalised_target_gets_a_rename_hint(tmp_path):
     "df, expected",
     [
         pytest.param(small_train().iloc[:0], "training data has 0 rows", id="zero-rows"),
-        pytest.param(small_train()[["y"]], "training data has no feature columns", id="no-features"),
+        pytest.param(
+            small_train()[["y"]], "training data has no feature columns", id="no-features"
+        ),
         pytest.param(
             small_train().assign(y=1),
             "training data needs at least two classes in 'y'; found only 1 (every row has y = 1)",
@@ -267,7 +291,9 @@ def test_prediction_file_without_a_feature_names_it(files, model_path, tmp_path)
 def test_every_missing_feature_is_listed(files, model_path, tmp_path):
     test = pd.read_parquet(files["test"])
     message = predict_error(test.drop(columns=["col_3", "col_17", "col_42"]), model_path, tmp_path)
-    assert message.startswith("prediction data is missing 3 columns the model was trained on: col_3, col_17, col_42.")
+    assert message.startswith(
+        "prediction data is missing 3 columns the model was trained on: col_3, col_17, col_42."
+    )
 
 
 @pytest.mark.parametrize(
@@ -297,7 +323,9 @@ def test_a_file_that_is_not_parquet_is_a_data_error(kind, model_path, tmp_path):
             ml.predict(model_path, path, tmp_path / "predictions.parquet")
     what = "training" if kind == "fit" else "prediction"
     assert str(raised.value).startswith(f"could not read {what} data as Parquet: ")
-    assert str(tmp_path) not in str(raised.value)  # a server-side temp path means nothing to the user
+    assert str(tmp_path) not in str(
+        raised.value
+    )  # a server-side temp path means nothing to the user
 
 
 # -- messages stay small enough to travel (NATS, gRPC) -----------------------------
@@ -314,10 +342,15 @@ def test_name_list_shows_twenty_names_each_cut_short():
 
 
 def test_name_list_quotes_names_that_would_be_invisible_or_ambiguous():
-    assert name_list(["y ", "", "a, b", "tab\there", "plain"]) == "'y ', '', 'a, b', 'tab\\there', plain"
+    assert (
+        name_list(["y ", "", "a, b", "tab\there", "plain"])
+        == "'y ', '', 'a, b', 'tab\\there', plain"
+    )
     assert name_list([" " + "s" * 100]) == repr(" " + "s" * 62 + "…")
     assert name_list(["price"], describe=lambda name: "str") == "price (str)"
-    assert name_list(["p" * 100], describe=lambda name: "str") == "p" * 63 + "… (str)"  # never cut away
+    assert (
+        name_list(["p" * 100], describe=lambda name: "str") == "p" * 63 + "… (str)"
+    )  # never cut away
 
 
 def test_bounded_keeps_the_start_and_says_how_much_was_cut():
@@ -327,7 +360,9 @@ def test_bounded_keeps_the_start_and_says_how_much_was_cut():
     cut = ml.bounded(text)
     assert len(cut.encode()) <= 4096 and cut.startswith("line 0\nline 1\n")
     kept = cut.index("… [")
-    assert cut[kept:] == f"… [{len(text) - kept:,} more characters cut]" and text.startswith(cut[:kept])
+    assert cut[kept:] == f"… [{len(text) - kept:,} more characters cut]" and text.startswith(
+        cut[:kept]
+    )
     assert len(cut.encode()) > 4000  # the budget is used, not wasted
     assert len(ml.bounded(text, 100).encode()) <= 100
 
@@ -344,7 +379,9 @@ def test_bounded_can_keep_the_end_too():
     """For a traceback the last line (the error) matters most."""
     text = "Traceback (most recent call last):\n" + "x" * 100_000 + "\nValueError: the real reason"
     cut = ml.bounded(text, 500, tail=100)
-    assert cut.startswith("Traceback (most recent call last):\n") and cut.endswith("\nValueError: the real reason")
+    assert cut.startswith("Traceback (most recent call last):\n") and cut.endswith(
+        "\nValueError: the real reason"
+    )
     assert "characters cut] …" in cut and len(cut.encode()) <= 500
 
 
@@ -352,7 +389,9 @@ def test_a_data_error_caps_its_own_message_keeping_what_and_how_to_fix():
     error = ml.DataError("column " + "x" * 1_000_000 + " is bad. Rename it and upload again.")
     message = str(error)
     assert ml.DataError.LIMIT == 4096 and len(message.encode()) <= 4096
-    assert message.startswith("column xxx") and message.endswith(" is bad. Rename it and upload again.")
+    assert message.startswith("column xxx") and message.endswith(
+        " is bad. Rename it and upload again."
+    )
     assert str(pickle.loads(pickle.dumps(error))) == message  # crosses the worker's pipe unchanged
     assert str(ml.DataError("short")) == "short"
 
@@ -366,7 +405,9 @@ def test_a_wide_file_without_y_gets_a_small_message(tmp_path):
         ml.fit(tmp_path / "wide.parquet", tmp_path / "model.joblib")
     message = str(raised.value)
     assert len(message.encode()) < 1000
-    assert message.startswith("training data has no column 'y'; columns found: " + "n" * 63 + "…, feature_1, ")
+    assert message.startswith(
+        "training data has no column 'y'; columns found: " + "n" * 63 + "…, feature_1, "
+    )
     assert message.endswith(
         "feature_19, … and 2,980 more. Add the target column 'y' (the label to learn) and upload again."
     )
@@ -390,7 +431,9 @@ LONG = "a_feature_name_of_more_than_sixty_four_characters_which_is_cut_short_in_
             id="empty",
         ),
         pytest.param(
-            lambda: pa.table([pa.array([0, 1])] * 101, names=[f"{LONG}_{i}" for i in range(50)] * 2 + ["y"]),
+            lambda: pa.table(
+                [pa.array([0, 1])] * 101, names=[f"{LONG}_{i}" for i in range(50)] * 2 + ["y"]
+            ),
             f"training data has more than one column named {LONG[:63]}… (2 times), {LONG[:63]}… (2 times), ",
             id="duplicates",
         ),
@@ -418,7 +461,9 @@ def test_every_list_in_a_training_message_is_abbreviated(make, expected, tmp_pat
         ),
     ],
 )
-def test_every_list_in_a_prediction_message_is_abbreviated(change, expected, files, model_path, tmp_path):
+def test_every_list_in_a_prediction_message_is_abbreviated(
+    change, expected, files, model_path, tmp_path
+):
     message = predict_error(change(pd.read_parquet(files["test"])), model_path, tmp_path)
     assert message.startswith(expected) and "col_19" in message and "col_20," not in message
     assert ", … and 30 more" in message
@@ -439,9 +484,15 @@ def test_too_many_classes_is_refused_before_fitting(labels, tmp_path, monkeypatc
     df = pd.DataFrame({"a": np.arange(1500) % 7, "y": labels})
     reports = []
     # Not even sklearn's type_of_target (it sorts the labels: seconds for millions of them).
-    monkeypatch.setattr("ml.model.type_of_target", lambda y: pytest.fail("type_of_target was called"))
+    monkeypatch.setattr(
+        "ml.model.type_of_target", lambda y: pytest.fail("type_of_target was called")
+    )
     with pytest.raises(ml.DataError) as raised:
-        ml.fit(write(df, tmp_path / "t.parquet"), tmp_path / "m.joblib", progress=lambda _, m: reports.append(m))
+        ml.fit(
+            write(df, tmp_path / "t.parquet"),
+            tmp_path / "m.joblib",
+            progress=lambda _, m: reports.append(m),
+        )
     message = str(raised.value)
     assert message.startswith("column 'y' has 1,500 distinct values (e.g. ")
     assert (
@@ -453,16 +504,26 @@ def test_too_many_classes_is_refused_before_fitting(labels, tmp_path, monkeypatc
 
 def test_max_classes_is_set_by_the_caller(tmp_path):
     path = write(small_train().assign(y=np.arange(200) % 20), tmp_path / "t.parquet")
-    with pytest.raises(ml.DataError, match="^column 'y' has 20 distinct values .* at most 10 classes"):
+    with pytest.raises(
+        ml.DataError, match="^column 'y' has 20 distinct values .* at most 10 classes"
+    ):
         ml.fit(path, tmp_path / "m.joblib", params=QUICK, max_classes=10)
-    assert ml.fit(path, tmp_path / "m.joblib", params=QUICK, max_classes=20).classes == list(range(20))
-    assert ml.fit(path, tmp_path / "m.joblib", params=QUICK, max_classes=None).classes == list(range(20))
+    assert ml.fit(path, tmp_path / "m.joblib", params=QUICK, max_classes=20).classes == list(
+        range(20)
+    )
+    assert ml.fit(path, tmp_path / "m.joblib", params=QUICK, max_classes=None).classes == list(
+        range(20)
+    )
 
 
 def test_a_continuous_y_with_many_values_is_still_called_continuous(tmp_path):
     """The continuous check comes first: it is the better explanation."""
-    message = fit_error(pd.DataFrame({"a": np.arange(1500.0), "y": np.linspace(0, 1, 1500)}), tmp_path)
-    assert message.startswith("'y' must hold class labels (such as 0/1 or 'cat'/'dog') but holds continuous values")
+    message = fit_error(
+        pd.DataFrame({"a": np.arange(1500.0), "y": np.linspace(0, 1, 1500)}), tmp_path
+    )
+    assert message.startswith(
+        "'y' must hold class labels (such as 0/1 or 'cat'/'dog') but holds continuous values"
+    )
 
 
 # -- what users can send: a DataError naming the column, or it works ---------------
@@ -489,24 +550,36 @@ def test_a_continuous_y_with_many_values_is_still_called_continuous(tmp_path):
             id="lists-and-structs",
         ),
         pytest.param(
-            small_train(tags=pd.Series([[1], None] * 100, dtype=pd.ArrowDtype(pa.list_(pa.int64())))),
+            small_train(
+                tags=pd.Series([[1], None] * 100, dtype=pd.ArrowDtype(pa.list_(pa.int64())))
+            ),
             "training data has 1 feature column HistGradientBoostingClassifier cannot use: tags (lists).",
             id="arrow-list-written-by-pandas",  # its pandas metadata cannot be read back by pandas
         ),
         pytest.param(
-            arrow_train(day=pa.array([19000] * 200, pa.date32()), at=pa.array([60] * 200, pa.time32("s"))),
+            arrow_train(
+                day=pa.array([19000] * 200, pa.date32()), at=pa.array([60] * 200, pa.time32("s"))
+            ),
             "cannot use: day (dates), at (times of day).",
             id="dates-and-times",
         ),
-        pytest.param(arrow_train(y=[[0]] * 100 + [[1]] * 100), "but holds lists, e.g. [0], [0], [0].", id="list-y"),
-        pytest.param(arrow_train(y=[{"c": 0}, {"c": 1}] * 100), "but holds structs, e.g. ", id="struct-y"),
+        pytest.param(
+            arrow_train(y=[[0]] * 100 + [[1]] * 100),
+            "but holds lists, e.g. [0], [0], [0].",
+            id="list-y",
+        ),
+        pytest.param(
+            arrow_train(y=[{"c": 0}, {"c": 1}] * 100), "but holds structs, e.g. ", id="struct-y"
+        ),
         pytest.param(
             arrow_train(y=[b"no", b"yes"] * 100),
             "'y' must hold class labels (such as 0/1 or 'cat'/'dog') but holds bytes, e.g. b'no', b'yes', b'no'. "
             "Put one label (a number or a text) in each row of 'y'",
             id="bytes-y",
         ),
-        pytest.param(small_train().assign(y=np.nan), "'y' is missing in 200 of 200 rows", id="all-missing-y"),
+        pytest.param(
+            small_train().assign(y=np.nan), "'y' is missing in 200 of 200 rows", id="all-missing-y"
+        ),
         pytest.param(
             arrow_train(y=pa.nulls(200)), "'y' is missing in 200 of 200 rows", id="all-null-y"
         ),
@@ -544,11 +617,15 @@ def test_early_stopping_is_on_by_default_above_10000_rows(tmp_path):
     df = pd.DataFrame({"a": np.arange(10_001) % 9, "y": [0, 1] * 5000 + [2]})
     assert "1 class has only one: 2." in fit_error(df, tmp_path)
     params = to_sklearn_kwargs({"early_stopping": "false", "max_iter": 2})
-    assert ml.fit(write(df, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=params).classes == [0, 1, 2]
+    assert ml.fit(
+        write(df, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=params
+    ).classes == [0, 1, 2]
 
 
 def test_a_y_written_as_the_index_gets_a_hint(tmp_path):
-    small_train().set_index("y").to_parquet(tmp_path / "t.parquet")  # index=True by default for a named index
+    small_train().set_index("y").to_parquet(
+        tmp_path / "t.parquet"
+    )  # index=True by default for a named index
     with pytest.raises(ml.DataError) as raised:
         ml.fit(tmp_path / "t.parquet", tmp_path / "m.joblib")
     assert str(raised.value).startswith(
@@ -560,17 +637,28 @@ def test_a_y_written_as_the_index_gets_a_hint(tmp_path):
 @pytest.mark.parametrize(
     "labels, classes, dtype",
     [
-        pytest.param(pd.array([False, True] * 100, dtype=bool), [False, True], "bool", id="boolean"),
+        pytest.param(
+            pd.array([False, True] * 100, dtype=bool), [False, True], "bool", id="boolean"
+        ),
         pytest.param(pd.array([0, 1] * 100, dtype="Int64"), [0, 1], "int64", id="nullable-integer"),
-        pytest.param(pd.array([0, 1] * 100, dtype="int64[pyarrow]"), [0, 1], "int64", id="arrow-integer"),
-        pytest.param([decimal.Decimal("0"), decimal.Decimal("1")] * 100, [0, 1], "int64", id="decimal"),
+        pytest.param(
+            pd.array([0, 1] * 100, dtype="int64[pyarrow]"), [0, 1], "int64", id="arrow-integer"
+        ),
+        pytest.param(
+            [decimal.Decimal("0"), decimal.Decimal("1")] * 100, [0, 1], "int64", id="decimal"
+        ),
         pytest.param(pd.Categorical(["no", "yes"] * 100), ["no", "yes"], "object", id="category"),
-        pytest.param(pd.array(["no", "yes"] * 100, dtype="string"), ["no", "yes"], "object", id="string"),
+        pytest.param(
+            pd.array(["no", "yes"] * 100, dtype="string"), ["no", "yes"], "object", id="string"
+        ),
     ],
 )
 def test_labels_of_many_types_work_and_come_back_as_written(labels, classes, dtype, tmp_path):
     df = small_train().assign(y=labels)
-    assert ml.fit(write(df, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=QUICK).classes == classes
+    assert (
+        ml.fit(write(df, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=QUICK).classes
+        == classes
+    )
     ml.predict(tmp_path / "m.joblib", tmp_path / "t.parquet", tmp_path / "p.parquet")
     predictions = pd.read_parquet(tmp_path / "p.parquet")["y"]
     assert set(predictions) == set(classes) and (predictions.dtype == dtype or dtype == "object")
@@ -578,11 +666,17 @@ def test_labels_of_many_types_work_and_come_back_as_written(labels, classes, dty
 
 def test_a_dictionary_encoded_y_works(tmp_path):
     table = arrow_train(y=pa.array(["no", "yes"] * 100).dictionary_encode())
-    assert ml.fit(write(table, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=QUICK).classes == ["no", "yes"]
+    assert ml.fit(
+        write(table, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=QUICK
+    ).classes == ["no", "yes"]
 
 
 def test_a_feature_named_y_with_a_space_is_just_a_feature(tmp_path):
-    summary = ml.fit(write(small_train(**{"y ": 1.0}), tmp_path / "t.parquet"), tmp_path / "m.joblib", params=QUICK)
+    summary = ml.fit(
+        write(small_train(**{"y ": 1.0}), tmp_path / "t.parquet"),
+        tmp_path / "m.joblib",
+        params=QUICK,
+    )
     assert summary.features == ["a", "b", "y "]
 
 
@@ -594,11 +688,16 @@ def test_features_in_nullable_and_arrow_types_work(tmp_path):
         count=pd.array([1, None] * 100, dtype="Int64"),
         flag=pd.array([True, None] * 100, dtype="boolean"),
         ratio=pd.array([0.5, None] * 100, dtype="float64[pyarrow]"),
-        price=pd.array([decimal.Decimal("1.25"), None] * 100, dtype=pd.ArrowDtype(pa.decimal128(10, 2))),
+        price=pd.array(
+            [decimal.Decimal("1.25"), None] * 100, dtype=pd.ArrowDtype(pa.decimal128(10, 2))
+        ),
     )
     summary = ml.fit(write(train, tmp_path / "t.parquet"), tmp_path / "m.joblib", params=QUICK)
     assert summary.features == ["a", "b", "text", "count", "flag", "ratio", "price"]
-    assert ml.predict(tmp_path / "m.joblib", tmp_path / "t.parquet", tmp_path / "p.parquet").rows == 200
+    assert (
+        ml.predict(tmp_path / "m.joblib", tmp_path / "t.parquet", tmp_path / "p.parquet").rows
+        == 200
+    )
 
 
 @pytest.fixture(scope="module")
@@ -626,7 +725,9 @@ def category_model(tmp_path_factory):
             id="bytes-for-categories",  # every value would be an unknown category, silently
         ),
         pytest.param(
-            arrow_train(colour=[["red"]] * 200), "colour (lists here, text in training)", id="lists-for-categories"
+            arrow_train(colour=[["red"]] * 200),
+            "colour (lists here, text in training)",
+            id="lists-for-categories",
         ),
         pytest.param(
             small_train(colour="red").assign(a=pd.Categorical(["low", "high"] * 100)),
@@ -645,21 +746,34 @@ def category_model(tmp_path_factory):
         ),
     ],
 )
-def test_prediction_data_of_another_type_than_training_is_a_data_error(data, expected, category_model, tmp_path):
+def test_prediction_data_of_another_type_than_training_is_a_data_error(
+    data, expected, category_model, tmp_path
+):
     assert expected in predict_error(data, category_model, tmp_path)
 
 
 @pytest.mark.parametrize(
     "data",
     [
-        pytest.param(small_train(colour=["red", "green"] * 100)[["y", "colour", "b", "a"]], id="reordered-and-y"),
-        pytest.param(small_train(colour=pd.Categorical(["green", None] * 100)), id="other-categories"),
+        pytest.param(
+            small_train(colour=["red", "green"] * 100)[["y", "colour", "b", "a"]],
+            id="reordered-and-y",
+        ),
+        pytest.param(
+            small_train(colour=pd.Categorical(["green", None] * 100)), id="other-categories"
+        ),
         pytest.param(arrow_train(colour=pa.nulls(200), b=pa.nulls(200)), id="all-missing"),
         pytest.param(
-            small_train(colour="red").assign(a=pd.array(["1.5", None] * 100, dtype="string")), id="numbers-as-text"
+            small_train(colour="red").assign(a=pd.array(["1.5", None] * 100, dtype="string")),
+            id="numbers-as-text",
         ),
-        pytest.param(small_train(colour="red").assign(a=[True, False] * 100), id="booleans-for-numbers"),
-        pytest.param(small_train(colour="red").assign(a=pd.Categorical([1.5, 2.5] * 100)), id="number-categories"),
+        pytest.param(
+            small_train(colour="red").assign(a=[True, False] * 100), id="booleans-for-numbers"
+        ),
+        pytest.param(
+            small_train(colour="red").assign(a=pd.Categorical([1.5, 2.5] * 100)),
+            id="number-categories",
+        ),
     ],
 )
 def test_prediction_data_that_should_work_works(data, category_model, tmp_path):
@@ -713,9 +827,18 @@ def test_good_params_pass():
         ({"max_bins": 300}, "params.max_bins must be between 2 and 255 (got 300)"),
         ({"max_bins": 1}, "params.max_bins must be between 2 and 255 (got 1)"),
         ({"random_state": -1}, "params.random_state must be between 0 and 4294967295 (got -1)"),
-        ({"random_state": 2**32}, "params.random_state must be between 0 and 4294967295 (got 4294967296)"),
-        ({"early_stopping": "yes"}, "params.early_stopping must be \"auto\", \"true\" or \"false\" (got 'yes')"),
-        ({"n_estimators": 10}, f"params.n_estimators is not a fit parameter; known: {', '.join(NAMES)}"),
+        (
+            {"random_state": 2**32},
+            "params.random_state must be between 0 and 4294967295 (got 4294967296)",
+        ),
+        (
+            {"early_stopping": "yes"},
+            'params.early_stopping must be "auto", "true" or "false" (got \'yes\')',
+        ),
+        (
+            {"n_estimators": 10},
+            f"params.n_estimators is not a fit parameter; known: {', '.join(NAMES)}",
+        ),
     ],
 )
 def test_each_bad_param_is_named(params, expected):
@@ -730,14 +853,17 @@ def test_every_problem_is_reported_at_once():
 
 
 @pytest.mark.parametrize(
-    "given, expected", [("auto", "auto"), ("true", True), ("False", False), (" TRUE ", True), (False, False)]
+    "given, expected",
+    [("auto", "auto"), ("true", True), ("False", False), (" TRUE ", True), (False, False)],
 )
 def test_early_stopping_is_converted_for_sklearn(given, expected):
     assert to_sklearn_kwargs({"early_stopping": given}) == {"early_stopping": expected}
 
 
 def test_unset_params_keep_sklearns_defaults():
-    assert validate_params({"max_depth": None}) == [] and to_sklearn_kwargs({"max_depth": None}) == {}
+    assert (
+        validate_params({"max_depth": None}) == [] and to_sklearn_kwargs({"max_depth": None}) == {}
+    )
 
 
 def test_every_fit_request_field_is_validated():
@@ -749,7 +875,11 @@ def test_every_fit_request_field_is_validated():
 def test_ranges_agree_with_sklearn(name):
     """Our ranges are copies of HistGradientBoostingClassifier's constraints."""
     allowed = RANGES[name]
-    [interval] = [c for c in HistGradientBoostingClassifier._parameter_constraints[name] if isinstance(c, Interval)]
+    [interval] = [
+        c
+        for c in HistGradientBoostingClassifier._parameter_constraints[name]
+        if isinstance(c, Interval)
+    ]
     assert issubclass(interval.type, Integral) == (allowed.kind is Integral)
     assert issubclass(interval.type, Real)
     assert (interval.left, interval.right) == (allowed.low, allowed.high)
@@ -780,5 +910,7 @@ def test_early_stopping_options_agree_with_sklearn():
 def test_params_module_stays_light():
     """The gateway and scheduler import ml.params; it must not drag in pandas or sklearn."""
     code = "import sys, ml.params; print(sorted({'pandas', 'sklearn', 'numpy'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert out.stdout.strip() == "[]"

@@ -1,4 +1,5 @@
 """The API definition: lint-clean, and the checked-in code is what protos/ generates."""
+
 from __future__ import annotations
 
 import shutil

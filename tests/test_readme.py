@@ -4,6 +4,7 @@ the first one (install + embedded stack + seed workflow) works.
 The second one, `make test`, is what CI runs (.ci/run), so it is checked by
 every CI run rather than from inside itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,9 @@ def test_first_readme_command_runs_the_demo(tmp_path):
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
-    accuracy = float(re.search(r"accuracy on the held-out y of test.parquet: ([0-9.]+)", out).group(1))
+    accuracy = float(
+        re.search(r"accuracy on the held-out y of test.parquet: ([0-9.]+)", out).group(1)
+    )
     assert accuracy > 0.85
     assert "training data has no column 'y'" in out
     assert "missing 1 column the model was trained on: col_0" in out

@@ -8,6 +8,7 @@ cores, so a redelivered job would start at once beside the first run
 instead of waiting for its cores (tests/support/faults.py). Unsupervised:
 a trainer that is stopped stays stopped.
 """
+
 from __future__ import annotations
 
 import signal
@@ -36,7 +37,9 @@ WAIT_SECONDS = 120
 
 @pytest.fixture
 def stack(tmp_path):
-    running = EmbeddedStack(tmp_path, trainers=2, env=fault_env(tmp_path, FITYARD_ACK_WAIT_SECONDS=str(ACK_WAIT))).start()
+    running = EmbeddedStack(
+        tmp_path, trainers=2, env=fault_env(tmp_path, FITYARD_ACK_WAIT_SECONDS=str(ACK_WAIT))
+    ).start()
     yield running
     running.stop()
 
@@ -63,7 +66,10 @@ def test_a_trainer_stopped_with_sigterm_hands_its_job_to_another(stack, client):
     stack.process(first).wait(30)  # it leaves promptly, not after the fit
 
     assert job.wait(timeout=60).state == "SUCCEEDED"
-    assert runs(stack, job.id) == [first, *(set(trainers(stack)) - {first})]  # the other one finished it
+    assert runs(stack, job.id) == [
+        first,
+        *(set(trainers(stack)) - {first}),
+    ]  # the other one finished it
     # Handing back on shutdown is no lost attempt.
     assert (job.attempts, job.lost_attempts) == (2, 0)
     assert len(stored_outputs(stack, job)) == 1
@@ -86,4 +92,7 @@ def test_a_sigkilled_trainers_job_runs_again_elsewhere_within_the_deadline(stack
     assert runs(stack, job.id) == [first, *(set(trainers(stack)) - {first})]
     assert (job.attempts, job.lost_attempts) == (2, 1)
     assert len(stored_outputs(stack, job)) == 1
-    settle(lambda: not leftover_scratch(stack.data_dir / "scratch"), what="the dead worker's scratch swept")
+    settle(
+        lambda: not leftover_scratch(stack.data_dir / "scratch"),
+        what="the dead worker's scratch swept",
+    )

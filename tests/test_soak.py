@@ -2,6 +2,7 @@
 while trainers and the scheduler are SIGKILLed every few seconds; none may
 be lost, run to two outputs, or fail for a reason other than its bad data
 (or too many deaths of the process running it)."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,22 @@ SOAK_TIMEOUT = 600  # about a minute on an idle 2-core machine; slack for a load
 def test_a_small_soak_under_kills_loses_and_duplicates_nothing(tmp_path):
     out = tmp_path / "soak.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "soak", "--jobs", "40", "--rate", "1", "--kill-every", "2",
-         "--data-dir", str(tmp_path / "soak"), "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "soak",
+            "--jobs",
+            "40",
+            "--rate",
+            "1",
+            "--kill-every",
+            "2",
+            "--data-dir",
+            str(tmp_path / "soak"),
+            "--out",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -35,7 +50,9 @@ def test_a_small_soak_under_kills_loses_and_duplicates_nothing(tmp_path):
     assert jobs["duplicated"] == 0, context
     assert jobs["failed_unexpectedly"] == 0, context
     assert jobs["succeeded_without_output"] == 0, context
-    assert jobs["succeeded"] + jobs["failed_as_expected"] + jobs["failed_killed_too_often"] == 40, context
+    assert jobs["succeeded"] + jobs["failed_as_expected"] + jobs["failed_killed_too_often"] == 40, (
+        context
+    )
     # Bad data failed as it should (the mix has both kinds of bad jobs).
     assert jobs["failed_as_expected"] >= 1, context
     # The chaos happened: a trainer killed while running a job, and that
@@ -43,6 +60,8 @@ def test_a_small_soak_under_kills_loses_and_duplicates_nothing(tmp_path):
     assert kills["trainer_running_a_job"] >= 1, context
     assert kills["outcomes"].get("rerun", 0) >= 1, context
     assert kills["outcomes"].get("NOT RERUN", 0) == 0, context
-    assert kills["rerun_delay_s"]["count"] >= 1 and kills["rerun_delay_s"]["max"] is not None, context
+    assert kills["rerun_delay_s"]["count"] >= 1 and kills["rerun_delay_s"]["max"] is not None, (
+        context
+    )
     assert report["passed"] is True
     assert "PASSED" in result.stdout

@@ -1,6 +1,7 @@
 """The object-store contract, one suite run on both backends: a local
 directory and S3 (moto's S3 server, as a real subprocess, standing in for
 MinIO). Each test gets its own directory or bucket."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,14 @@ import pytest
 from services.common.config import StorageConfig
 from services.common.storage import ObjectNotFound, ObjectStore, open_store
 from services.common.storage.local import LocalStore
-from tests.support.s3server import PART_SIZE as PART, multipart_uploads, s3_client, storage_config_for
+from tests.support.s3server import (
+    PART_SIZE as PART,
+)
+from tests.support.s3server import (
+    multipart_uploads,
+    s3_client,
+    storage_config_for,
+)
 
 MiB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[1]
@@ -61,13 +69,22 @@ def _chunks(data: bytes, size: int = MiB):
 
 @pytest.mark.parametrize(
     "size, chunk",
-    [(0, MiB), (10, MiB), (3 * MiB + 7, MiB), (2 * PART + 123, 777_777)],  # last: multipart, odd chunk edges
+    [
+        (0, MiB),
+        (10, MiB),
+        (3 * MiB + 7, MiB),
+        (2 * PART + 123, 777_777),
+    ],  # last: multipart, odd chunk edges
     ids=["empty", "tiny", "multi-chunk", "multipart"],
 )
 def test_round_trip_returns_size_and_sha256(store, size, chunk):
     data = os.urandom(size)
     info = store.write_stream("a/b/object.bin", _chunks(data, chunk))
-    assert (info.key, info.size, info.sha256) == ("a/b/object.bin", size, hashlib.sha256(data).hexdigest())
+    assert (info.key, info.size, info.sha256) == (
+        "a/b/object.bin",
+        size,
+        hashlib.sha256(data).hexdigest(),
+    )
     assert b"".join(store.read_stream("a/b/object.bin", chunk_size=MiB)) == data
     assert store.stat("a/b/object.bin").size == size
     with store.local_copy("a/b/object.bin") as path:
@@ -304,7 +321,13 @@ def _leave_abandoned(store, key: str) -> None:
     else:
         s3 = s3_client(store.config)
         upload = s3.create_multipart_upload(Bucket=store.bucket, Key=key)
-        s3.upload_part(Bucket=store.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1000)
+        s3.upload_part(
+            Bucket=store.bucket,
+            Key=key,
+            UploadId=upload["UploadId"],
+            PartNumber=1,
+            Body=b"x" * 1000,
+        )
 
 
 class _LiveWrite:
@@ -398,10 +421,15 @@ store.write_stream("killed", chunks())
 
 
 def test_writer_killed_mid_upload_leaves_what_the_sweep_removes(store):
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(store_config(store)).items()}
+    config = {
+        k: str(v) if isinstance(v, Path) else v
+        for k, v in dataclasses.asdict(store_config(store)).items()
+    }
     writer = subprocess.Popen(
         [sys.executable, "-c", _KILLED_WRITER, json.dumps(config), str(PART // MiB + 1)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert writer.stdout.readline().strip() == "sent"

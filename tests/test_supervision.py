@@ -2,6 +2,7 @@
 and the log says so) while the rest keeps serving; nats-server comes back on
 the same port and store, so jobs survive; nothing outlives a killed
 `fityard up`; a new `fityard up` on the same data directory carries on."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fityard import Client, FityardError
-from fityard import embedded
+from fityard import Client, FityardError, embedded
 from fityard.embedded import EmbeddedStack, free_port
 
 FITYARD = str(Path(sys.executable).parent / "fityard")
@@ -61,7 +61,9 @@ def _children(ppid: int) -> dict[str, int]:
         if argv[0].endswith(b"nats-server"):
             found["nats"] = int(entry.name)
         elif b"services.trainer" in argv:
-            trainer_id = next(e for e in env if e.startswith(b"FITYARD_TRAINER_ID=")).split(b"=", 1)[1]
+            trainer_id = next(e for e in env if e.startswith(b"FITYARD_TRAINER_ID=")).split(
+                b"=", 1
+            )[1]
             found[trainer_id.decode()] = int(entry.name)
         elif b"services.scheduler" in argv:
             found["scheduler"] = int(entry.name)
@@ -72,7 +74,13 @@ def _children(ppid: int) -> dict[str, int]:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        return (
+            Path(f"/proc/{pid}/cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode(errors="replace")
+            .strip()
+        )
     except OSError:
         return ""
 
@@ -136,7 +144,16 @@ class Up:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [FITYARD, "up", "--port", str(self.port), "--data-dir", str(data_dir), "--trainers", str(trainers)],
+            [
+                FITYARD,
+                "up",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                "--trainers",
+                str(trainers),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -164,7 +181,14 @@ class Up:
         """When the first log line matching `pattern` was printed."""
 
         def find():
-            return next((self.logged_at[i] for i, line in enumerate(list(self.log)) if re.search(pattern, line)), None)
+            return next(
+                (
+                    self.logged_at[i]
+                    for i, line in enumerate(list(self.log))
+                    if re.search(pattern, line)
+                ),
+                None,
+            )
 
         try:
             return _until(f"a log line matching {pattern!r}", find, timeout)
@@ -234,7 +258,9 @@ def test_a_killed_trainer_is_restarted_with_backoff_while_the_stack_keeps_servin
     assert stack.stop() == 0
 
 
-def test_backoff_doubles_for_a_child_that_keeps_dying_and_resets_once_it_stays_up(tmp_path, monkeypatch):
+def test_backoff_doubles_for_a_child_that_keeps_dying_and_resets_once_it_stays_up(
+    tmp_path, monkeypatch
+):
     monkeypatch.setattr(embedded, "RESTART_RESET_AFTER", 3.0)
     reports: list[str] = []
     with EmbeddedStack(tmp_path, trainers=1, supervise=True, report=reports.append) as stack:
@@ -243,8 +269,15 @@ def test_backoff_doubles_for_a_child_that_keeps_dying_and_resets_once_it_stays_u
         for restart, delay in [(1, "0.5"), (2, "1"), (3, "2")]:
             pid = stack.pid("trainer-1")
             os.kill(pid, signal.SIGKILL)
-            _until(f"restart {restart}", lambda: stack.restarts("trainer-1") == restart, 10)
-            assert f"trainer-1 exited (signal 9); restarting in {delay} s (restart {restart})" in reports
+            _until(
+                f"restart {restart}",
+                lambda restart=restart: stack.restarts("trainer-1") == restart,
+                10,
+            )
+            assert (
+                f"trainer-1 exited (signal 9); restarting in {delay} s (restart {restart})"
+                in reports
+            )
             assert stack.pid("trainer-1") != pid
         # Up for longer than RESTART_RESET_AFTER: back to the first delay.
         time.sleep(3.5)
@@ -258,9 +291,10 @@ def test_backoff_doubles_for_a_child_that_keeps_dying_and_resets_once_it_stays_u
 
 def test_nats_server_comes_back_on_its_port_and_store_and_jobs_survive(tmp_path):
     reports: list[str] = []
-    with EmbeddedStack(tmp_path, trainers=1, supervise=True, report=reports.append) as stack, Client(
-        stack.address
-    ) as client:
+    with (
+        EmbeddedStack(tmp_path, trainers=1, supervise=True, report=reports.append) as stack,
+        Client(stack.address) as client,
+    ):
         train = client.upload(_frame())
         done = client.fit(train, max_iter=5).wait(timeout=120)
         # At the kill: a fit of a few seconds runs on the only trainer, another waits.
@@ -280,7 +314,9 @@ def test_nats_server_comes_back_on_its_port_and_store_and_jobs_survive(tmp_path)
         assert "nats exited (signal 9); restarting in 0.5 s (restart 1)" in reports
 
         known = _jobs_once_answering(client)
-        print(f"gateway answers again {time.monotonic() - killed:.2f} s after SIGKILL of nats-server")
+        print(
+            f"gateway answers again {time.monotonic() - killed:.2f} s after SIGKILL of nats-server"
+        )
         assert known[done.id] == "SUCCEEDED"
         assert known[running.id] in ("RUNNING", "QUEUED", "SUCCEEDED")
         assert known[queued.id] in ("QUEUED", "RUNNING", "SUCCEEDED")
@@ -312,7 +348,9 @@ def test_killing_fityard_up_takes_its_children_and_a_new_one_carries_on(up, tmp_
     except AssertionError:
         left = [f"{pid}: {_cmdline(pid)}" for pid in everything if _stat(pid)]
         raise AssertionError("still running after 10 s:\n" + "\n".join(left)) from None
-    print(f"all {len(everything)} descendants gone {time.monotonic() - killed:.2f} s after SIGKILL of fityard up")
+    print(
+        f"all {len(everything)} descendants gone {time.monotonic() - killed:.2f} s after SIGKILL of fityard up"
+    )
     assert _port_free(first.port) and _port_free(nats_port)
 
     # The same data directory, after a crash: the job and its model are there.

@@ -5,6 +5,7 @@
 - `Job.wait(timeout=...)` and `fityard ... --wait --timeout` give up in time
   and say where the job is (the sweep contract of the stores themselves is in
   tests/test_storage.py, on both backends)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +23,12 @@ import pytest
 from fityard import Client
 from fityard.client import JobTimeout
 from services.common import scratch
-from services.common.scratch import ScratchOwner, scratch_dir, sweep_dead_scratch, sweep_periodically
+from services.common.scratch import (
+    ScratchOwner,
+    scratch_dir,
+    sweep_dead_scratch,
+    sweep_periodically,
+)
 from services.common.storage.local import LocalStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +49,9 @@ time.sleep(600)
 
 
 def _start_owner(root: Path) -> tuple[subprocess.Popen, Path]:
-    proc = subprocess.Popen([sys.executable, "-c", _OWNER, str(root)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, str(root)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     line = proc.stdout.readline().strip()
     assert line, f"the scratch owner exited with {proc.wait()}"
     return proc, Path(line)
@@ -62,7 +70,9 @@ def test_scratch_of_killed_processes_is_swept_live_ones_kept(tmp_path):
     alive, alive_dir = _start_owner(root)
     mine = scratch_dir(root=root)
     try:
-        owner = ScratchOwner(killed.pid, scratch.process_start_time(killed.pid), scratch._pid_namespace())
+        owner = ScratchOwner(
+            killed.pid, scratch.process_start_time(killed.pid), scratch._pid_namespace()
+        )
         assert killed_dir == root / owner.name
         assert any(killed_dir.glob("fityard-job_1-*/model.joblib"))
         assert sweep_dead_scratch(root) == 0  # everyone is alive
@@ -70,7 +80,9 @@ def test_scratch_of_killed_processes_is_swept_live_ones_kept(tmp_path):
 
         killed.send_signal(signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while scratch._stat_fields(killed.pid)[0] != "Z":  # killed, not reaped yet: a zombie is dead
+        while (
+            scratch._stat_fields(killed.pid)[0] != "Z"
+        ):  # killed, not reaped yet: a zombie is dead
             assert time.monotonic() < deadline
             time.sleep(0.01)
         assert sweep_dead_scratch(root) == 1
@@ -96,7 +108,11 @@ def test_a_reused_pid_does_not_keep_a_dead_owners_scratch(tmp_path):
     root = tmp_path / "scratch"
     mine = scratch_dir(root=root)
     me = ScratchOwner.parse(mine.name)
-    assert me is not None and me.pid == os.getpid() and me.start == scratch.process_start_time(os.getpid())
+    assert (
+        me is not None
+        and me.pid == os.getpid()
+        and me.start == scratch.process_start_time(os.getpid())
+    )
     earlier = root / ScratchOwner(me.pid, me.start - 1, me.namespace).name
     (earlier / "fityard-job_2-x").mkdir(parents=True)
     assert scratch.owner_alive(me.pid, me.start) and not scratch.owner_alive(me.pid, me.start - 1)
@@ -110,12 +126,19 @@ def test_sweep_leaves_other_namespaces_and_unknown_entries_alone(tmp_path):
     me = ScratchOwner.parse(mine.name)
     dead_pid = _dead_pid()
     dead_here = root / ScratchOwner(dead_pid, 1, me.namespace).name
-    foreign = root / ScratchOwner(dead_pid, 1, me.namespace + 1).name  # pids there mean other processes
+    foreign = (
+        root / ScratchOwner(dead_pid, 1, me.namespace + 1).name
+    )  # pids there mean other processes
     for d in (dead_here, foreign, root / "notes"):
         d.mkdir()
     (root / ScratchOwner(dead_pid, 2, me.namespace).name).write_text("a file, not a scratch dir")
     assert sweep_dead_scratch(root) == 1
-    assert _names(root) == {mine.name, foreign.name, "notes", ScratchOwner(dead_pid, 2, me.namespace).name}
+    assert _names(root) == {
+        mine.name,
+        foreign.name,
+        "notes",
+        ScratchOwner(dead_pid, 2, me.namespace).name,
+    }
 
 
 def _dead_pid() -> int:
@@ -182,7 +205,9 @@ def test_sweep_periodically_sweeps_at_once_then_every_period_and_survives_errors
         )
         await _until(lambda: not any(p.exists() for p in first))  # swept at once
         second = leave_leftovers()
-        await _until(lambda: Flaky.calls >= 3 and not any(p.exists() for p in second))  # after the failure too
+        await _until(
+            lambda: Flaky.calls >= 3 and not any(p.exists() for p in second)
+        )  # after the failure too
         stop.set()
         await asyncio.wait_for(task, timeout=5)  # stops promptly
 
@@ -246,9 +271,24 @@ def test_cli_wait_timeout_exits_124_with_the_jobs_state(local_stack, seed_files)
         train = client.upload(seed_files["train"])
         argv = [FITYARD, "--address", local_stack.address]
         fit = subprocess.run(
-            [*argv, "fit", train.id, "--param", "max_iter=100000", "--param", "early_stopping=false",
-             "--param", "learning_rate=0.001", "--wait", "--timeout", "1"],
-            env=env, capture_output=True, text=True, timeout=60,
+            [
+                *argv,
+                "fit",
+                train.id,
+                "--param",
+                "max_iter=100000",
+                "--param",
+                "early_stopping=false",
+                "--param",
+                "learning_rate=0.001",
+                "--wait",
+                "--timeout",
+                "1",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         job_id = fit.stdout.split()[0] if fit.stdout.split() else ""
         try:
@@ -261,14 +301,25 @@ def test_cli_wait_timeout_exits_124_with_the_jobs_state(local_stack, seed_files)
             assert "Traceback" not in fit.stderr
 
             watch = subprocess.run(
-                [*argv, "watch", job_id, "--timeout", "0.5"], env=env, capture_output=True, text=True, timeout=60
+                [*argv, "watch", job_id, "--timeout", "0.5"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
-            assert watch.returncode == 124, f"exit {watch.returncode}\n{watch.stdout}\n{watch.stderr}"
-            assert watch.stdout.split()[0] in ("QUEUED", "RUNNING")  # it printed where it was, then gave up
+            assert watch.returncode == 124, (
+                f"exit {watch.returncode}\n{watch.stdout}\n{watch.stderr}"
+            )
+            assert watch.stdout.split()[0] in (
+                "QUEUED",
+                "RUNNING",
+            )  # it printed where it was, then gave up
             assert f"error: job {job_id} is still " in watch.stderr
         finally:
             if job_id.startswith("job_"):
                 client.cancel(job_id)
 
-    usage = subprocess.run([*argv, "fit", train.id, "--timeout", "1"], env=env, capture_output=True, text=True)
+    usage = subprocess.run(
+        [*argv, "fit", train.id, "--timeout", "1"], env=env, capture_output=True, text=True
+    )
     assert usage.returncode == 2 and "--timeout needs --wait" in usage.stderr

@@ -5,6 +5,7 @@ Real stacks with small settings (FITYARD_MAX_TRANSFERS, FITYARD_TRANSFER_IDLE_SE
 raw stubs where the test must control the stream message by message, the SDK
 where its retries are the subject.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from fityard import Client, client as sdk
+from fityard import Client
+from fityard import client as sdk
 from fityard.embedded import EmbeddedStack, free_port
 from fityard.limits import MAX_MESSAGE_BYTES
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
@@ -94,7 +96,11 @@ def refused_for_the_cap(error: grpc.RpcError) -> bool:
     """RESOURCE_EXHAUSTED from the cap: names the limit, says to retry,
     carries a RetryInfo."""
     status = rpc_status.from_call(error)
-    details = [d for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)] if status else []
+    details = (
+        [d for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+        if status
+        else []
+    )
     return (
         error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         and f"FITYARD_MAX_TRANSFERS={CAP}" in error.details()
@@ -173,7 +179,8 @@ class ThrottledProxy:
     async def _handle(self, client_reader, client_writer) -> None:
         store_reader, store_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
         await asyncio.gather(
-            self._pipe(client_reader, store_writer, self._rate), self._pipe(store_reader, client_writer, None)
+            self._pipe(client_reader, store_writer, self._rate),
+            self._pipe(store_reader, client_writer, None),
         )
 
     async def _serve(self) -> None:
@@ -214,7 +221,11 @@ def capped_stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def capped_s3_stack(tmp_path_factory, s3_server):
     config = storage_config_for(s3_server.endpoint, f"fityard-{uuid.uuid4().hex[:8]}")
-    env = {"FITYARD_MAX_TRANSFERS": str(CAP), "FITYARD_TRANSFER_IDLE_SECONDS": str(IDLE), **s3_env(config)}
+    env = {
+        "FITYARD_MAX_TRANSFERS": str(CAP),
+        "FITYARD_TRANSFER_IDLE_SECONDS": str(IDLE),
+        **s3_env(config),
+    }
     stack = _start(tmp_path_factory.mktemp("capped-s3"), env, storage="s3")
     stack.store = open_store(config)
     yield stack
@@ -252,8 +263,12 @@ def test_a_hundred_concurrent_uploads_while_seventy_are_held_open(roomy_stack):
     try:
         assert all(h.started.wait(30) for h in held)
         # Every held upload has a writer of its own at work (a temp file each).
-        assert wait_until(lambda: len(temp_files(roomy_stack)) >= 70, 20), len(temp_files(roomy_stack))
-        quick = [stub.Upload.future(whole(parquet_bytes(100, seed=i)), timeout=30) for i in range(30)]
+        assert wait_until(lambda: len(temp_files(roomy_stack)) >= 70, 20), len(
+            temp_files(roomy_stack)
+        )
+        quick = [
+            stub.Upload.future(whole(parquet_bytes(100, seed=i)), timeout=30) for i in range(30)
+        ]
         quick_ids = [f.result().dataset.id for f in quick]  # raises on any refusal or timeout
         with Client(roomy_stack.address) as c:
             path = c.download_dataset(quick_ids[0], roomy_stack.data_dir / "back.parquet")
@@ -265,7 +280,12 @@ def test_a_hundred_concurrent_uploads_while_seventy_are_held_open(roomy_stack):
     assert len(set(held_ids + quick_ids)) == 100
     assert wait_until(lambda: temp_files(roomy_stack) == [], 10)
     # Still answering.
-    assert stub.GetDataset(datasets_pb2.GetDatasetRequest(dataset_id=held_ids[0]), timeout=10).dataset.rows == 200
+    assert (
+        stub.GetDataset(
+            datasets_pb2.GetDatasetRequest(dataset_id=held_ids[0]), timeout=10
+        ).dataset.rows
+        == 200
+    )
     channel.close()
 
 
@@ -302,7 +322,9 @@ def test_uploads_to_a_store_slower_than_the_network_all_finish(slow_store_stack)
     ids = [call.result().dataset.id for call in calls]  # raises on any timeout or refusal
     assert len(set(ids)) == 66
     assert time.monotonic() - started > 5 * 1024 * 1024 / SLOW_STORE_RATE  # the store was that slow
-    assert stub.GetDataset(datasets_pb2.GetDatasetRequest(dataset_id=ids[0]), timeout=10).dataset.size_bytes == len(data)
+    assert stub.GetDataset(
+        datasets_pb2.GetDatasetRequest(dataset_id=ids[0]), timeout=10
+    ).dataset.size_bytes == len(data)
     channel.close()
 
 
@@ -321,7 +343,13 @@ def test_a_transfer_over_the_cap_is_refused_then_the_sdk_retries(capped):
         assert refused_for_the_cap(refused.value), refused.value.details()
         # Downloads count against the same cap.
         with pytest.raises(grpc.RpcError) as refused:
-            next(iter(stub.DownloadDataset(datasets_pb2.DownloadDatasetRequest(dataset_id=stored.id), timeout=30)))
+            next(
+                iter(
+                    stub.DownloadDataset(
+                        datasets_pb2.DownloadDatasetRequest(dataset_id=stored.id), timeout=30
+                    )
+                )
+            )
         assert refused_for_the_cap(refused.value), refused.value.details()
 
         # The SDK waits and retries while the gateway is full.
@@ -332,7 +360,9 @@ def test_a_transfer_over_the_cap_is_refused_then_the_sdk_retries(capped):
                 started = time.monotonic()
                 try:
                     results["upload"] = c.upload(io_file(stack, SMALL)).rows
-                    results["download"] = c.download_dataset(stored.id, stack.data_dir / "again.parquet").read_bytes()
+                    results["download"] = c.download_dataset(
+                        stored.id, stack.data_dir / "again.parquet"
+                    ).read_bytes()
                 except Exception as exc:  # noqa: BLE001 - reported below
                     results["error"] = exc
                 results["seconds"] = time.monotonic() - started
@@ -374,7 +404,11 @@ def test_an_idle_upload_is_aborted_and_leaves_nothing(backend, request):
         in_progress = lambda: multipart_uploads(stack.store.config)  # noqa: E731
         sent = SMALL[:4] + bytes(6 * CHUNK)  # over one 5 MiB part: a multipart upload is under way
     before = in_progress()
-    objects_before = list(stack.store.list()) if backend == "s3" else sorted(objects_root(stack).rglob("*.parquet"))
+    objects_before = (
+        list(stack.store.list())
+        if backend == "s3"
+        else sorted(objects_root(stack).rglob("*.parquet"))
+    )
     hold = threading.Event()
 
     def header_then_nothing():
@@ -402,13 +436,19 @@ def test_an_idle_upload_is_aborted_and_leaves_nothing(backend, request):
         hold.set()
         channel.close()
     assert wait_until(lambda: in_progress() == before, 10), in_progress()
-    objects_after = list(stack.store.list()) if backend == "s3" else sorted(objects_root(stack).rglob("*.parquet"))
+    objects_after = (
+        list(stack.store.list())
+        if backend == "s3"
+        else sorted(objects_root(stack).rglob("*.parquet"))
+    )
     assert objects_after == objects_before
 
 
 def test_an_unread_download_is_ended_and_its_reader_closed(capped):
     stack, stub = capped
-    big = parquet_bytes(1_000_000, columns=3)  # 24 MB: far more than gRPC buffers for a reader that stops
+    big = parquet_bytes(
+        1_000_000, columns=3
+    )  # 24 MB: far more than gRPC buffers for a reader that stops
     with Client(stack.address) as c:
         dataset = c.upload(io_file(stack, big))
     stored_at = str((objects_root(stack) / dataset_key(DEFAULT_TENANT, dataset.id)).resolve())
@@ -418,7 +458,10 @@ def test_an_unread_download_is_ended_and_its_reader_closed(capped):
     # default (no BDP probing, which could grow it past the file's size).
     slow_reader = grpc.insecure_channel(
         stack.address,
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.http2.bdp_probe", 0)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.http2.bdp_probe", 0),
+        ],
     )
     call = datasets_pb2_grpc.DatasetServiceStub(slow_reader).DownloadDataset(
         datasets_pb2.DownloadDatasetRequest(dataset_id=dataset.id), timeout=60

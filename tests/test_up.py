@@ -1,4 +1,5 @@
 """`fityard up`: the embedded stack in the foreground, as a user runs it."""
+
 from __future__ import annotations
 
 import os
@@ -40,10 +41,14 @@ def test_up_serves_until_sigterm_then_stops_every_child(tmp_path):
     )
     try:
         line = proc.stdout.readline()
-        assert f"localhost:{port}" in line, line + proc.stderr.read() if proc.poll() is not None else line
+        assert f"localhost:{port}" in line, (
+            line + proc.stderr.read() if proc.poll() is not None else line
+        )
         services = grpcurl(f"localhost:{port}", "list")
         assert "fityard.v1.JobService" in services
-        assert len(_processes_mentioning(str(data_dir))) >= 5  # nats, scheduler, gateway, 2 trainers
+        assert (
+            len(_processes_mentioning(str(data_dir))) >= 5
+        )  # nats, scheduler, gateway, 2 trainers
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -3,6 +3,7 @@
 A refused or abandoned upload must leave nothing in the store: no object, no
 temp file, no S3 multipart upload in progress.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -145,6 +146,12 @@ def test_download_dataset_returns_the_uploaded_bytes(stack, seed_files, tmp_path
 
 def test_download_of_an_unknown_dataset_is_not_found(stub):
     with pytest.raises(grpc.RpcError) as missing:
-        next(iter(stub.DownloadDataset(datasets_pb2.DownloadDatasetRequest(dataset_id="ds_0000000000000000"))))
+        next(
+            iter(
+                stub.DownloadDataset(
+                    datasets_pb2.DownloadDatasetRequest(dataset_id="ds_0000000000000000")
+                )
+            )
+        )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert "ds_0000000000000000" in missing.value.details()

@@ -1,5 +1,6 @@
 """The SDK against a real stack (both store backends): the seed workflow, and
 what a user is told when something is wrong."""
+
 from __future__ import annotations
 
 import hashlib
@@ -143,8 +144,14 @@ def test_a_file_that_is_not_parquet_is_refused_and_nothing_is_stored(client, sta
         pytest.param(lambda c, ids: c.dataset(ids["dataset"]), "dataset", id="get-dataset"),
         pytest.param(lambda c, ids: c.job(ids["job"]), "job", id="get-job"),
         pytest.param(lambda c, ids: c.fit(ids["dataset"]), "dataset", id="fit-unknown-dataset"),
-        pytest.param(lambda c, ids: c.predict(ids["job"], ids["test"]), "job", id="predict-unknown-model"),
-        pytest.param(lambda c, ids: c.predict(ids["model"], ids["dataset"]), "dataset", id="predict-unknown-dataset"),
+        pytest.param(
+            lambda c, ids: c.predict(ids["job"], ids["test"]), "job", id="predict-unknown-model"
+        ),
+        pytest.param(
+            lambda c, ids: c.predict(ids["model"], ids["dataset"]),
+            "dataset",
+            id="predict-unknown-dataset",
+        ),
         pytest.param(lambda c, ids: c.download(ids["job"]), "job", id="download"),
         pytest.param(lambda c, ids: c.cancel(ids["job"]), "job", id="cancel"),
         pytest.param(lambda c, ids: c.wait(ids["job"]), "job", id="wait"),
@@ -188,8 +195,14 @@ UNKNOWN_FIELD_42 = jobs_pb2.FitParams.FromString(b"\xd0\x02\x07")
     "params, field",
     [
         pytest.param(jobs_pb2.FitParams(max_bins=300), "params.max_bins", id="max_bins-too-large"),
-        pytest.param(jobs_pb2.FitParams(learning_rate=0.0), "params.learning_rate", id="learning_rate-zero"),
-        pytest.param(jobs_pb2.FitParams(early_stopping="maybe"), "params.early_stopping", id="early_stopping-word"),
+        pytest.param(
+            jobs_pb2.FitParams(learning_rate=0.0), "params.learning_rate", id="learning_rate-zero"
+        ),
+        pytest.param(
+            jobs_pb2.FitParams(early_stopping="maybe"),
+            "params.early_stopping",
+            id="early_stopping-word",
+        ),
         pytest.param(UNKNOWN_FIELD_42, "params.42", id="unknown-field"),
     ],
 )
@@ -207,7 +220,9 @@ def test_the_server_refuses_a_bad_parameter_from_a_raw_stub(stack, train_ds, par
     assert [v.field for v in violations.field_violations] == [field]
 
 
-def test_predicting_with_a_model_whose_fit_failed_is_a_failed_precondition(client, failed_fit, test_ds):
+def test_predicting_with_a_model_whose_fit_failed_is_a_failed_precondition(
+    client, failed_fit, test_ds
+):
     with pytest.raises(FityardError) as raised:
         client.predict(failed_fit, test_ds)
     assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
@@ -238,7 +253,9 @@ def test_watch_reports_each_state_in_order_until_the_job_ends(client, train_ds):
     assert states == sorted(states, key=LIFECYCLE.index)  # never goes back
     # The watcher is told about the run as it happens, not only at the end.
     running = [s for s in snapshots if s.state == "RUNNING"]
-    assert running and any(0 < s.progress < 1 for s in running), [(s.state, s.progress) for s in snapshots]
+    assert running and any(0 < s.progress < 1 for s in running), [
+        (s.state, s.progress) for s in snapshots
+    ]
     assert len({s.progress_message for s in running}) >= 2  # stages, e.g. "reading…", "fitting…"
     progress = [s.progress for s in snapshots]
     assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)
@@ -248,7 +265,9 @@ def test_watch_reports_each_state_in_order_until_the_job_ends(client, train_ds):
 
 def test_lists_show_what_was_submitted_newest_first(client, train_ds):
     older = client.fit(train_ds, **QUICK)
-    newer_ds = client.upload(pd.DataFrame({"col_0": [0.0, 1.0, 2.0], "y": [0, 1, 1]}), name="tiny.parquet")
+    newer_ds = client.upload(
+        pd.DataFrame({"col_0": [0.0, 1.0, 2.0], "y": [0, 1, 1]}), name="tiny.parquet"
+    )
     newer = client.fit(newer_ds, **QUICK)
     job_ids = [j.id for j in client.jobs()]
     assert job_ids.index(newer.id) < job_ids.index(older.id)

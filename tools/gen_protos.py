@@ -4,13 +4,14 @@ Generated files land next to the SDK (fityard/v1, fityard/internal/v1) so that
 clients and services import them as `fityard.v1.jobs_pb2`. Never edit them by
 hand; tests/test_protos.py checks they match this script's output.
 """
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from grpc_tools import protoc
 import grpc_tools
+from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"

@@ -13,7 +13,9 @@ updated along with the code, rather than silently test nothing).
     python tools/mutants.py              # every mutant
     python tools/mutants.py heartbeat    # those whose name contains "heartbeat"
     python tools/mutants.py --list
+    python tools/mutants.py --check      # every snippet still applies (no test run)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP = shutil.ignore_patterns(".git", ".venv", ".fityard", "__pycache__", ".pytest_cache", "bench-results.json")
+SKIP = shutil.ignore_patterns(
+    ".git", ".venv", ".fityard", "__pycache__", ".pytest_cache", "bench-results.json"
+)
 
 
 @dataclass(frozen=True)
@@ -47,45 +51,53 @@ MUTANTS = [
         "services/gateway/jobs.py",
         "            yield jobs_pb2.WatchJobResponse(job=job)\n            if job.state in TERMINAL_STATES:\n                return",
         "            if job.state in TERMINAL_STATES:\n                yield jobs_pb2.WatchJobResponse(job=job)\n                return",
-        ("tests/test_workflow.py::test_watch_reports_each_state_in_order_until_the_job_ends[local]",
-         "tests/test_cli.py::test_watch_follows_a_job_to_the_end[local]"),
+        (
+            "tests/test_workflow.py::test_watch_reports_each_state_in_order_until_the_job_ends[local]",
+            "tests/test_cli.py::test_watch_follows_a_job_to_the_end[local]",
+        ),
     ),
     Mutant(
         "cancel-ignored-by-trainer",
         "a trainer ignores cancels of the job it runs (the notice and the record): the fit goes on",
         "services/trainer/runner.py",
-        "            log.info(\"cancel requested for running job %s\", job_id)\n            self._cancel.set()",
-        "            log.info(\"cancel requested for running job %s\", job_id)",
+        '            log.info("cancel requested for running job %s", job_id)\n            self._cancel.set()',
+        '            log.info("cancel requested for running job %s", job_id)',
         ("tests/test_workflow.py::test_a_running_job_can_be_cancelled_and_its_fit_stops[local]",),
-        also=((
-            "services/trainer/runner.py",
-            "        if record.state in TERMINAL_STATES:\n            log.info(\"job %s has ended (%s): stopping it\"",
-            "        if False:\n            log.info(\"job %s has ended (%s): stopping it\"",
-        ),),
+        also=(
+            (
+                "services/trainer/runner.py",
+                '        if record.state in TERMINAL_STATES:\n            log.info(\n                "job %s has ended (%s): stopping it"',
+                '        if False:\n            log.info(\n                "job %s has ended (%s): stopping it"',
+            ),
+        ),
     ),
     Mutant(
         "cancel-record-ignored",
         "a trainer does not check the record for a cancel while the job runs",
         "services/trainer/runner.py",
-        "        if record.state in TERMINAL_STATES:\n            log.info(\"job %s has ended (%s): stopping it\"",
-        "        if False:\n            log.info(\"job %s has ended (%s): stopping it\"",
+        '        if record.state in TERMINAL_STATES:\n            log.info(\n                "job %s has ended (%s): stopping it"',
+        '        if False:\n            log.info(\n                "job %s has ended (%s): stopping it"',
         ("tests/test_faults.py::test_a_cancel_sent_while_no_trainer_listens_still_stops_the_job",),
     ),
     Mutant(
         "cancelled-queued-job-runs",
         "a trainer runs a job that was cancelled while it waited in the queue",
         "services/trainer/runner.py",
-        "        if record.state in TERMINAL_STATES:\n            log.info(\"skipping job",
-        "        if False:\n            log.info(\"skipping job",
+        '        if record.state in TERMINAL_STATES:\n            log.info(\n                "skipping job',
+        '        if False:\n            log.info(\n                "skipping job',
         ("tests/test_cancel.py",),
         # Cancelling also takes the job's message off the queue, and a running
         # job is stopped at its first heartbeat: without those too.
         also=(
-            ("services/scheduler/service.py", "            await job_queue.remove(self.js, job)\n", ""),
+            (
+                "services/scheduler/service.py",
+                "            await job_queue.remove(self.js, job)\n",
+                "",
+            ),
             (
                 "services/trainer/runner.py",
-                "        if record.state in TERMINAL_STATES:\n            log.info(\"job %s has ended (%s): stopping it\"",
-                "        if False:\n            log.info(\"job %s has ended (%s): stopping it\"",
+                '        if record.state in TERMINAL_STATES:\n            log.info(\n                "job %s has ended (%s): stopping it"',
+                '        if False:\n            log.info(\n                "job %s has ended (%s): stopping it"',
             ),
         ),
     ),
@@ -95,7 +107,9 @@ MUTANTS = [
         "services/trainer/runner.py",
         "                await _settle(msg.in_progress)  # heartbeat: still working on it\n",
         "",
-        ("tests/test_redelivery.py::test_a_job_longer_than_the_ack_deadline_is_neither_redelivered_nor_run_twice",),
+        (
+            "tests/test_redelivery.py::test_a_job_longer_than_the_ack_deadline_is_neither_redelivered_nor_run_twice",
+        ),
     ),
     Mutant(
         "ack-before-outputs",
@@ -103,7 +117,9 @@ MUTANTS = [
         "services/trainer/runner.py",
         "        await self._execute(msg, task,",
         "        await msg.ack()\n        await self._execute(msg, task,",
-        ("tests/test_redelivery.py::test_a_sigkilled_trainers_job_runs_again_elsewhere_within_the_deadline",),
+        (
+            "tests/test_redelivery.py::test_a_sigkilled_trainers_job_runs_again_elsewhere_within_the_deadline",
+        ),
     ),
     Mutant(
         "ack-on-shutdown",
@@ -111,7 +127,7 @@ MUTANTS = [
         "services/trainer/runner.py",
         "                    await self._report(\n                        job,\n                        jobs_pb2.JOB_STATE_QUEUED,\n"
         "                        attempt,\n                        lost,\n"
-        "                        progress_message=f\"returned to the queue: trainer {self.trainer_id} is shutting down\",\n"
+        '                        progress_message=f"returned to the queue: trainer {self.trainer_id} is shutting down",\n'
         "                    )\n                    await _settle(msg.nak, delay=HAND_BACK_DELAY_SECONDS)",
         "                    await _settle(msg.ack)",
         ("tests/test_redelivery.py::test_a_trainer_stopped_with_sigterm_hands_its_job_to_another",),
@@ -122,7 +138,9 @@ MUTANTS = [
         "services/scheduler/admission.py",
         "            problems = [_split_problem(p) for p in validate_params(params_dict(request.params))]",
         "            problems = []",
-        ("tests/test_workflow.py::test_the_server_refuses_a_bad_parameter_from_a_raw_stub[local-max_bins-too-large]",),
+        (
+            "tests/test_workflow.py::test_the_server_refuses_a_bad_parameter_from_a_raw_stub[local-max_bins-too-large]",
+        ),
     ),
     Mutant(
         "upload-accepts-truncated",
@@ -151,14 +169,27 @@ MUTANTS = [
 ]
 
 
+def problems(mutant: Mutant, tree: Path = ROOT) -> list[str]:
+    """Why `mutant` cannot be applied to `tree` as written: a snippet that
+    no longer occurs exactly once, or a guarding test file that is gone."""
+    found = []
+    for relative, old, _ in ((mutant.path, mutant.old, mutant.new), *mutant.also):
+        path = tree / relative
+        count = path.read_text().count(old) if path.exists() else 0
+        if count != 1:
+            found.append(f"a snippet occurs {count} times in {relative}")
+    for test in mutant.tests:
+        if not (tree / test.split("::")[0]).exists():
+            found.append(f"no test file for {test}")
+    return found
+
+
 def _apply(tree: Path, mutant: Mutant) -> None:
+    if found := problems(mutant, tree):
+        raise SystemExit(f"mutant {mutant.name}: {'; '.join(found)}; update tools/mutants.py")
     for relative, old, new in ((mutant.path, mutant.old, mutant.new), *mutant.also):
         path = tree / relative
-        text = path.read_text()
-        count = text.count(old)
-        if count != 1:
-            raise SystemExit(f"mutant {mutant.name}: a snippet occurs {count} times in {relative}; update tools/mutants.py")
-        path.write_text(text.replace(old, new))
+        path.write_text(path.read_text().replace(old, new))
 
 
 def _run(mutant: Mutant, timeout: float) -> tuple[bool, float, str]:
@@ -170,7 +201,16 @@ def _run(mutant: Mutant, timeout: float) -> tuple[bool, float, str]:
         started = time.monotonic()
         try:
             result = subprocess.run(
-                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-x",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    *mutant.tests,
+                ],
                 cwd=tree,
                 capture_output=True,
                 text=True,
@@ -178,21 +218,38 @@ def _run(mutant: Mutant, timeout: float) -> tuple[bool, float, str]:
             )
             caught, output = result.returncode != 0, result.stdout + result.stderr
         except subprocess.TimeoutExpired as exc:
-            caught, output = True, f"timed out after {timeout:.0f} s (a hang counts as caught)\n{exc.stdout or ''}"
+            caught, output = (
+                True,
+                f"timed out after {timeout:.0f} s (a hang counts as caught)\n{exc.stdout or ''}",
+            )
         return caught, time.monotonic() - started, output
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", help="run only mutants whose name contains one of these")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "names", nargs="*", help="run only mutants whose name contains one of these"
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds per mutant (default 600)")
+    parser.add_argument(
+        "--check", action="store_true", help="check every snippet still applies, run nothing"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="seconds per mutant (default 600)"
+    )
     args = parser.parse_args()
     chosen = [m for m in MUTANTS if not args.names or any(n in m.name for n in args.names)]
     if args.list:
         for m in chosen:
             print(f"{m.name:28} {m.breaks}")
         return 0
+    if args.check:
+        broken = [(m.name, p) for m in chosen for p in problems(m)]
+        for name, problem in broken:
+            print(f"{name}: {problem}")
+        return 1 if broken else 0
     survivors = []
     for mutant in chosen:
         caught, seconds, output = _run(mutant, args.timeout)

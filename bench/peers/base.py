@@ -4,6 +4,7 @@ fityard, RQ + Redis (the seed's design) and Ray each implement this, so the
 benchmarks run the same workload through each and compare like with like.
 Times are seconds; wall-clock stamps are time.time() on this machine.
 """
+
 from __future__ import annotations
 
 import abc
@@ -14,14 +15,14 @@ class Peer(abc.ABC):
     name: str  # e.g. "fityard (defaults)", "RQ, 2 workers", "Ray"
 
     @abc.abstractmethod
-    def start(self) -> "Peer":
+    def start(self) -> Peer:
         """Start servers/workers; return when ready to take jobs."""
 
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop everything started; leave no process behind."""
 
-    def __enter__(self) -> "Peer":
+    def __enter__(self) -> Peer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -1,5 +1,6 @@
 """fityard as a benchmark peer: the embedded stack (`fityard up`) driven
 through the SDK, exactly as a user would."""
+
 from __future__ import annotations
 
 import time
@@ -15,12 +16,14 @@ class FityardPeer(Peer):
     def __init__(self, workdir: Path, trainers: int | None = None, label: str = ""):
         self.workdir = Path(workdir)
         self.trainers = trainers
-        self.name = f"fityard ({label or ('defaults' if trainers is None else f'{trainers} trainer(s)')})"
+        self.name = (
+            f"fityard ({label or ('defaults' if trainers is None else f'{trainers} trainer(s)')})"
+        )
         self.stack: EmbeddedStack | None = None
         self.client: Client | None = None
         self._datasets: dict[Path, str] = {}
 
-    def start(self) -> "FityardPeer":
+    def start(self) -> FityardPeer:
         self.stack = EmbeddedStack(self.workdir, trainers=self.trainers).start()
         self.client = Client(self.stack.address)
         self._warm_up()

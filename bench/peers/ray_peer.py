@@ -9,6 +9,7 @@ and is what we measure; nothing is tuned.
 Ray's worker processes are long-lived and reused, so start() makes one tiny
 remote call first: the benchmarks then time jobs, not Ray's boot.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,7 +83,7 @@ class RayPeer(Peer):
         self.num_cpus = num_cpus
         self._fit = None
 
-    def start(self) -> "RayPeer":
+    def start(self) -> RayPeer:
         import ray
 
         ray.init(

@@ -10,6 +10,7 @@ Each worker runs in its own session (start_new_session) so stop() can find
 and end its work horses too, even though rq puts each horse in a process
 group of its own (os.setpgrp) and a killed worker would orphan it.
 """
+
 from __future__ import annotations
 
 import os
@@ -87,7 +88,7 @@ class RQPeer(Peer):
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "RQPeer":
+    def start(self) -> RQPeer:
         from redis import Redis
         from rq import Queue
 
@@ -105,7 +106,9 @@ class RQPeer(Peer):
     def _start_redis(self) -> int:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server not found on PATH: run bench/setup.sh (installs Debian's redis-server)")
+            raise RuntimeError(
+                "redis-server not found on PATH: run bench/setup.sh (installs Debian's redis-server)"
+            )
         from redis import Redis
         from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -113,9 +116,24 @@ class RQPeer(Peer):
         for _attempt in range(3):  # a port taken between probe and bind: try another
             port = _free_port()
             self._redis = subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(self.workdir), "--logfile", str(log)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                [
+                    binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.workdir),
+                    "--logfile",
+                    str(log),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             client = Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
@@ -132,7 +150,9 @@ class RQPeer(Peer):
                 break
             self._redis = None  # exited (port clash?): retry on a fresh port
         self._stop_redis()
-        raise RuntimeError(f"redis-server did not answer PING within {START_TIMEOUT:.0f}s; log:\n{_tail(log)}")
+        raise RuntimeError(
+            f"redis-server did not answer PING within {START_TIMEOUT:.0f}s; log:\n{_tail(log)}"
+        )
 
     def _start_workers(self, url: str) -> None:
         from rq import Worker
@@ -146,11 +166,17 @@ class RQPeer(Peer):
         for i in range(self.workers):
             log = open(self.workdir / f"worker-{i}.log", "ab")
             try:
-                self._workers.append(subprocess.Popen(
-                    [str(rq_bin), "worker", "--url", url, QUEUE],
-                    cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                ))
+                self._workers.append(
+                    subprocess.Popen(
+                        [str(rq_bin), "worker", "--url", url, QUEUE],
+                        cwd=REPO_ROOT,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
             finally:
                 log.close()  # the child has its own copy
 
@@ -160,9 +186,12 @@ class RQPeer(Peer):
             if dead:
                 raise RuntimeError(
                     f"rq worker {dead[0]} exited with {self._workers[dead[0]].returncode}; log:\n"
-                    + _tail(self.workdir / f"worker-{dead[0]}.log"))
+                    + _tail(self.workdir / f"worker-{dead[0]}.log")
+                )
             if time.monotonic() > deadline:
-                raise RuntimeError(f"rq workers did not register within {START_TIMEOUT:.0f}s; see {self.workdir}")
+                raise RuntimeError(
+                    f"rq workers did not register within {START_TIMEOUT:.0f}s; see {self.workdir}"
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:

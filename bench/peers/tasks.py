@@ -3,6 +3,7 @@ run, timed from inside, so every system does identical work.
 
 Importable by RQ's work horses and Ray's workers (module-level functions).
 """
+
 from __future__ import annotations
 
 import os

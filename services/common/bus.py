@@ -26,6 +26,7 @@ buckets and subject names, declared once here.
 Every service calls `ensure_topology` at start-up; it is idempotent, so start
 order does not matter.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -172,7 +173,9 @@ async def _bucket(js: JetStreamContext, name: str, description: str) -> KeyValue
         return await js.key_value(name)
     except Exception:  # noqa: BLE001 - missing bucket: create it
         return await js.create_key_value(
-            KeyValueConfig(bucket=name, description=description, history=1, storage=StorageType.FILE)
+            KeyValueConfig(
+                bucket=name, description=description, history=1, storage=StorageType.FILE
+            )
         )
 
 

@@ -4,6 +4,7 @@ Every service reads its settings here, once, at start-up. The defaults make a
 single machine work with no settings at all (a nats-server on localhost, a local
 object-store directory); docker compose and Kubernetes set the variables.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,7 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
 
 DEFAULT_LANE = "default"
 
@@ -88,7 +90,7 @@ class StorageConfig:
     part_size: int = 8 * 1024 * 1024
 
     @classmethod
-    def from_env(cls) -> "StorageConfig":
+    def from_env(cls) -> StorageConfig:
         return cls(
             backend=_env("FITYARD_STORAGE", "local"),
             root=Path(_env("FITYARD_STORAGE_DIR", ".fityard/objects")),
@@ -153,7 +155,7 @@ class Config:
     reconcile_seconds: float = 10.0
 
     @classmethod
-    def from_env(cls) -> "Config":
+    def from_env(cls) -> Config:
         return cls(
             nats_url=_env("FITYARD_NATS_URL", "nats://127.0.0.1:4222"),
             storage=StorageConfig.from_env(),

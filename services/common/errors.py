@@ -8,6 +8,7 @@ service (the scheduler) pass through unchanged, details included. A NATS
 blip (timeout, no responders, reconnecting) is UNAVAILABLE, which clients
 retry, not UNKNOWN.
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,7 +56,8 @@ def invalid_arguments(violations: list[tuple[str, str]]) -> ApiError:
     all in one go."""
     detail = error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations
+            error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+            for f, d in violations
         ]
     )
     message = "; ".join(f"{f}: {d}" for f, d in violations)
@@ -74,7 +76,9 @@ def not_found(resource_type: str, resource_id: str, hint: str = "") -> ApiError:
 
 
 def failed_precondition(subject: str, kind: str, message: str) -> ApiError:
-    violation = error_details_pb2.PreconditionFailure.Violation(type=kind, subject=subject, description=message)
+    violation = error_details_pb2.PreconditionFailure.Violation(
+        type=kind, subject=subject, description=message
+    )
     return ApiError(
         grpc.StatusCode.FAILED_PRECONDITION,
         message,

@@ -6,6 +6,7 @@ with the job id as JetStream's de-duplication id, so a publish retried after
 a timeout does not queue the job twice. Shared by submission, cancellation
 and the scheduler's reconciliation, which must agree on all of this.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -26,7 +27,12 @@ def subject_of(job: jobs_pb2.Job) -> str:
 
 
 async def publish(
-    js: JetStreamContext, job: jobs_pb2.Job, model_attempt: int = 0, *, within: float = 10.0, again: bool = False
+    js: JetStreamContext,
+    job: jobs_pb2.Job,
+    model_attempt: int = 0,
+    *,
+    within: float = 10.0,
+    again: bool = False,
 ) -> None:
     """Queue `job` (retrying NATS blips for `within` seconds). `again`: a
     re-publish of a job whose first message was lost; it needs a
@@ -35,7 +41,11 @@ async def publish(
     task = bus_pb2.JobTask(job=job, model_attempt=model_attempt).SerializeToString()
     msg_id = f"{job.id}.{uuid.uuid4().hex[:8]}" if again else job.id
     headers = {bus.HDR_MSG_ID: msg_id, bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id}
-    await retrying(lambda: js.publish(subject_of(job), task, headers=headers), f"queueing {job.id}", within=within)
+    await retrying(
+        lambda: js.publish(subject_of(job), task, headers=headers),
+        f"queueing {job.id}",
+        within=within,
+    )
 
 
 async def is_queued(js: JetStreamContext, job: jobs_pb2.Job) -> bool:

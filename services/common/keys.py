@@ -7,6 +7,7 @@ fitting while the job's redelivery runs elsewhere), and neither may
 overwrite the other. The job record names the attempt whose output counts
 (the attempt that ended it, `Job.attempts`); the others are deleted.
 """
+
 from __future__ import annotations
 
 from fityard.v1 import jobs_pb2
@@ -24,7 +25,10 @@ def predictions_key(tenant: str, job_id: str, attempt: int) -> str:
     return f"tenants/{tenant}/predictions/{job_id}/attempt-{attempt}.parquet"
 
 
-OUTPUT_KEYS = {jobs_pb2.JOB_OUTPUT_MODEL: model_key, jobs_pb2.JOB_OUTPUT_PREDICTIONS: predictions_key}
+OUTPUT_KEYS = {
+    jobs_pb2.JOB_OUTPUT_MODEL: model_key,
+    jobs_pb2.JOB_OUTPUT_PREDICTIONS: predictions_key,
+}
 
 
 def output_prefixes(tenant: str, job_id: str) -> list[str]:

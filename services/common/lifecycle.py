@@ -27,6 +27,7 @@ Caveats:
 - Elsewhere than Linux there is no such signal: the helpers do nothing and
   say so in the log (once), and children may outlive a killed parent.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -34,7 +35,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,13 @@ if sys.platform.startswith("linux"):
         # Resolved once, here, so that the preexec_fn (which runs between
         # fork and exec, where little is safe) only makes the call.
         _prctl = ctypes.CDLL(None, use_errno=True).prctl
-        _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        _prctl.argtypes = [
+            ctypes.c_int,
+            ctypes.c_ulong,
+            ctypes.c_ulong,
+            ctypes.c_ulong,
+            ctypes.c_ulong,
+        ]
         _prctl.restype = ctypes.c_int
     except (OSError, AttributeError):  # no libc prctl (unusual libc, sandbox)
         _prctl = None
@@ -63,7 +70,10 @@ def _warn_unsupported() -> None:
     global _warned
     if not _warned:
         _warned = True
-        log.info("no parent-death signal on %s: child processes may outlive a killed parent", sys.platform)
+        log.info(
+            "no parent-death signal on %s: child processes may outlive a killed parent",
+            sys.platform,
+        )
 
 
 def _set(sig: int, parent_pid: int | None) -> int:

@@ -7,12 +7,14 @@ CPU cost there in profiles. Operators read records through the API
 (`fityard status`, grpcurl), not raw KV values. One codec, used by every
 service.
 """
+
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from typing import AsyncIterator, TypeVar
+from typing import TypeVar
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -50,7 +52,9 @@ def decode(data: bytes, cls: type[M]) -> M:
     return cls.FromString(data)
 
 
-async def get_record(kv: KeyValue, tenant: str, record_id: str, cls: type[M]) -> tuple[M, int] | None:
+async def get_record(
+    kv: KeyValue, tenant: str, record_id: str, cls: type[M]
+) -> tuple[M, int] | None:
     """The record and its KV revision, or None if there is no such record."""
     try:
         entry = await kv.get(record_key(tenant, record_id))

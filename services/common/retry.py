@@ -8,12 +8,14 @@ the last error for the caller to handle (nak the message, report
 NOT_SERVING). Errors that retrying cannot mend (a message over the size
 limit, a bad request) are raised at once.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -56,6 +58,8 @@ async def retrying(
         except transient as exc:
             if time.monotonic() + delay > give_up:
                 raise
-            log.warning("%s failed (%s: %s); retrying in %.1f s", what, type(exc).__name__, exc, delay)
+            log.warning(
+                "%s failed (%s: %s); retrying in %.1f s", what, type(exc).__name__, exc, delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)

@@ -1,22 +1,22 @@
 """Process plumbing shared by the services: logging, a grpc.aio server with
 health checking and reflection, and graceful shutdown on SIGTERM/SIGINT."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
 import signal
-from typing import Iterable
+from collections.abc import Iterable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from .lifecycle import die_with_parent
-
 # One per-message limit for servers, channels and the SDK (fityard/limits.py).
 from fityard.limits import MAX_MESSAGE_BYTES
 
+from .lifecycle import die_with_parent
 
 # Set by a supervisor that wants its services to die with it (`fityard up`:
 # fityard/embedded.py): the supervisor's pid.

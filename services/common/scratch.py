@@ -44,6 +44,7 @@ storage/base.py) and `sweep_dead_scratch()`, in a thread, logging what it
 removed. A failing sweep is logged and retried next period; it never ends
 the service.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -139,7 +140,7 @@ class ScratchOwner:
         return f"pid-{self.pid}-start-{self.start}-ns-{self.namespace}"
 
     @classmethod
-    def parse(cls, name: str) -> "ScratchOwner | None":
+    def parse(cls, name: str) -> ScratchOwner | None:
         m = _NAME.match(name)
         return cls(int(m[1]), int(m[2]), int(m[3])) if m else None
 
@@ -161,7 +162,11 @@ def _ensure_root(root: str | os.PathLike | None) -> Path:
     if default:
         # A fixed name in a shared temp dir: make sure nobody else planted it.
         info = os.lstat(path)
-        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        if (
+            stat.S_ISLNK(info.st_mode)
+            or not stat.S_ISDIR(info.st_mode)
+            or info.st_uid != os.getuid()
+        ):
             raise PermissionError(
                 f"scratch directory {path} is not a directory of this user's (uid {os.getuid()}); "
                 f"remove it or set {SCRATCH_DIR_ENV} to a directory of your own"
@@ -273,13 +278,15 @@ async def sweep_periodically(
     while not stop.is_set():
         try:
             swept = await asyncio.to_thread(sweep_once, store, older_than, scratch_root, scratch)
-        except Exception:  # noqa: BLE001 - housekeeping must not take the service down
+        except Exception:  # housekeeping must not take the service down
             log.warning("sweep failed; trying again in %g s", every, exc_info=True)
         else:
             if swept.uploads or swept.scratch_dirs:
                 log.info(
                     "swept %d abandoned upload(s) (no activity for %g s) and %d scratch dir(s) of ended processes",
-                    swept.uploads, older_than, swept.scratch_dirs,
+                    swept.uploads,
+                    older_than,
+                    swept.scratch_dirs,
                 )
         try:
             await asyncio.wait_for(stop.wait(), timeout=every)

@@ -1,4 +1,5 @@
 """Run the gateway: `python -m services.gateway` (settings: FITYARD_* env)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,7 +34,11 @@ async def main() -> None:
     # trainers' to sweep.
     sweeper = asyncio.create_task(
         sweep_periodically(
-            store, every=config.sweep_seconds, older_than=config.stale_upload_seconds, stop=stop, scratch=False
+            store,
+            every=config.sweep_seconds,
+            older_than=config.stale_upload_seconds,
+            stop=stop,
+            scratch=False,
         )
     )
     nc = await bus.connect(config.nats_url, "fityard-gateway")

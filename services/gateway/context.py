@@ -1,5 +1,6 @@
 """What the gateway's handlers share: the store, the KV buckets, the
 scheduler stub, and who the caller is."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

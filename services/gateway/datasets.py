@@ -1,10 +1,10 @@
 """DatasetService: streamed Parquet uploads straight into the object store."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator
-
+from collections.abc import AsyncIterator
 
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
 from services.common import errors
@@ -24,7 +24,9 @@ async def _file_chunks(requests: AsyncIterator[datasets_pb2.UploadRequest]) -> A
     """The bytes of an upload after its header."""
     async for message in requests:
         if message.WhichOneof("payload") != "chunk":
-            raise errors.invalid_argument("chunk", "every message after the first must carry a chunk of the file")
+            raise errors.invalid_argument(
+                "chunk", "every message after the first must carry a chunk of the file"
+            )
         yield message.chunk
 
 
@@ -48,11 +50,14 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         first = await self.transfers.first_message(request_iterator)
         if first is None or first.WhichOneof("payload") != "header":
             raise errors.invalid_argument(
-                "header", "the first message must carry the header (name, optional size_bytes and sha256); chunks follow"
+                "header",
+                "the first message must carry the header (name, optional size_bytes and sha256); chunks follow",
             )
         header = first.header
         if not header.name:
-            raise errors.invalid_argument("header.name", "is required, e.g. the file name 'train.parquet'")
+            raise errors.invalid_argument(
+                "header.name", "is required, e.g. the file name 'train.parquet'"
+            )
         if header.size_bytes < 0 or header.size_bytes > self.gw.config.max_upload_bytes:
             raise errors.invalid_argument(
                 "header.size_bytes",
@@ -65,7 +70,9 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
             expected_sha256=header.sha256,
             max_bytes=self.gw.config.max_upload_bytes,
         )
-        info = await self.transfers.receive(key, _file_chunks(request_iterator), checker.feed, checker.finish)
+        info = await self.transfers.receive(
+            key, _file_chunks(request_iterator), checker.feed, checker.finish
+        )
         try:
             # Is the client still there to be told? gRPC ends the request
             # stream the same way when it drops a message over the size
@@ -91,17 +98,31 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         except Exception:
             await asyncio.to_thread(self.gw.store.delete, key)  # leave nothing half-recorded
             raise
-        log.info("stored dataset %s (%s, %d bytes, %d rows)", dataset_id, header.name, info.size, checker.rows)
+        log.info(
+            "stored dataset %s (%s, %d bytes, %d rows)",
+            dataset_id,
+            header.name,
+            info.size,
+            checker.rows,
+        )
         return datasets_pb2.UploadResponse(dataset=dataset)
 
     async def _dataset(self, tenant: str, dataset_id: str) -> datasets_pb2.Dataset:
         return await require_record(
-            self.gw.datasets, tenant, dataset_id, datasets_pb2.Dataset, "dataset", "dataset_id", DATASET_ID_EXAMPLE
+            self.gw.datasets,
+            tenant,
+            dataset_id,
+            datasets_pb2.Dataset,
+            "dataset",
+            "dataset_id",
+            DATASET_ID_EXAMPLE,
         )
 
     @errors.handle_errors
     async def GetDataset(self, request, context):
-        return datasets_pb2.GetDatasetResponse(dataset=await self._dataset(tenant_of(context), request.dataset_id))
+        return datasets_pb2.GetDatasetResponse(
+            dataset=await self._dataset(tenant_of(context), request.dataset_id)
+        )
 
     @errors.handle_errors
     async def DownloadDataset(self, request, context):
@@ -118,5 +139,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
     @errors.handle_errors
     async def ListDatasets(self, request, context):
         records = await list_records(self.gw.datasets, tenant_of(context), datasets_pb2.Dataset)
-        datasets, token = page(records, request.page_size, request.page_token, request.filter, DATASET_FILTERS)
+        datasets, token = page(
+            records, request.page_size, request.page_token, request.filter, DATASET_FILTERS
+        )
         return datasets_pb2.ListDatasetsResponse(datasets=datasets, next_page_token=token)

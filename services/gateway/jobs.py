@@ -1,5 +1,6 @@
 """JobService: job commands go to the scheduler; status, watch and downloads
 are served from the job records and the store."""
+
 from __future__ import annotations
 
 import uuid
@@ -7,9 +8,9 @@ import uuid
 from fityard.internal.v1 import scheduler_pb2
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import errors
+from services.common.jobs import kind_name, state_name
 from services.common.keys import model_key, predictions_key
 from services.common.records import TERMINAL_STATES, list_records, watch_record
-from services.common.jobs import kind_name, state_name
 
 from .context import DATASET_ID_EXAMPLE, JOB_ID_EXAMPLE, Gateway, require_record, tenant_of
 from .listing import page
@@ -31,7 +32,11 @@ JOB_FILTERS = {
 
 _OUTPUT_FILES = {
     jobs_pb2.JOB_OUTPUT_MODEL: (model_key, "model.joblib", "application/octet-stream"),
-    jobs_pb2.JOB_OUTPUT_PREDICTIONS: (predictions_key, "predictions.parquet", "application/vnd.apache.parquet"),
+    jobs_pb2.JOB_OUTPUT_PREDICTIONS: (
+        predictions_key,
+        "predictions.parquet",
+        "application/vnd.apache.parquet",
+    ),
 }
 
 
@@ -40,7 +45,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self.gw = gateway
 
     async def _job(self, tenant: str, job_id: str) -> jobs_pb2.Job:
-        return await require_record(self.gw.jobs, tenant, job_id, jobs_pb2.Job, "job", "job_id", JOB_ID_EXAMPLE)
+        return await require_record(
+            self.gw.jobs, tenant, job_id, jobs_pb2.Job, "job", "job_id", JOB_ID_EXAMPLE
+        )
 
     async def _submit(self, context, request, kind: int, **fields) -> jobs_pb2.Job:
         """Forward a submit to the scheduler. Always with an idempotency key
@@ -48,7 +55,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         scheduler restart (wait_for_ready) and be retried without queueing
         the job twice."""
         if request.timeout_seconds < 0:
-            raise errors.invalid_argument("timeout_seconds", "must be 0 (derived from the data size) or positive")
+            raise errors.invalid_argument(
+                "timeout_seconds", "must be 0 (derived from the data size) or positive"
+            )
         response = await self.gw.scheduler.SubmitJob(
             scheduler_pb2.SubmitJobRequest(
                 tenant=tenant_of(context),
@@ -73,7 +82,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def SubmitPredict(self, request, context):
         errors.check_id("model_id", request.model_id, JOB_ID_EXAMPLE)
         errors.check_id("dataset_id", request.dataset_id, DATASET_ID_EXAMPLE)
-        job = await self._submit(context, request, jobs_pb2.JOB_KIND_PREDICT, model_id=request.model_id)
+        job = await self._submit(
+            context, request, jobs_pb2.JOB_KIND_PREDICT, model_id=request.model_id
+        )
         return jobs_pb2.SubmitPredictResponse(job=job)
 
     @errors.handle_errors
@@ -92,7 +103,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     @errors.handle_errors
     async def ListJobs(self, request, context):
         records = await list_records(self.gw.jobs, tenant_of(context), jobs_pb2.Job)
-        jobs, token = page(records, request.page_size, request.page_token, request.filter, JOB_FILTERS)
+        jobs, token = page(
+            records, request.page_size, request.page_token, request.filter, JOB_FILTERS
+        )
         return jobs_pb2.ListJobsResponse(jobs=jobs, next_page_token=token)
 
     @errors.handle_errors
@@ -110,17 +123,26 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         tenant = tenant_of(context)
         job = await self._job(tenant, request.job_id)
         output = request.output or (
-            jobs_pb2.JOB_OUTPUT_MODEL if job.kind == jobs_pb2.JOB_KIND_FIT else jobs_pb2.JOB_OUTPUT_PREDICTIONS
+            jobs_pb2.JOB_OUTPUT_MODEL
+            if job.kind == jobs_pb2.JOB_KIND_FIT
+            else jobs_pb2.JOB_OUTPUT_PREDICTIONS
         )
         if job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
-            hint = f"it failed: {job.error}" if job.state == jobs_pb2.JOB_STATE_FAILED else "wait until it SUCCEEDED"
+            hint = (
+                f"it failed: {job.error}"
+                if job.state == jobs_pb2.JOB_STATE_FAILED
+                else "wait until it SUCCEEDED"
+            )
             raise errors.failed_precondition(
-                f"jobs/{job.id}", "JOB_NOT_SUCCEEDED", f"job {job.id!r} is {state_name(job.state)}; {hint}"
+                f"jobs/{job.id}",
+                "JOB_NOT_SUCCEEDED",
+                f"job {job.id!r} is {state_name(job.state)}; {hint}",
             )
         if output not in job.outputs:
             produces = ", ".join(jobs_pb2.JobOutput.Name(o) for o in job.outputs) or "nothing"
             raise errors.invalid_argument(
-                "output", f"job {job.id!r} produced {produces}, not {jobs_pb2.JobOutput.Name(output)}"
+                "output",
+                f"job {job.id!r} produced {produces}, not {jobs_pb2.JobOutput.Name(output)}",
             )
         key_of, suffix, content_type = _OUTPUT_FILES[output]
         await transfers_for(self.gw).send(
@@ -129,7 +151,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             f"the {suffix} of job {job.id!r}",
             lambda info: jobs_pb2.DownloadJobOutputResponse(
                 info=jobs_pb2.OutputInfo(
-                    output=output, size_bytes=info.size, filename=f"{job.id}.{suffix}", content_type=content_type
+                    output=output,
+                    size_bytes=info.size,
+                    filename=f"{job.id}.{suffix}",
+                    content_type=content_type,
                 )
             ),
             lambda chunk: jobs_pb2.DownloadJobOutputResponse(chunk=chunk),

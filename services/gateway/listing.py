@@ -12,12 +12,14 @@
 Records are still read whole per call (NATS KV has no range scan); the
 order and tokens do not depend on that, so an index can replace the read.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
@@ -45,10 +47,13 @@ def parse_filter(text: str, fields: dict[str, Callable]) -> list[tuple[str, str]
         name, value = name.strip(), value.strip().strip('"')
         if not sep or not name or not value:
             raise errors.invalid_argument(
-                "filter", f"{term.strip()!r} is not a condition; write field=value, joined by ' AND '"
+                "filter",
+                f"{term.strip()!r} is not a condition; write field=value, joined by ' AND '",
             )
         if name not in fields:
-            raise errors.invalid_argument("filter", f"cannot filter on {name!r}; fields: {', '.join(fields)}")
+            raise errors.invalid_argument(
+                "filter", f"cannot filter on {name!r}; fields: {', '.join(fields)}"
+            )
         terms.append((name, value))
     return terms
 
@@ -59,29 +64,42 @@ def _encode(position: Position, filter_text: str) -> str:
 
 
 def _decode(token: str, filter_text: str) -> Position:
-    bad = errors.invalid_argument("page_token", "is not a token this server returned; omit it to start over")
+    bad = errors.invalid_argument(
+        "page_token", "is not a token this server returned; omit it to start over"
+    )
     try:
-        seconds, nanos, record_id, token_filter = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        seconds, nanos, record_id, token_filter = json.loads(
+            base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        )
     except (binascii.Error, ValueError, TypeError):
         raise bad from None
     if not (isinstance(seconds, int) and isinstance(nanos, int) and isinstance(record_id, str)):
         raise bad
     if token_filter != filter_text:
         raise errors.invalid_argument(
-            "page_token", "was issued for another filter; send the same filter as the first page, or omit the token"
+            "page_token",
+            "was issued for another filter; send the same filter as the first page, or omit the token",
         )
     return seconds, nanos, record_id
 
 
 def page(
-    records: Sequence[M], page_size: int, page_token: str, filter_text: str, fields: dict[str, Callable[[M], str]]
+    records: Sequence[M],
+    page_size: int,
+    page_token: str,
+    filter_text: str,
+    fields: dict[str, Callable[[M], str]],
 ) -> tuple[list[M], str]:
     """The requested page of `records` and the token of the next one ("" at the end)."""
     if page_size < 0:
-        raise errors.invalid_argument("page_size", f"must be 0 (default {DEFAULT_PAGE_SIZE}) or positive, got {page_size}")
+        raise errors.invalid_argument(
+            "page_size", f"must be 0 (default {DEFAULT_PAGE_SIZE}) or positive, got {page_size}"
+        )
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     terms = parse_filter(filter_text, fields)
-    matching = [r for r in records if all(fields[name](r).lower() == value.lower() for name, value in terms)]
+    matching = [
+        r for r in records if all(fields[name](r).lower() == value.lower() for name, value in terms)
+    ]
     matching.sort(key=_position, reverse=True)
     if page_token:
         after = _decode(page_token, filter_text)

@@ -9,6 +9,7 @@ the schema and the row count. Any failure raises ApiError(INVALID_ARGUMENT)
 from inside the store's chunk iterator, so the store aborts the write and
 nothing is kept.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,9 +33,7 @@ MAX_FOOTER_BYTES = 8 * 1024 * 1024
 MAX_COLUMN_NAME_CHARS = 1024
 MAX_SCHEMA_BYTES = 512 * 1024
 
-NOT_PARQUET_HINT = (
-    "upload a Parquet file (e.g. pandas: df.to_parquet('data.parquet')); CSV, JSON and text are not accepted"
-)
+NOT_PARQUET_HINT = "upload a Parquet file (e.g. pandas: df.to_parquet('data.parquet')); CSV, JSON and text are not accepted"
 
 
 class ParquetChecker:
@@ -55,11 +54,13 @@ class ParquetChecker:
         self.size += len(chunk)
         if self.size > self.max_bytes:
             raise errors.invalid_argument(
-                "chunk", f"upload exceeds the limit of {self.max_bytes} bytes (FITYARD_MAX_UPLOAD_BYTES); split the data"
+                "chunk",
+                f"upload exceeds the limit of {self.max_bytes} bytes (FITYARD_MAX_UPLOAD_BYTES); split the data",
             )
         if self.expected_size and self.size > self.expected_size:
             raise errors.invalid_argument(
-                "header.size_bytes", f"the header announced {self.expected_size} bytes but more were sent"
+                "header.size_bytes",
+                f"the header announced {self.expected_size} bytes but more were sent",
             )
         if len(self._head) < len(MAGIC):
             self._head += chunk[: len(MAGIC) - len(self._head)]
@@ -88,18 +89,21 @@ class ParquetChecker:
             raise self._not_parquet(f"it is only {self.size} bytes long")
         tail = b"".join(self._tail)
         if tail[-4:] != MAGIC:
-            raise self._not_parquet("it does not end with the Parquet magic bytes PAR1 (truncated or not Parquet)")
+            raise self._not_parquet(
+                "it does not end with the Parquet magic bytes PAR1 (truncated or not Parquet)"
+            )
         (footer_len,) = struct.unpack("<I", tail[-8:-4])
         if footer_len > MAX_FOOTER_BYTES:
             raise errors.invalid_argument(
-                "chunk", f"the Parquet footer is {footer_len} bytes, over the limit of {MAX_FOOTER_BYTES}"
+                "chunk",
+                f"the Parquet footer is {footer_len} bytes, over the limit of {MAX_FOOTER_BYTES}",
             )
         if footer_len + 8 > min(len(tail), self.size - 4):
             raise self._not_parquet("its footer length points outside the file")
         try:
-            parquet = pq.ParquetFile(pa.BufferReader(tail[-(footer_len + 8):]))
+            parquet = pq.ParquetFile(pa.BufferReader(tail[-(footer_len + 8) :]))
             schema = parquet.schema_arrow
-        except Exception as exc:  # noqa: BLE001 - any parse failure means "not Parquet"
+        except Exception as exc:  # any parse failure means "not Parquet"
             raise self._not_parquet(f"its footer cannot be read ({exc})") from exc
         self.rows = parquet.metadata.num_rows
         self.columns = [datasets_pb2.Column(name=f.name, type=str(f.type)) for f in schema]
@@ -107,7 +111,9 @@ class ParquetChecker:
 
     @staticmethod
     def _not_parquet(reason: str) -> errors.ApiError:
-        return errors.invalid_argument("chunk", f"the uploaded file is not Parquet: {reason}; {NOT_PARQUET_HINT}")
+        return errors.invalid_argument(
+            "chunk", f"the uploaded file is not Parquet: {reason}; {NOT_PARQUET_HINT}"
+        )
 
 
 def _check_schema_size(columns: list[datasets_pb2.Column]) -> None:

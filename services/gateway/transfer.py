@@ -23,6 +23,7 @@ clients and however slow the store:
   DEADLINE_EXCEEDED; the store write is aborted (nothing kept) or the store
   reader closed, and the transfer's slot and thread are freed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,8 @@ import contextlib
 import logging
 import queue
 import threading
-from typing import Any, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
@@ -67,7 +69,9 @@ class _Watchdog:
     Marking a wait costs an assignment; there is one timer per transfer at
     most, re-armed only when it fires, so watching every chunk is free."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float, on_idle: Callable[[], None]):
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, seconds: float, on_idle: Callable[[], None]
+    ):
         self._loop = loop
         self.seconds = seconds
         self._on_idle = on_idle
@@ -136,7 +140,9 @@ class _Inbound:
         except Exception as exc:  # noqa: BLE001 - the writer raises it and the store aborts
             self.fail(exc)
 
-    def blocking_chunks(self, inspect: Callable[[bytes], None], finish: Callable[[], None]) -> Iterator[bytes]:
+    def blocking_chunks(
+        self, inspect: Callable[[bytes], None], finish: Callable[[], None]
+    ) -> Iterator[bytes]:
         """The chunks, for the writer thread; `inspect` sees each one and
         `finish` runs at the end (both may raise to refuse the upload)."""
         while True:
@@ -194,7 +200,7 @@ class _Outbound:
         finally:
             chunks.close()  # in this thread: the one that reads it
 
-    def __aiter__(self) -> "_Outbound":
+    def __aiter__(self) -> _Outbound:
         return self
 
     async def __anext__(self) -> bytes:
@@ -219,7 +225,9 @@ class Transfers:
         if max_transfers < 1:
             raise SystemExit(f"FITYARD_MAX_TRANSFERS={max_transfers} must be at least 1")
         if not idle_seconds > 0:
-            raise SystemExit(f"FITYARD_TRANSFER_IDLE_SECONDS={idle_seconds:g} must be greater than 0")
+            raise SystemExit(
+                f"FITYARD_TRANSFER_IDLE_SECONDS={idle_seconds:g} must be greater than 0"
+            )
         self.store = store
         self.max_transfers = max_transfers
         self.idle_seconds = idle_seconds
@@ -231,7 +239,9 @@ class Transfers:
         """Hold one of the `max_transfers` slots for the block, or raise
         RESOURCE_EXHAUSTED (with RetryInfo) at once. Event loop only."""
         if self.active >= self.max_transfers:
-            log.warning("refused %s: %d transfers in progress (FITYARD_MAX_TRANSFERS)", what, self.active)
+            log.warning(
+                "refused %s: %d transfers in progress (FITYARD_MAX_TRANSFERS)", what, self.active
+            )
             raise self._busy()
         self.active += 1
         try:
@@ -248,10 +258,14 @@ class Transfers:
         return errors.ApiError(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             message,
-            error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS)),
+            error_details_pb2.RetryInfo(
+                retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS)
+            ),
             error_details_pb2.QuotaFailure(
                 violations=[
-                    error_details_pb2.QuotaFailure.Violation(subject="FITYARD_MAX_TRANSFERS", description=message)
+                    error_details_pb2.QuotaFailure.Violation(
+                        subject="FITYARD_MAX_TRANSFERS", description=message
+                    )
                 ]
             ),
         )
@@ -321,12 +335,16 @@ class Transfers:
         finally:
             watchdog.close()
             receiving.cancel()
-            inbound.fail(TransferAborted("the upload stream ended"))  # no-op once the writer is done
+            inbound.fail(
+                TransferAborted("the upload stream ended")
+            )  # no-op once the writer is done
 
     def discard(self, key: str) -> None:
         """Delete `key` in a thread of its own, without waiting (callable
         while the RPC is being cancelled)."""
-        threading.Thread(target=self.store.delete, args=(key,), name=f"discard {key}", daemon=True).start()
+        threading.Thread(
+            target=self.store.delete, args=(key,), name=f"discard {key}", daemon=True
+        ).start()
 
     # -- downloads -------------------------------------------------------------
     async def send(
@@ -349,7 +367,9 @@ class Transfers:
                 try:
                     info = await reader.opened
                 except ObjectNotFound:
-                    raise errors.ApiError(grpc.StatusCode.DATA_LOSS, f"{what} is missing from the store") from None
+                    raise errors.ApiError(
+                        grpc.StatusCode.DATA_LOSS, f"{what} is missing from the store"
+                    ) from None
                 await _write(context, head(info), watchdog)
                 async for chunk in reader:
                     await _write(context, wrap(chunk), watchdog)

@@ -6,6 +6,7 @@ cannot go on, health turns NOT_SERVING and the process exits non-zero, so
 its supervisor (`fityard up`, compose, Kubernetes) restarts it: a scheduler
 that answers health checks but folds no events would strand every job.
 """
+
 from __future__ import annotations
 
 import asyncio

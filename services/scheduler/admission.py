@@ -6,6 +6,7 @@ trainer spends time on it, with a message that names the field or id.
 Data-content problems (a missing column) are found by the trainer, which has
 the data.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,7 +62,9 @@ class Admission:
         if request.kind not in (jobs_pb2.JOB_KIND_FIT, jobs_pb2.JOB_KIND_PREDICT):
             raise errors.invalid_argument("kind", "must be JOB_KIND_FIT or JOB_KIND_PREDICT")
         if not request.dataset_id:
-            raise errors.invalid_argument("dataset_id", "is required: the id returned by DatasetService.Upload")
+            raise errors.invalid_argument(
+                "dataset_id", "is required: the id returned by DatasetService.Upload"
+            )
         dataset = await self._dataset(request.dataset_id, tenant)
         if request.kind == jobs_pb2.JOB_KIND_FIT:
             problems = [_split_problem(p) for p in validate_params(params_dict(request.params))]
@@ -78,7 +81,9 @@ class Admission:
             return known
         found = await get_record(self.datasets, tenant, dataset_id, datasets_pb2.Dataset)
         if found is None:
-            raise errors.not_found("dataset", dataset_id, "upload the file first and use the id Upload returns")
+            raise errors.not_found(
+                "dataset", dataset_id, "upload the file first and use the id Upload returns"
+            )
         if len(self._datasets) >= _KNOWN_DATASETS_MAX:
             self._datasets.clear()
         self._datasets[(tenant, dataset_id)] = found[0]
@@ -89,11 +94,14 @@ class Admission:
             raise errors.invalid_argument("model_id", "is required: the id of a succeeded fit job")
         found = await get_record(self.jobs, tenant, model_id, jobs_pb2.Job)
         if found is None:
-            raise errors.not_found("model", model_id, "a model id is the id of the fit job that trained it")
+            raise errors.not_found(
+                "model", model_id, "a model id is the id of the fit job that trained it"
+            )
         model_job, _ = found
         if model_job.kind != jobs_pb2.JOB_KIND_FIT:
             raise errors.invalid_argument(
-                "model_id", f"{model_id!r} is a predict job, not a fit job; pass the id of a fit job"
+                "model_id",
+                f"{model_id!r} is a predict job, not a fit job; pass the id of a fit job",
             )
         if model_job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
             state = state_name(model_job.state)
@@ -103,11 +111,15 @@ class Admission:
                 else "wait for it to succeed (fityard watch / Job.wait()) and submit again"
             )
             raise errors.failed_precondition(
-                f"jobs/{model_id}", "MODEL_NOT_READY", f"model {model_id!r} is not ready: its fit job is {state}; {hint}"
+                f"jobs/{model_id}",
+                "MODEL_NOT_READY",
+                f"model {model_id!r} is not ready: its fit job is {state}; {hint}",
             )
         return model_job
 
-    def _timeout(self, request: scheduler_pb2.SubmitJobRequest, dataset: datasets_pb2.Dataset) -> float:
+    def _timeout(
+        self, request: scheduler_pb2.SubmitJobRequest, dataset: datasets_pb2.Dataset
+    ) -> float:
         """The job's run-time limit: the one asked for, else one derived from
         the work (rows x columns x boosting rounds), within the server's cap."""
         limit = self.config.max_job_timeout_seconds
@@ -122,10 +134,14 @@ class Admission:
         return derived_timeout(request, dataset, limit)
 
 
-def derived_timeout(request: scheduler_pb2.SubmitJobRequest, dataset: datasets_pb2.Dataset, limit: float) -> float:
+def derived_timeout(
+    request: scheduler_pb2.SubmitJobRequest, dataset: datasets_pb2.Dataset, limit: float
+) -> float:
     rounds = 1
     if request.kind == jobs_pb2.JOB_KIND_FIT:
-        rounds = request.params.max_iter if request.params.HasField("max_iter") else DEFAULT_MAX_ITER
+        rounds = (
+            request.params.max_iter if request.params.HasField("max_iter") else DEFAULT_MAX_ITER
+        )
     work = dataset.rows * max(1, len(dataset.columns)) * rounds * SECONDS_PER_CELL_ROUND
     return min(TIMEOUT_FLOOR_SECONDS + work, DERIVED_TIMEOUT_CAP_SECONDS, limit)
 
@@ -137,12 +153,15 @@ def _unknown_params(params: jobs_pb2.FitParams) -> list[tuple[str, str]]:
     numbers = sorted({field.field_number for field in UnknownFieldSet(params)})
     known = ", ".join(params.DESCRIPTOR.fields_by_name)
     return [
-        (f"params.{number}", f"field number {number} is not a fit parameter this server knows; known: {known}")
+        (
+            f"params.{number}",
+            f"field number {number} is not a fit parameter this server knows; known: {known}",
+        )
         for number in numbers
     ]
 
 
 def _split_problem(problem: str) -> tuple[str, str]:
-    """"params.max_bins must be …" -> ("params.max_bins", "must be …")."""
+    """ "params.max_bins must be …" -> ("params.max_bins", "must be …")."""
     field, _, rest = problem.partition(" ")
     return field, rest or problem

@@ -12,6 +12,7 @@ the records' only writer, applies them here. Rules:
   NATS blip, a KV timeout) the event is naked and comes back, so no
   SUCCEEDED or FAILED is ever lost.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -117,7 +118,9 @@ class EventFolder:
                 except TRANSIENT as exc:
                     failing_since = failing_since or time.monotonic()
                     if time.monotonic() - failing_since > GIVE_UP_AFTER_SECONDS:
-                        raise EventLoopFailed(f"no trainer events for {GIVE_UP_AFTER_SECONDS:.0f} s: {exc}") from exc
+                        raise EventLoopFailed(
+                            f"no trainer events for {GIVE_UP_AFTER_SECONDS:.0f} s: {exc}"
+                        ) from exc
                     log.warning("fetching trainer events failed (%s); retrying", exc)
                     await asyncio.sleep(1.0)
                     continue
@@ -148,8 +151,14 @@ class EventFolder:
         try:
             job = await update_job(self.jobs, event.tenant, event.job_id, mutate)
         except Exception as exc:  # noqa: BLE001 - any failure to write: the event comes back
-            delay = min(0.1 * 2 ** msg.metadata.num_delivered, 10.0)
-            log.warning("could not apply %s event of %s (%s); retrying in %.1f s", event.state, event.job_id, exc, delay)
+            delay = min(0.1 * 2**msg.metadata.num_delivered, 10.0)
+            log.warning(
+                "could not apply %s event of %s (%s); retrying in %.1f s",
+                event.state,
+                event.job_id,
+                exc,
+                delay,
+            )
             await _settle(msg.nak, delay=delay)
             return
         if job is None:

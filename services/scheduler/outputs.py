@@ -9,6 +9,7 @@ succeed. Removal runs beside event folding, never in its way; a failure is
 logged and leaves a stray object, not a wrong answer (downloads read the
 counting attempt's key only).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -58,7 +59,12 @@ class OutputJanitor:
             log.warning("could not remove stale outputs: %s", task.exception())
 
     def _remove_all_but(self, tenant: str, job_id: str, keep: set[str]) -> None:
-        stale = [key for prefix in output_prefixes(tenant, job_id) for key in self.store.list(prefix) if key not in keep]
+        stale = [
+            key
+            for prefix in output_prefixes(tenant, job_id)
+            for key in self.store.list(prefix)
+            if key not in keep
+        ]
         self._remove(stale)
 
     def _remove(self, keys: list[str]) -> None:

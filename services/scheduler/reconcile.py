@@ -12,6 +12,7 @@ restarts catches up on events while it reconciles: the record says QUEUED
 while the job has run). (A message with no record is the trainers' side:
 they drop it.)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -61,7 +62,9 @@ async def _model_attempt(jobs: KeyValue, job: jobs_pb2.Job) -> int:
     return found[0].attempts if found else 0
 
 
-async def reconcile_periodically(js: JetStreamContext, jobs: KeyValue, config: Config, stop: asyncio.Event) -> None:
+async def reconcile_periodically(
+    js: JetStreamContext, jobs: KeyValue, config: Config, stop: asyncio.Event
+) -> None:
     """Every FITYARD_RECONCILE_SECONDS (and at once) until `stop`: converge
     the streams, consumers and buckets (one deleted by an operator, or lost
     with a NATS store, is recreated, so trainers and gateways carry on),
@@ -71,7 +74,10 @@ async def reconcile_periodically(js: JetStreamContext, jobs: KeyValue, config: C
         try:
             await bus.ensure_topology(js, config)
             await reconcile_once(js, jobs)
-        except (*TRANSIENT, NotFoundError) as exc:  # not found: deleted meanwhile, recreated next time
+        except (
+            *TRANSIENT,
+            NotFoundError,
+        ) as exc:  # not found: deleted meanwhile, recreated next time
             log.warning("reconciliation failed (%s); trying again in %.0f s", exc, every)
         try:
             await asyncio.wait_for(stop.wait(), timeout=every)

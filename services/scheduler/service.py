@@ -1,4 +1,5 @@
 """The scheduler's gRPC service: admit, queue and cancel jobs."""
+
 from __future__ import annotations
 
 import hashlib
@@ -69,16 +70,24 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         )
         try:
             await retrying(
-                lambda: self.jobs.create(bus.record_key(tenant, job.id), encode(job)), f"recording {job.id}", within=10.0
+                lambda: self.jobs.create(bus.record_key(tenant, job.id), encode(job)),
+                f"recording {job.id}",
+                within=10.0,
             )
         except KeyWrongLastSequenceError:
-            return scheduler_pb2.SubmitJobResponse(job=await self._resubmitted(job.id, tenant, request))
+            return scheduler_pb2.SubmitJobResponse(
+                job=await self._resubmitted(job.id, tenant, request)
+            )
         # The record is what makes the job accepted: if publishing fails even
         # after retries, the scheduler's reconciliation queues it later.
         try:
-            await job_queue.publish(self.js, job, admitted.model_attempt, within=SUBMIT_PUBLISH_SECONDS)
+            await job_queue.publish(
+                self.js, job, admitted.model_attempt, within=SUBMIT_PUBLISH_SECONDS
+            )
         except Exception as exc:  # noqa: BLE001 - logged; reconciliation will publish it
-            log.error("could not queue %s yet (%s); it will be queued by reconciliation", job.id, exc)
+            log.error(
+                "could not queue %s yet (%s); it will be queued by reconciliation", job.id, exc
+            )
         log.info("queued %s job %s for tenant %s", kind_name(job.kind), job.id, tenant)
         return scheduler_pb2.SubmitJobResponse(job=job)
 
@@ -125,6 +134,10 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             await job_queue.remove(self.js, job)
             await self.nc.publish(bus.cancel_subject(tenant, job_id))
         except Exception as exc:  # noqa: BLE001
-            log.warning("cancelled %s; telling the trainers failed (%s): they see it in the record", job_id, exc)
+            log.warning(
+                "cancelled %s; telling the trainers failed (%s): they see it in the record",
+                job_id,
+                exc,
+            )
         log.info("cancelled job %s (was %s)", job_id, state_name(was[0]))
         return scheduler_pb2.CancelJobResponse(job=job)

@@ -4,9 +4,10 @@ The scheduler's request handlers and its event consumer (and any other
 scheduler replica) may update the same record concurrently; each update
 re-reads and retries on a revision conflict, so no write is lost.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue

@@ -5,6 +5,7 @@ Trainers sharing a machine share FITYARD_CORE_LEASES_DIR so that together
 they never use more threads than there are cores (services/trainer/cores.py);
 FITYARD_TRAINER_THREADS caps the threads of one job.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,11 +28,17 @@ async def main() -> None:
     stop = stop_event()
     trainer_id = config.trainer_id or f"{socket.gethostname()}-{os.getpid()}"
     threads = config.trainer_threads or usable_cores()
-    cores = CoreLeases(config.core_leases_dir, usable_cores()) if config.core_leases_dir else AllCores(threads)
+    cores = (
+        CoreLeases(config.core_leases_dir, usable_cores())
+        if config.core_leases_dir
+        else AllCores(threads)
+    )
     # Scratch directories of workers that were killed (here or by a trainer
     # that died before): at start, then periodically.
     sweeper = asyncio.create_task(
-        sweep_periodically(None, every=config.sweep_seconds, stop=stop, scratch_root=config.scratch_dir or None)
+        sweep_periodically(
+            None, every=config.sweep_seconds, stop=stop, scratch_root=config.scratch_dir or None
+        )
     )
     nc = await bus.connect(config.nats_url, f"fityard-trainer-{trainer_id}")
     js = nc.jetstream()
@@ -45,7 +52,12 @@ async def main() -> None:
         max_classes=config.max_classes,
     )
     trainer = Trainer(nc, js, await bus.jobs_bucket(js), worker, cores, settings)
-    log.info("trainer %s starting: up to %d threads a job, core leases %s", trainer_id, threads, config.core_leases_dir or "off")
+    log.info(
+        "trainer %s starting: up to %d threads a job, core leases %s",
+        trainer_id,
+        threads,
+        config.core_leases_dir or "off",
+    )
     try:
         await trainer.run(stop)
     finally:

@@ -12,13 +12,14 @@ flock(2) locks die with their process, so a crashed trainer frees its cores.
 Without a leases directory (one trainer per container) a trainer simply uses
 its whole thread budget.
 """
+
 from __future__ import annotations
 
 import asyncio
 import fcntl
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 POLL_SECONDS = 0.01
 
@@ -54,7 +55,10 @@ class CoreLeases:
         return taken
 
     async def take_one(
-        self, while_waiting: Callable[[], Awaitable[None]], every: float, give_up: Callable[[], bool]
+        self,
+        while_waiting: Callable[[], Awaitable[None]],
+        every: float,
+        give_up: Callable[[], bool],
     ) -> bool:
         """Wait until one core is free and take it (True), calling
         `while_waiting` every `every` seconds (to tell JetStream the job is

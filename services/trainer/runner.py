@@ -19,6 +19,7 @@ Guarantees, and how they are kept:
 - Nothing about a job kills the trainer: bus calls are retried, anything
   unexpected returns the job to the queue, and messages are bounded.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -128,7 +129,8 @@ class Trainer:
         cancels = await self.nc.subscribe(bus.CANCEL_WILDCARD, cb=self._on_cancel)
         await self.worker.start()
         sub = await retrying(
-            lambda: self.js.pull_subscribe_bind(bus.TRAINERS_CONSUMER, stream=bus.JOBS_STREAM), "subscribing to jobs"
+            lambda: self.js.pull_subscribe_bind(bus.TRAINERS_CONSUMER, stream=bus.JOBS_STREAM),
+            "subscribing to jobs",
         )
         log.info("trainer %s waiting for jobs", self.trainer_id)
         try:
@@ -156,7 +158,7 @@ class Trainer:
         returns the job to the queue for another try."""
         try:
             await self._handle(msg, stop)
-        except Exception:  # noqa: BLE001 - a job must never kill its trainer
+        except Exception:  # a job must never kill its trainer
             log.exception("could not handle %s; returning it to the queue", msg.subject)
             self.worker.kill()
             await _settle(msg.nak, delay=RETRY_DELAY_SECONDS)
@@ -177,7 +179,11 @@ class Trainer:
             await _settle(msg.ack)
             return
         if record.state in TERMINAL_STATES:
-            log.info("skipping job %s: it has already ended (%s)", job.id, jobs_pb2.JobState.Name(record.state))
+            log.info(
+                "skipping job %s: it has already ended (%s)",
+                job.id,
+                jobs_pb2.JobState.Name(record.state),
+            )
             await _settle(msg.ack)
             return
         # A record still RUNNING means the last attempt never ended: its
@@ -189,7 +195,9 @@ class Trainer:
             return
         # The job stays QUEUED until a core is free for it.
         got_core = await self.cores.take_one(
-            msg.in_progress, self.settings.heartbeat_seconds, give_up=lambda: self._cancel.is_set() or stop.is_set()
+            msg.in_progress,
+            self.settings.heartbeat_seconds,
+            give_up=lambda: self._cancel.is_set() or stop.is_set(),
         )
         if self._cancel.is_set():
             log.info("job %s was cancelled while waiting for a core", job.id)
@@ -207,7 +215,8 @@ class Trainer:
         give_up = time.monotonic() + wait
         while True:
             found = await retrying(
-                lambda: get_record(self.jobs, job.tenant, job.id, jobs_pb2.Job), f"reading the record of {job.id}"
+                lambda: get_record(self.jobs, job.tenant, job.id, jobs_pb2.Job),
+                f"reading the record of {job.id}",
             )
             if found is not None:
                 return found[0]
@@ -224,7 +233,9 @@ class Trainer:
             return 0
         return self.cores.try_take_free(self.settings.max_threads - 1)
 
-    async def _report(self, job: jobs_pb2.Job, state: int, attempt: int, lost: int, **fields) -> None:
+    async def _report(
+        self, job: jobs_pb2.Job, state: int, attempt: int, lost: int, **fields
+    ) -> None:
         """Publish a TrainerEvent, retrying NATS blips; JetStream's ack means
         the scheduler will see it, even if it is down right now."""
         for name in ("error", "progress_message"):
@@ -248,14 +259,23 @@ class Trainer:
             within=REPORT_WITHIN_SECONDS,
         )
 
-    async def _give_up(self, msg: Msg, job: jobs_pb2.Job, attempt: int, lost: int, how: str) -> None:
+    async def _give_up(
+        self, msg: Msg, job: jobs_pb2.Job, attempt: int, lost: int, how: str
+    ) -> None:
         error = (
             f"the job was stopped {lost} time(s) by the death of the process running it ({how}), "
             f"the most this server retries (FITYARD_MAX_ATTEMPTS={self.settings.max_attempts}); most likely it "
             "needs more memory than a trainer has: try a smaller dataset, a smaller max_iter or max_leaf_nodes"
         )
         log.warning("job %s failed: %s", job.id, error)
-        await self._report(job, jobs_pb2.JOB_STATE_FAILED, max(attempt, 1), lost, error=error, progress_message="failed")
+        await self._report(
+            job,
+            jobs_pb2.JOB_STATE_FAILED,
+            max(attempt, 1),
+            lost,
+            error=error,
+            progress_message="failed",
+        )
         await _settle(msg.ack)
 
     async def _execute(
@@ -283,10 +303,19 @@ class Trainer:
         )
 
         async def on_progress(fraction: float, message: str) -> None:
-            await self._report(job, jobs_pb2.JOB_STATE_RUNNING, attempt, lost, progress=fraction, progress_message=message)
+            await self._report(
+                job,
+                jobs_pb2.JOB_STATE_RUNNING,
+                attempt,
+                lost,
+                progress=fraction,
+                progress_message=message,
+            )
 
         work = asyncio.create_task(
-            self.worker.run(task_for(task, attempt, threads, self.settings.max_classes), on_progress)
+            self.worker.run(
+                task_for(task, attempt, threads, self.settings.max_classes), on_progress
+            )
         )
         cancelled = asyncio.create_task(self._cancel.wait())
         stopping = asyncio.create_task(stop.wait())
@@ -301,7 +330,13 @@ class Trainer:
                     break
                 if cancelled in done:
                     await self._stop_work(work)
-                    await self._report(job, jobs_pb2.JOB_STATE_CANCELLED, attempt, lost, progress_message="cancelled by the user")
+                    await self._report(
+                        job,
+                        jobs_pb2.JOB_STATE_CANCELLED,
+                        attempt,
+                        lost,
+                        progress_message="cancelled by the user",
+                    )
                     await _settle(msg.ack)
                     return
                 if stopping in done:
@@ -324,7 +359,14 @@ class Trainer:
                         f"timed out after {timeout:.0f} s (the job's limit); submit it again with a larger "
                         "timeout_seconds, or with less data or fewer iterations (max_iter)"
                     )
-                    await self._report(job, jobs_pb2.JOB_STATE_FAILED, attempt, lost, error=error, progress_message="failed")
+                    await self._report(
+                        job,
+                        jobs_pb2.JOB_STATE_FAILED,
+                        attempt,
+                        lost,
+                        error=error,
+                        progress_message="failed",
+                    )
                     await _settle(msg.ack)
                     return
                 await _settle(msg.in_progress)  # heartbeat: still working on it
@@ -348,10 +390,17 @@ class Trainer:
             return True
         record = found[0]
         if record.state in TERMINAL_STATES:
-            log.info("job %s has ended (%s): stopping it", job.id, jobs_pb2.JobState.Name(record.state))
+            log.info(
+                "job %s has ended (%s): stopping it", job.id, jobs_pb2.JobState.Name(record.state)
+            )
             return False
         if record.attempts > attempt:
-            log.warning("job %s: attempt %d no longer counts (record: attempt %d); stopping it", job.id, attempt, record.attempts)
+            log.warning(
+                "job %s: attempt %d no longer counts (record: attempt %d); stopping it",
+                job.id,
+                attempt,
+                record.attempts,
+            )
             return False
         return True
 
@@ -360,7 +409,14 @@ class Trainer:
         await asyncio.gather(work, return_exceptions=True)
 
     async def _finish(
-        self, msg: Msg, job: jobs_pb2.Job, outcome: Outcome, attempt: int, lost: int, kind: str, started: float
+        self,
+        msg: Msg,
+        job: jobs_pb2.Job,
+        outcome: Outcome,
+        attempt: int,
+        lost: int,
+        kind: str,
+        started: float,
     ) -> None:
         elapsed = time.monotonic() - started
         if outcome.ok:
@@ -382,12 +438,23 @@ class Trainer:
                 return
             log.warning("job %s: %s; retrying (lost attempts: %d)", job.id, outcome.error, lost)
             await self._report(
-                job, jobs_pb2.JOB_STATE_QUEUED, attempt, lost, progress_message=f"attempt {attempt}: {outcome.error}; retrying"
+                job,
+                jobs_pb2.JOB_STATE_QUEUED,
+                attempt,
+                lost,
+                progress_message=f"attempt {attempt}: {outcome.error}; retrying",
             )
             await _settle(msg.nak, delay=RETRY_DELAY_SECONDS)
             return
         else:
-            await self._report(job, jobs_pb2.JOB_STATE_FAILED, attempt, lost, error=outcome.error, progress_message="failed")
+            await self._report(
+                job,
+                jobs_pb2.JOB_STATE_FAILED,
+                attempt,
+                lost,
+                error=outcome.error,
+                progress_message="failed",
+            )
             log.info("job %s failed: %s", job.id, outcome.error)
         await _settle(msg.ack)
 

@@ -8,6 +8,7 @@ It is a separate, long-lived process so that
 It reads its input from the store and writes its outputs there itself, so only
 small messages cross the pipe: the task, progress reports and the result.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,10 +18,10 @@ import os
 import signal
 import tempfile
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Callable
 
 from services.common.config import StorageConfig
 from services.common.lifecycle import die_with_parent
@@ -76,7 +77,10 @@ def _run(task: Task, store, progress: Callable[[float, str], None]) -> int:
             store.write_file(task.model_key, model_path)
             return summary.rows
         predictions_path = Path(tmp) / "predictions.parquet"
-        with store.local_copy(task.model_key, dir=tmp) as model_path, store.local_copy(task.dataset_key, dir=tmp) as data_path:
+        with (
+            store.local_copy(task.model_key, dir=tmp) as model_path,
+            store.local_copy(task.dataset_key, dir=tmp) as data_path,
+        ):
             summary = ml.predict(model_path, data_path, predictions_path, progress=progress)
         progress(0.97, "storing the predictions")
         store.write_file(task.predictions_key, predictions_path)
@@ -91,7 +95,7 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
     from threadpoolctl import threadpool_limits
 
     import ml
-    import ml.model  # noqa: F401 - the heavy import (pandas, sklearn), paid once here
+    import ml.model  # the heavy import (pandas, sklearn), paid once here
     from ml.messages import bounded
     from services.common.storage import open_store
 
@@ -105,7 +109,11 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
             return  # the trainer went away
         try:
             with threadpool_limits(limits=task.threads):
-                rows = _run(task, store, lambda fraction, message: conn.send(("progress", fraction, message)))
+                rows = _run(
+                    task,
+                    store,
+                    lambda fraction, message: conn.send(("progress", fraction, message)),
+                )
             conn.send(("done", Outcome(ok=True, rows=rows)))
         except ml.DataError as exc:
             conn.send(("done", Outcome(ok=False, error=str(exc))))
@@ -141,7 +149,9 @@ class WorkerProcess:
         message = await asyncio.to_thread(parent.recv)
         log.info("worker process %s ready (%d threads)", message[1], self.threads)
 
-    async def run(self, task: Task, on_progress: Callable[[float, str], "asyncio.Future | None"]) -> Outcome:
+    async def run(
+        self, task: Task, on_progress: Callable[[float, str], asyncio.Future | None]
+    ) -> Outcome:
         """Run a task; progress reports are passed to `on_progress`."""
         await self.start()
         assert self._conn is not None

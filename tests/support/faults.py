@@ -1,6 +1,7 @@
 """Breaking a running stack the way real faults do, and checking what is
 left afterwards: killing a trainer's worker process, counting a job's
 stored outputs, finding scratch directories of processes that are gone."""
+
 from __future__ import annotations
 
 import os
@@ -73,7 +74,11 @@ def runs(stack: EmbeddedStack, job_id: str) -> list[str]:
 def wait_for_run(stack: EmbeddedStack, job: Job, count: int, timeout: float = 60.0) -> str:
     """Wait until the job has been started `count` times and its worker is
     up; the trainer running that start."""
-    started = settle(lambda: (lambda r: r if len(r) >= count else None)(runs(stack, job.id)), timeout, f"start {count} of {job.id}")
+    started = settle(
+        lambda: (lambda r: r if len(r) >= count else None)(runs(stack, job.id)),
+        timeout,
+        f"start {count} of {job.id}",
+    )
     trainer = started[-1]
     settle(lambda: worker_pid(stack, trainer), timeout, f"the worker of {trainer}")
     return trainer

@@ -1,10 +1,11 @@
 """Jobs with a known shape for tests: fits that run for minutes, waiting for
 a state, and keeping every core busy so the next job waits QUEUED."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from fityard import Client, Job
 

@@ -1,4 +1,5 @@
 """Free loopback ports for servers the tests start as subprocesses."""
+
 from __future__ import annotations
 
 import socket

@@ -1,6 +1,7 @@
 """What a stack's processes are doing, read from /proc: how much CPU they
 burn and which are alive. Lets tests check that work really stopped (a
 cancelled fit, a killed trainer's worker) instead of trusting a record."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ place of MinIO (no MinIO binary can be installed on the test machines).
 A real server, not moto's in-process mock, so the tests go through the same
 HTTP client, signing and multipart code as production.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -45,7 +46,7 @@ class MotoS3Server:
             raise RuntimeError("MotoS3Server is not started")
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0, attempts: int = 3) -> "MotoS3Server":
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> MotoS3Server:
         """Start the server and return once it answers HTTP. A free port can
         be taken by another process before moto binds it, so a server that
         exits at start is retried on a new port."""
@@ -106,7 +107,7 @@ class MotoS3Server:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> "MotoS3Server":
+    def __enter__(self) -> MotoS3Server:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -154,4 +155,7 @@ def s3_client(config: StorageConfig):
 
 def multipart_uploads(config: StorageConfig) -> list[str]:
     """Keys of the multipart uploads in progress (or abandoned) in the bucket."""
-    return [u["Key"] for u in s3_client(config).list_multipart_uploads(Bucket=config.bucket).get("Uploads", [])]
+    return [
+        u["Key"]
+        for u in s3_client(config).list_multipart_uploads(Bucket=config.bucket).get("Uploads", [])
+    ]

@@ -1,10 +1,18 @@
 """Object storage behind one interface: `open_store(config)` picks the backend."""
+
 from __future__ import annotations
 
 from ..config import StorageConfig
 from .base import CHUNK_SIZE, DEFAULT_STALE_UPLOAD_SECONDS, ObjectInfo, ObjectNotFound, ObjectStore
 
-__all__ = ["CHUNK_SIZE", "DEFAULT_STALE_UPLOAD_SECONDS", "ObjectInfo", "ObjectNotFound", "ObjectStore", "open_store"]
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_STALE_UPLOAD_SECONDS",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "ObjectStore",
+    "open_store",
+]
 
 
 def open_store(config: StorageConfig) -> ObjectStore:
@@ -19,4 +27,6 @@ def open_store(config: StorageConfig) -> ObjectStore:
         from .s3 import S3Store
 
         return S3Store(config)
-    raise ValueError(f"FITYARD_STORAGE={config.backend!r} is not a storage backend; use 'local' or 's3'")
+    raise ValueError(
+        f"FITYARD_STORAGE={config.backend!r} is not a storage backend; use 'local' or 's3'"
+    )

@@ -4,13 +4,14 @@ Two backends implement it: `LocalStore` (a directory; the embedded default) and
 `S3Store` (MinIO or any S3 API, through the `minio` client). Methods are
 blocking; asyncio services call them through `asyncio.to_thread`.
 """
+
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 CHUNK_SIZE = 1024 * 1024
 

@@ -7,6 +7,7 @@ write leaves nothing behind. A write killed outright (SIGKILL, out of memory)
 leaves its `.tmp/<uuid>.part`; `sweep_incomplete` removes those once their
 mtime is old.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,11 +15,19 @@ import os
 import stat
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
-from .base import CHUNK_SIZE, DEFAULT_STALE_UPLOAD_SECONDS, ObjectInfo, ObjectNotFound, ObjectStore, check_age
+from .base import (
+    CHUNK_SIZE,
+    DEFAULT_STALE_UPLOAD_SECONDS,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    check_age,
+)
 
 TMP_DIR = ".tmp"
 PART_SUFFIX = ".part"
@@ -35,7 +44,7 @@ class _FileChunks:
         self._file = file
         self._chunk_size = chunk_size
 
-    def __iter__(self) -> "_FileChunks":
+    def __iter__(self) -> _FileChunks:
         return self
 
     def __next__(self) -> bytes:

@@ -9,20 +9,28 @@ so a refused or interrupted upload leaves nothing behind. An upload whose
 process is killed outright stays open on the server, its parts stored but
 never listed; `sweep_incomplete` aborts those once their last part is old.
 """
+
 from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
 
 from minio import Minio
 from minio.error import S3Error
 
 from ..config import StorageConfig
-from .base import CHUNK_SIZE, DEFAULT_STALE_UPLOAD_SECONDS, ObjectInfo, ObjectNotFound, ObjectStore, check_age
+from .base import (
+    CHUNK_SIZE,
+    DEFAULT_STALE_UPLOAD_SECONDS,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    check_age,
+)
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3 refuses smaller parts (except the last)
 _MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
@@ -86,7 +94,7 @@ class _ChunkReader:
             return
         except Exception:
             raise  # minio aborts the upload and re-raises it unchanged
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt, GeneratorExit: not the data's fault
             raise _Interrupted(exc) from None
         self.sha.update(chunk)
         self.size += len(chunk)
@@ -104,7 +112,7 @@ class _ResponseChunks:
         self._response = response
         self._chunks = response.stream(chunk_size)
 
-    def __iter__(self) -> "_ResponseChunks":
+    def __iter__(self) -> _ResponseChunks:
         return self
 
     def __next__(self) -> bytes:
@@ -234,16 +242,24 @@ class S3Store(ObjectStore):
         removed = 0
         key_marker = upload_id_marker = None
         while True:
-            page = self.client._list_multipart_uploads(
-                self.bucket, key_marker=key_marker, upload_id_marker=upload_id_marker, max_uploads=1000
+            page = self.client._list_multipart_uploads(  # noqa: SLF001 - minio has no public multipart listing
+                self.bucket,
+                key_marker=key_marker,
+                upload_id_marker=upload_id_marker,
+                max_uploads=1000,
             )
             for upload in page.uploads:
                 if upload.initiated_time is not None and upload.initiated_time >= cutoff:
                     continue  # started recently (no need to list its parts)
-                if self._last_activity(upload.object_name, upload.upload_id, upload.initiated_time) >= cutoff:
+                if (
+                    self._last_activity(upload.object_name, upload.upload_id, upload.initiated_time)
+                    >= cutoff
+                ):
                     continue  # sending parts recently: a live upload
                 try:
-                    self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                    self.client._abort_multipart_upload(  # noqa: SLF001 - minio has no public multipart listing
+                        self.bucket, upload.object_name, upload.upload_id
+                    )
                 except S3Error as exc:
                     if exc.code != "NoSuchUpload":
                         raise
@@ -263,7 +279,9 @@ class S3Store(ObjectStore):
         marker = None
         while True:
             try:
-                page = self.client._list_parts(self.bucket, key, upload_id, part_number_marker=marker)
+                page = self.client._list_parts(  # noqa: SLF001 - minio has no public multipart listing
+                    self.bucket, key, upload_id, part_number_marker=marker
+                )
             except S3Error as exc:
                 if exc.code == "NoSuchUpload":
                     return datetime.max.replace(tzinfo=timezone.utc)
