@@ -21,7 +21,7 @@ bench: $(VENV)/.installed-bench  ## the benchmark suite: prints a table, writes 
 up: $(VENV)/.installed  ## the embedded stack in the foreground
 	$(BIN)/fityard up
 
-protos: $(VENV)/.installed  ## regenerate fityard/v1 and fityard/internal/v1 from protos/
+protos: $(VENV)/.installed  ## regenerate fityard/v1 (public) and services/internal/v1 from protos/
 	$(BIN)/python tools/gen_protos.py
 
 lint: $(VENV)/.installed  ## what tests/test_lint.py and tests/test_protos.py check

@@ -4,8 +4,8 @@ attempt that no longer counts."""
 
 from __future__ import annotations
 
-from fityard.internal.v1 import bus_pb2
 from fityard.v1 import jobs_pb2
+from services.internal.v1 import bus_pb2
 from services.scheduler.events import apply_event
 
 S = jobs_pb2

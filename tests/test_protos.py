@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tools.gen_protos import ROOT, generate
 
-GENERATED_DIRS = ["fityard/v1", "fityard/internal/v1"]
+GENERATED_DIRS = ["fityard/v1", "services/internal/v1"]
 
 
 def _generated_files(root: Path) -> dict[str, bytes]:

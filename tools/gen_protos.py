@@ -1,7 +1,9 @@
 """Regenerate the Python gRPC code from protos/ (the one command: `make protos`).
 
-Generated files land next to the SDK (fityard/v1, fityard/internal/v1) so that
-clients and services import them as `fityard.v1.jobs_pb2`. Never edit them by
+Each file lands beside the code that owns it, named by its proto package: the
+public API (protos/fityard/v1) next to the SDK as `fityard.v1`, the services'
+internal messages (protos/services/internal/v1) with the server as
+`services.internal.v1`, so the light client ships no internal protos. Never edit them by
 hand; tests/test_protos.py checks they match this script's output.
 """
 

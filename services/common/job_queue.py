@@ -14,8 +14,8 @@ import uuid
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from fityard.internal.v1 import bus_pb2
 from fityard.v1 import jobs_pb2
+from services.internal.v1 import bus_pb2
 
 from . import bus
 from .jobs import kind_name

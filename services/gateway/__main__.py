@@ -6,13 +6,13 @@ import asyncio
 
 import grpc
 
-from fityard.internal.v1 import scheduler_pb2_grpc
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from services.common import bus
 from services.common.config import Config
 from services.common.runtime import MAX_MESSAGE_BYTES, GrpcServer, setup_logging, stop_event
 from services.common.scratch import sweep_periodically
 from services.common.storage import open_store
+from services.internal.v1 import scheduler_pb2_grpc
 
 from .context import Gateway
 from .datasets import DatasetService

@@ -10,11 +10,11 @@ import grpc
 from google.protobuf.message import Message
 from nats.js.kv import KeyValue
 
-from fityard.internal.v1 import scheduler_pb2_grpc
 from services.common import errors
 from services.common.config import DEFAULT_TENANT, Config
 from services.common.records import get_record
 from services.common.storage import ObjectStore
+from services.internal.v1 import scheduler_pb2_grpc
 
 M = TypeVar("M", bound=Message)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-from fityard.internal.v1 import scheduler_pb2
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import errors
 from services.common.jobs import kind_name, state_name
 from services.common.keys import model_key, predictions_key
 from services.common.records import TERMINAL_STATES, list_records, watch_record
+from services.internal.v1 import scheduler_pb2
 
 from .context import DATASET_ID_EXAMPLE, JOB_ID_EXAMPLE, Gateway, require_record, tenant_of
 from .listing import page

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from fityard.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.common import bus
 from services.common.config import Config
 from services.common.runtime import GrpcServer, setup_logging, stop_event
 from services.common.storage import open_store
+from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from .admission import Admission
 from .events import EventFolder

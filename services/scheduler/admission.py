@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from google.protobuf.unknown_fields import UnknownFieldSet
 from nats.js.kv import KeyValue
 
-from fityard.internal.v1 import scheduler_pb2
 from fityard.v1 import datasets_pb2, jobs_pb2
 from ml.params import validate_params
 from services.common import errors
 from services.common.config import Config
 from services.common.jobs import params_dict, state_name
 from services.common.records import get_record
+from services.internal.v1 import scheduler_pb2
 
 # Seconds a job may run per (row x column x boosting round), before the
 # floor and the cap. Hundreds of times what a fit takes on one core, so the

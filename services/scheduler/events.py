@@ -24,11 +24,11 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from fityard.internal.v1 import bus_pb2
 from fityard.v1 import jobs_pb2
 from services.common import bus
 from services.common.records import TERMINAL_STATES
 from services.common.retry import TRANSIENT, retrying
+from services.internal.v1 import bus_pb2
 
 from .outputs import OutputJanitor
 from .store import update_job

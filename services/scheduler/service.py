@@ -10,13 +10,13 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from fityard.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 from fityard.v1 import jobs_pb2
 from services.common import bus, errors, job_queue
 from services.common.config import DEFAULT_LANE, DEFAULT_TENANT
 from services.common.jobs import kind_name, state_name
 from services.common.records import TERMINAL_STATES, encode, get_record, new_id, now
 from services.common.retry import retrying
+from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from .admission import Admission
 from .store import update_job

@@ -32,7 +32,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from fityard.internal.v1 import bus_pb2
 from fityard.v1 import jobs_pb2
 from ml.messages import bounded
 from services.common import bus
@@ -40,6 +39,7 @@ from services.common.jobs import kind_name, params_dict
 from services.common.keys import dataset_key, model_key, predictions_key
 from services.common.records import TERMINAL_STATES, get_record, now
 from services.common.retry import TRANSIENT, retrying
+from services.internal.v1 import bus_pb2
 
 from .cores import AllCores, CoreLeases
 from .worker import Outcome, Task, WorkerProcess

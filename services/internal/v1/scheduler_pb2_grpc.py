@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from fityard.internal.v1 import scheduler_pb2 as fityard_dot_internal_dot_v1_dot_scheduler__pb2
+from services.internal.v1 import scheduler_pb2 as services_dot_internal_dot_v1_dot_scheduler__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in fityard/internal/v1/scheduler_pb2_grpc.py depends on'
+        + ' but the generated code in services/internal/v1/scheduler_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,14 +37,14 @@ class SchedulerServiceStub:
             channel: A grpc.Channel.
         """
         self.SubmitJob = channel.unary_unary(
-                '/fityard.internal.v1.SchedulerService/SubmitJob',
-                request_serializer=fityard_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
-                response_deserializer=fityard_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobResponse.FromString,
+                '/services.internal.v1.SchedulerService/SubmitJob',
+                request_serializer=services_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
+                response_deserializer=services_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobResponse.FromString,
                 _registered_method=True)
         self.CancelJob = channel.unary_unary(
-                '/fityard.internal.v1.SchedulerService/CancelJob',
-                request_serializer=fityard_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobRequest.SerializeToString,
-                response_deserializer=fityard_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobResponse.FromString,
+                '/services.internal.v1.SchedulerService/CancelJob',
+                request_serializer=services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobResponse.FromString,
                 _registered_method=True)
 
 
@@ -72,19 +72,19 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'SubmitJob': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitJob,
-                    request_deserializer=fityard_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobRequest.FromString,
-                    response_serializer=fityard_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobResponse.SerializeToString,
+                    request_deserializer=services_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobRequest.FromString,
+                    response_serializer=services_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobResponse.SerializeToString,
             ),
             'CancelJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelJob,
-                    request_deserializer=fityard_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobRequest.FromString,
-                    response_serializer=fityard_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobResponse.SerializeToString,
+                    request_deserializer=services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobRequest.FromString,
+                    response_serializer=services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'fityard.internal.v1.SchedulerService', rpc_method_handlers)
+            'services.internal.v1.SchedulerService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('fityard.internal.v1.SchedulerService', rpc_method_handlers)
+    server.add_registered_method_handlers('services.internal.v1.SchedulerService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -107,9 +107,9 @@ class SchedulerService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fityard.internal.v1.SchedulerService/SubmitJob',
-            fityard_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
-            fityard_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobResponse.FromString,
+            '/services.internal.v1.SchedulerService/SubmitJob',
+            services_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
+            services_dot_internal_dot_v1_dot_scheduler__pb2.SubmitJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -134,9 +134,9 @@ class SchedulerService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/fityard.internal.v1.SchedulerService/CancelJob',
-            fityard_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobRequest.SerializeToString,
-            fityard_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobResponse.FromString,
+            '/services.internal.v1.SchedulerService/CancelJob',
+            services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobRequest.SerializeToString,
+            services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
