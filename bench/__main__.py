@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fityard.data import make_data
+from ml.data import make_data
 from services.common.config import usable_cores
 
 from .baselines import bare_fit, bare_tiny_fits_per_second, jetstream_round_trips
@@ -241,7 +241,7 @@ def run_fityard_s3(run: Run, work: Path, transfer_files: list[Path]) -> None:
         }
         store = open_store(config)
         from fityard import Client
-        from fityard.embedded import EmbeddedStack
+        from services.embedded import EmbeddedStack
 
         with (
             EmbeddedStack(work / "fityard-s3", storage="s3", env=env) as stack,

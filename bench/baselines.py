@@ -12,7 +12,7 @@ from pathlib import Path
 import nats
 from nats.js.api import RetentionPolicy, StreamConfig
 
-from fityard.embedded import free_port, nats_server_binary
+from services.embedded import free_port, nats_server_binary
 
 from .measure import bare_fit_seconds
 

@@ -50,8 +50,8 @@ from pathlib import Path
 
 from fityard import Client, FityardError, JobFailed
 from fityard.client import JobTimeout
-from fityard.data import make_data
-from fityard.embedded import RESTART_RESET_AFTER, EmbeddedStack
+from ml.data import make_data
+from services.embedded import RESTART_RESET_AFTER, EmbeddedStack
 from tests.support.faults import fault_env, stored_outputs
 
 from .measure import percentile

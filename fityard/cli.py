@@ -104,7 +104,7 @@ def _client(args: argparse.Namespace) -> Client:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from fityard.embedded import serve
+    from services.embedded import serve
 
     return serve(
         port=args.port, data_dir=args.data_dir, trainers=args.trainers, storage=args.storage
@@ -112,7 +112,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_make_data(args: argparse.Namespace) -> int:
-    from fityard.data import make_data
+    from ml.data import make_data
 
     files = make_data(Path(args.dir), rows=args.rows, seed=args.seed)
     for path in files.values():
@@ -288,7 +288,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if _healthy(address):
             print(f"using the fityard at {address}", flush=True)
         else:
-            from fityard.embedded import EmbeddedStack
+            from services.embedded import EmbeddedStack
 
             home = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="fityard-demo-")))
             print(f"no fityard at {address}; starting one in {home} ...", flush=True)
@@ -310,7 +310,7 @@ def _step(text: str) -> None:
 
 def _run_demo(c: Client, data_dir: Path, rows: int) -> int:
     from fityard.client import FityardError
-    from fityard.data import make_data
+    from ml.data import make_data
 
     _step(f"make-data {data_dir} --rows {rows}")
     files = make_data(data_dir, rows=rows)
@@ -550,7 +550,7 @@ def _user_message(exc: Exception) -> str | None:
     client = sys.modules.get("fityard.client")
     if client is not None and isinstance(exc, client.FityardError):
         return exc.message
-    embedded = sys.modules.get("fityard.embedded")
+    embedded = sys.modules.get("services.embedded")
     if embedded is not None and isinstance(exc, embedded.StackError):
         return str(exc)
     if isinstance(exc, OSError) and exc.filename:

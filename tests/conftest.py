@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from fityard.data import make_data
-from fityard.embedded import EmbeddedStack
+from ml.data import make_data
 from services.common.config import StorageConfig
 from services.common.storage import open_store
+from services.embedded import EmbeddedStack
 from tests.support.s3server import MotoS3Server, s3_env, storage_config_for
 
 

@@ -8,7 +8,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score
 
 from fityard import Client
-from fityard.data import make_data
+from ml.data import make_data
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fityard import Client
-from fityard.embedded import free_port
+from services.embedded import free_port
 from tests.support.jobs import cores_taken
 
 FITYARD = str(Path(sys.executable).parent / "fityard")

@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from fityard import Client, FityardError, Job, JobFailed
-from fityard.embedded import EmbeddedStack
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
 from services.common import bus
+from services.embedded import EmbeddedStack
 from tests.support.faults import (
     fault_env,
     fit_of_seconds,

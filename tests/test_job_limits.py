@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from fityard import Client, FityardError, JobFailed
-from fityard.embedded import EmbeddedStack
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import job_queue
+from services.embedded import EmbeddedStack
 from tests.support.faults import fault_env, frame, wait_for_run
 
 WAIT_SECONDS = 120

@@ -21,8 +21,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.utils._param_validation import Interval, StrOptions
 
 import ml
-from fityard.data import make_data
 from fityard.v1 import jobs_pb2
+from ml.data import make_data
 from ml.messages import name_list
 from ml.params import EARLY_STOPPING, NAMES, RANGES, to_sklearn_kwargs, validate_params
 

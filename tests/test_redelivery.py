@@ -17,7 +17,7 @@ import time
 import pytest
 
 from fityard import Client
-from fityard.embedded import EmbeddedStack
+from services.embedded import EmbeddedStack
 from tests.support.faults import (
     fault_env,
     fit_of_seconds,

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from fityard import Client, FityardError, embedded
-from fityard.embedded import EmbeddedStack, free_port
+from services.embedded import EmbeddedStack, free_port
 
 FITYARD = str(Path(sys.executable).parent / "fityard")
 

@@ -26,7 +26,6 @@ from grpc_status import rpc_status
 
 from fityard import Client
 from fityard import client as sdk
-from fityard.embedded import EmbeddedStack, free_port
 from fityard.limits import MAX_MESSAGE_BYTES
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
 from services.common import runtime
@@ -34,6 +33,7 @@ from services.common.config import DEFAULT_TENANT
 from services.common.keys import dataset_key
 from services.common.storage import open_store
 from services.common.storage.local import TMP_DIR
+from services.embedded import EmbeddedStack, free_port
 from tests.support.s3server import MotoS3Server, multipart_uploads, s3_env, storage_config_for
 
 CAP = 4  # FITYARD_MAX_TRANSFERS of the capped stacks

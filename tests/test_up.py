@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from fityard.embedded import free_port
+from services.embedded import free_port
 from tests.test_grpcurl import grpcurl
 
 FITYARD = str(Path(sys.executable).parent / "fityard")

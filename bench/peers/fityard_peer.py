@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from fityard import Client
-from fityard.embedded import EmbeddedStack
+from services.embedded import EmbeddedStack
 
 from .base import Peer
 

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 
 from fityard import Client, Job
-from fityard.embedded import EmbeddedStack
 from services.common.config import StorageConfig
 from services.common.keys import output_prefixes
 from services.common.scratch import owner_alive
 from services.common.storage import open_store
+from services.embedded import EmbeddedStack
 from tests.support.procs import session_members
 
 
