@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench mutants protos lint format up
+.PHONY: demo test bench mutants protos lint format api-release up
 
 demo: $(VENV)/.installed  ## the seed workflow on an embedded stack
 	$(BIN)/fityard demo
@@ -28,7 +28,12 @@ lint: $(VENV)/.installed  ## what tests/test_lint.py and tests/test_protos.py ch
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/buf lint
+	$(BIN)/buf breaking --against protos/released/fityard-v1.json
 	$(BIN)/python tools/mutants.py --check
+
+api-release: $(VENV)/.installed  ## when cutting a release: the public API the next must stay compatible with
+	$(BIN)/buf build --path protos/fityard/v1 --exclude-source-info -o protos/released/fityard-v1.json
+	$(BIN)/python -m json.tool --indent 1 protos/released/fityard-v1.json protos/released/fityard-v1.json
 
 format: $(VENV)/.installed  ## fix what ruff can: import order, formatting
 	$(BIN)/ruff check --fix .
