@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fityard import Client, FityardError, embedded
+from fityard import Client, FityardError
+from services import embedded
 from services.embedded import EmbeddedStack, free_port
 
 FITYARD = str(Path(sys.executable).parent / "fityard")
