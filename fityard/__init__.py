@@ -4,9 +4,15 @@
     with Client() as c:
         fit = c.fit(c.upload("train.parquet")).wait()
 
-The SDK names below load on first use (PEP 562), so `import fityard` and the
-CLI start without pulling in gRPC until a command needs it, and services that
-only import the generated code (fityard.v1) never load the SDK.
+The public names are `__all__`: the `Client`, what it returns (`Dataset`,
+`Job`) and the exceptions it raises (their tree is at the top of
+fityard/_errors.py); `fityard.__version__` is the installed version. They
+load on first use (PEP 562), so `import fityard` and the CLI start without
+pulling in gRPC until a command needs it, and services that only import the
+generated code (fityard.v1) never load the SDK.
+
+This package is the light client (`pip install fityard`): it never imports
+the server (services/, ml/), which is installed with `fityard[server]`.
 """
 
 from __future__ import annotations
@@ -38,10 +44,9 @@ __all__ = [
     "Internal",
     "JobFailed",
     "JobTimeout",
-    "__version__",
 ]
-_CLIENT_NAMES = {"Client", "Dataset", "Job"}
-_ERROR_NAMES = set(__all__) - _CLIENT_NAMES - {"__version__"}
+_MODEL_NAMES = {"Dataset", "Job"}
+_ERROR_NAMES = set(__all__) - _MODEL_NAMES - {"Client"}
 
 if TYPE_CHECKING:
     from fityard._errors import (
@@ -60,14 +65,19 @@ if TYPE_CHECKING:
         Unauthenticated,
         Unavailable,
     )
-    from fityard.client import Client, Dataset, Job
+    from fityard._models import Dataset, Job
+    from fityard.client import Client
 
 
 def __getattr__(name: str):
-    if name in _CLIENT_NAMES:
-        from fityard import client
+    if name == "Client":
+        from fityard.client import Client
 
-        return getattr(client, name)
+        return Client
+    if name in _MODEL_NAMES:
+        from fityard import _models
+
+        return getattr(_models, name)
     if name in _ERROR_NAMES:
         from fityard import _errors
 

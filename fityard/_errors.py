@@ -31,7 +31,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
 if TYPE_CHECKING:
-    from fityard.client import Job
+    from fityard._models import Job
 
 
 class FityardError(Exception):
@@ -96,7 +96,7 @@ class NotFound(FityardError):
 
 
 class AlreadyExists(FityardError):
-    pass
+    """What the request would create exists already."""
 
 
 class FailedPrecondition(FityardError):
@@ -112,23 +112,23 @@ class Unavailable(FityardError):
 
 
 class DeadlineExceeded(FityardError):
-    pass
+    """The call took longer than its deadline (`Client(timeout=...)` for quick calls)."""
 
 
 class PermissionDenied(FityardError):
-    pass
+    """The caller may not do this."""
 
 
 class Unauthenticated(FityardError):
-    pass
+    """The request carried no valid credentials."""
 
 
 class DataLoss(FityardError):
-    pass
+    """Bytes were lost or changed on the way (a transfer whose hash or size does not match); do it again."""
 
 
 class Internal(FityardError):
-    pass
+    """fityard failed in a way that is not the caller's doing; the message says what happened."""
 
 
 _BY_CODE: dict[grpc.StatusCode, type[FityardError]] = {

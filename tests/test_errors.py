@@ -17,7 +17,6 @@ def test_fityard_exports_the_client_and_every_exception():
         "Client",
         "Dataset",
         "Job",
-        "__version__",
         "FityardError",
         "InvalidArgument",
         "NotFound",
