@@ -1,5 +1,7 @@
 # The commands README.md gives. Everything installs into .venv from this
-# checkout's pyproject.toml, once (re-done when pyproject.toml changes).
+# checkout's pyproject.toml, once (re-done when pyproject.toml changes): the
+# client with the server extra (the stack, `fityard up`/`demo`) and the dev
+# tools; `pip install .` alone would be the light client.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -42,11 +44,11 @@ format: $(VENV)/.installed  ## fix what ruff can: import order, formatting
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[server,dev]'
 	touch $@
 
 # The benchmark peers: redis-server from Debian (bench/setup.sh), rq and ray.
 $(VENV)/.installed-bench: $(VENV)/.installed bench/setup.sh
 	bash bench/setup.sh
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[server,dev,bench]'
 	touch $@

@@ -1,398 +1,96 @@
-"""The `fityard` command: run the stack, move data in and out, follow jobs.
+"""The `fityard` command: move data in and out, follow jobs; with the
+server installed, run the stack too.
 
-Every command is a thin wrapper over the SDK (fityard.client). Output meant
-for scripts (ids, tables) goes to stdout; progress and errors go to stderr.
-Errors print `error: <what the server said>` and exit 1, Ctrl-C exits 130.
-Exit codes: 0 done, 1 error (or the job failed or was cancelled), 2 bad
-command line (argparse), 124 `--timeout` ran out while waiting for a job (the
-job carries on; 124 as GNU timeout(1) uses it), 130 interrupted.
-Heavy imports (gRPC, pandas, the embedded stack) happen inside the commands
-that need them, so `fityard --help` is instant.
+The client's commands (upload, fit, predict, status, watch, jobs, cancel,
+datasets, download) are thin wrappers over the SDK, in fityard/_commands.py.
+Commands that need the server (`up`, `demo`, `make-data`) are not part of
+this package: the server declares them as entry points in the
+"fityard.commands" group (pyproject.toml) and they are found here with
+importlib.metadata. One that cannot be loaded because the server's packages
+are missing is left out of `--help`, and running it says to install
+`fityard[server]` (exit 2).
+
+An entry point in the group loads to a function called with
+`command(name, handler, help) -> argparse.ArgumentParser`: it adds its
+subcommand through it (and its arguments to the parser returned); the
+handler gets the parsed arguments (`args.address` included) and returns the
+exit code.
+
+Output meant for scripts (ids, tables) goes to stdout; progress and errors
+go to stderr. Errors print `error: <what the server said>` and exit 1,
+Ctrl-C exits 130. Exit codes: 0 done, 1 error (or the job failed or was
+cancelled), 2 bad command line (argparse) or a command that needs the
+server, 124 `--timeout` ran out while waiting for a job (the job carries on;
+124 as GNU timeout(1) uses it), 130 interrupted. Heavy imports (gRPC,
+pandas) happen inside the commands that need them, so `fityard --help` is
+quick.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterable
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable
 
-if TYPE_CHECKING:
-    from fityard.client import Client, Job
+from fityard._commands import (
+    EXIT_TIMEOUT,
+    cmd_cancel,
+    cmd_datasets,
+    cmd_download,
+    cmd_fit,
+    cmd_jobs,
+    cmd_predict,
+    cmd_status,
+    cmd_upload,
+    cmd_watch,
+)
 
-HEALTH_CHECK_SECONDS = 2.0
-# Exit code when --timeout runs out before the job ends (GNU timeout's; 2 is
-# argparse's for a bad command line).
-EXIT_TIMEOUT = 124
+# The entry point group where other distributions (the server) add commands.
+COMMANDS_GROUP = "fityard.commands"
+SERVER_EXTRA = "pip install 'fityard[server]'"
+# Exit code of a command whose packages are not installed (argparse's, for
+# a command line this installation cannot run).
+EXIT_NOT_INSTALLED = 2
 EXIT_CODES_HELP = (
     "exit codes: 0 the job succeeded; 1 it failed or was cancelled, or an error; 2 bad command line; "
     f"{EXIT_TIMEOUT} --timeout ran out (the job carries on: the message says where it is); 130 interrupted"
 )
 
-
-# -- output helpers ------------------------------------------------------------
-
-
-def _table(headers: list[str], rows: Iterable[list[str]], out: TextIO = sys.stdout) -> None:
-    """Left-aligned columns, two spaces apart, like `docker ps`."""
-    rows = [headers, *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(),
-            file=out,
-        )
+Handler = Callable[[argparse.Namespace], int]
+AddCommand = Callable[[str, Handler, str], argparse.ArgumentParser]
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+# -- commands from entry points --------------------------------------------------
 
 
-def _size(n: float) -> str:
-    """Bytes for people: 95.7 KiB, 35.8 MiB."""
-    if n < 1024:
-        return f"{n:.0f} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        n /= 1024
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}"
-    raise AssertionError("unreachable")
+def _entry_points():
+    from importlib.metadata import entry_points
+
+    return entry_points(group=COMMANDS_GROUP)
 
 
-def _job_line(job: Job) -> str:
-    """One line of a job's progress: state, percent done, what it is doing."""
-    return f"{job.state:<9} {job.progress:>4.0%}  {job.progress_message}".rstrip()
-
-
-def _follow(job: Job, out: TextIO, prefix: str = "", timeout: float | None = None) -> Job:
-    """Print a line each time the job's state, progress or message changes
-    (pushed by WatchJob) and return the finished job. Does not raise for a
-    failed job: callers decide what failure means for them. Raises JobTimeout
-    if it has not ended after `timeout` seconds."""
-    last = None
-    for snapshot in job.watch(timeout):
-        line = _job_line(snapshot)
-        if line != last:
-            print(f"{prefix}{line}", file=out, flush=True)
-            last = line
-    return job
-
-
-def _finished(job: Job) -> int:
-    """Exit code for a finished job, printing why it did not succeed."""
-    if job.state == "FAILED":
-        print(f"error: {job.error}", file=sys.stderr)
-        return 1
-    if job.state == "CANCELLED":
-        print(f"error: job {job.id} was cancelled", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _client(args: argparse.Namespace) -> Client:
-    from fityard.client import Client
-
-    return Client(args.address)
-
-
-# -- stack and data commands ------------------------------------------------------------
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    from services.embedded import serve
-
-    return serve(
-        port=args.port, data_dir=args.data_dir, trainers=args.trainers, storage=args.storage
-    )
-
-
-def cmd_make_data(args: argparse.Namespace) -> int:
-    from ml.data import make_data
-
-    files = make_data(Path(args.dir), rows=args.rows, seed=args.seed)
-    for path in files.values():
-        print(path)
-    return 0
-
-
-# -- dataset commands ------------------------------------------------------------
-
-
-def cmd_upload(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        ds = c.upload(args.file, name=args.name)
-    print(f"{ds.id}  {ds.rows} rows  {len(ds.columns)} columns  {ds.name}")
-    return 0
-
-
-def cmd_datasets(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        found = c.datasets()
-    _table(
-        ["ID", "NAME", "ROWS", "COLUMNS", "SIZE", "CREATED"],
-        (
-            [
-                d.id,
-                d.name,
-                str(d.rows),
-                str(len(d.columns)),
-                _size(d.size_bytes),
-                _when(d.create_time),
-            ]
-            for d in found
-        ),
-    )
-    return 0
-
-
-# -- job commands ------------------------------------------------------------
-
-
-def _wait_for(job: Job, out: TextIO, timeout: float | None) -> int:
-    """Follow the job on `out` until it ends (exit code as _finished) or
-    `timeout` runs out (exit EXIT_TIMEOUT, saying where the job is)."""
-    from fityard.client import JobTimeout
-
-    try:
-        return _finished(_follow(job, out, timeout=timeout))
-    except JobTimeout as exc:
-        print(f"error: {exc} (fityard watch {job.id} / fityard cancel {job.id})", file=sys.stderr)
-        return EXIT_TIMEOUT
-
-
-def _submitted(job: Job, wait: bool, timeout: float | None = None) -> int:
-    """Print a new job's id (stdout, for scripts); with --wait follow it on
-    stderr and exit 1 with its error if it does not succeed, EXIT_TIMEOUT if
-    it has not ended after `timeout` seconds."""
-    print(job.id, flush=True)
-    if not wait:
-        return 0
-    return _wait_for(job, sys.stderr, timeout)
-
-
-def cmd_fit(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        job = c.fit(args.dataset_id, timeout_seconds=args.max_run_seconds or 0, **dict(args.param))
-        return _submitted(job, args.wait, args.timeout)
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        job = c.predict(args.model_id, args.dataset_id, timeout_seconds=args.max_run_seconds or 0)
-        return _submitted(job, args.wait, args.timeout)
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        job = c.job(args.job_id)
-    fields = [
-        ("id", job.id),
-        ("kind", job.kind),
-        ("state", job.state),
-        ("progress", f"{job.progress:.0%}  {job.progress_message}".rstrip()),
-        ("dataset", job.dataset_id),
-        ("model", job.model_id),
-        ("rows", str(job.rows or "-")),
-        (
-            "attempts",
-            str(job.attempts)
-            + (f" ({job.lost_attempts} lost to a dead process)" if job.lost_attempts else ""),
-        ),
-        ("limit", f"{job.timeout_seconds:.0f} s per run" if job.timeout_seconds else "-"),
-        ("created", _when(job.create_time)),
-        ("started", _when(job.start_time)),
-        ("ended", _when(job.end_time)),
-        ("outputs", ", ".join(job.outputs) or "-"),
-    ]
-    if job.kind == "fit":
-        fields.insert(
-            6, ("params", " ".join(f"{k}={v}" for k, v in job.params.items()) or "defaults")
-        )
-    if job.error:
-        fields.append(("error", job.error))
-    for name, value in fields:
-        print(f"{name + ':':<10} {value}")
-    return 0
-
-
-def cmd_watch(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        return _wait_for(c.job(args.job_id), sys.stdout, args.timeout)
-
-
-def cmd_jobs(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        found = c.jobs()
-    _table(
-        ["ID", "KIND", "STATE", "PROGRESS", "DATASET", "MODEL", "CREATED"],
-        (
-            [
-                j.id,
-                j.kind,
-                j.state,
-                f"{j.progress:.0%}",
-                j.dataset_id,
-                j.model_id if j.kind == "predict" else "-",
-                _when(j.create_time),
-            ]
-            for j in found
-        ),
-    )
-    return 0
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        job = c.cancel(args.job_id)
-    print(f"{job.id}  {job.state}")
-    return 0
-
-
-def cmd_download(args: argparse.Namespace) -> int:
-    with _client(args) as c:
-        path = c.download(args.job_id, args.out, args.output)
-    print(f"{path}  {_size(path.stat().st_size)}")
-    return 0
-
-
-# -- demo ------------------------------------------------------------
-
-
-def _healthy(address: str) -> bool:
-    """True if a gRPC server at `address` answers grpc.health.v1 Check with SERVING."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    with grpc.insecure_channel(address) as channel:
+def _extra_commands() -> dict[str, Callable[[AddCommand], None] | ImportError]:
+    """The group's commands by name, in declaration order: the loaded
+    function, or the ImportError that loading it raised (a package it
+    needs is not installed)."""
+    found: dict[str, Callable[[AddCommand], None] | ImportError] = {}
+    for entry in _entry_points():
+        if entry.name in found:  # one distribution seen twice on sys.path
+            continue
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=HEALTH_CHECK_SECONDS
-            )
-        except grpc.RpcError:
-            return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
+            found[entry.name] = entry.load()
+        except ImportError as exc:
+            found[entry.name] = exc
+    return found
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """The seed workflow end to end, against the stack at --address if one
-    answers, else a throwaway embedded stack stopped at the end."""
-    from fityard.client import ADDRESS_ENV, DEFAULT_ADDRESS, Client
+def _not_installed(name: str, error: ImportError) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        print(f"fityard {name} needs the server: {SERVER_EXTRA} ({error})", file=sys.stderr)
+        return EXIT_NOT_INSTALLED
 
-    address = args.address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
-    with contextlib.ExitStack() as cleanup:
-        if _healthy(address):
-            print(f"using the fityard at {address}", flush=True)
-        else:
-            from services.embedded import EmbeddedStack
-
-            home = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="fityard-demo-")))
-            print(f"no fityard at {address}; starting one in {home} ...", flush=True)
-            address = cleanup.enter_context(EmbeddedStack(home / "stack")).address
-            print(f"started fityard at {address}", flush=True)
-        if args.data_dir:
-            data_dir = Path(args.data_dir)
-        else:
-            data_dir = Path(
-                cleanup.enter_context(tempfile.TemporaryDirectory(prefix="fityard-demo-data-"))
-            )
-        client = cleanup.enter_context(Client(address))
-        return _run_demo(client, data_dir, args.rows)
-
-
-def _step(text: str) -> None:
-    print(f"\n==> {text}", flush=True)
-
-
-def _run_demo(c: Client, data_dir: Path, rows: int) -> int:
-    from fityard.client import FityardError
-    from ml.data import make_data
-
-    _step(f"make-data {data_dir} --rows {rows}")
-    files = make_data(data_dir, rows=rows)
-    for path in files.values():
-        print(f"    {path}")
-
-    fit = _demo_good_fit(c, files["train"])
-    if fit is None:
-        return 1
-    accuracy_ok = _demo_good_predict(c, fit, files["test"])
-    if not accuracy_ok:
-        return 1
-
-    _step(f"upload {files['bad_train'].name} and fit on it (should fail: it has no 'y')")
-    bad_train = c.upload(files["bad_train"])
-    bad_fit = _demo_expect_failure(lambda: c.fit(bad_train), FityardError)
-    _step(f"upload {files['bad_test'].name} and predict on it (should fail: it lacks a feature)")
-    bad_test = c.upload(files["bad_test"])
-    bad_predict = _demo_expect_failure(lambda: c.predict(fit, bad_test), FityardError)
-
-    ok = bad_fit and bad_predict
-    _step(
-        "demo " + ("finished: the good path works and bad files are explained" if ok else "FAILED")
-    )
-    return 0 if ok else 1
-
-
-def _demo_good_fit(c: Client, train: Path) -> Job | None:
-    _step(f"upload {train.name}")
-    ds = c.upload(train)
-    print(f"    {ds.id}: {ds.rows} rows x {len(ds.columns)} columns, {_size(ds.size_bytes)}")
-    _step(f"fit {ds.id}")
-    fit = c.fit(ds)
-    print(f"    {fit.id}")
-    _follow(fit, sys.stdout, prefix="    ")
-    if fit.state != "SUCCEEDED":
-        print(f"error: fit {fit.state}: {fit.error}", file=sys.stderr)
-        return None
-    return fit
-
-
-def _demo_good_predict(c: Client, fit: Job, test: Path) -> bool:
-    import pandas as pd
-
-    _step(f"upload {test.name}")
-    ds = c.upload(test)
-    print(f"    {ds.id}: {ds.rows} rows x {len(ds.columns)} columns, {_size(ds.size_bytes)}")
-    _step(f"predict with model {fit.id} on {ds.id}")
-    pred = c.predict(fit, ds)
-    print(f"    {pred.id}")
-    _follow(pred, sys.stdout, prefix="    ")
-    if pred.state != "SUCCEEDED":
-        print(f"error: predict {pred.state}: {pred.error}", file=sys.stderr)
-        return False
-    _step(f"download {pred.id}")
-    predicted = c.download(pred)["y"].to_numpy()
-    truth = pd.read_parquet(test, columns=["y"])["y"].to_numpy()
-    print(f"    {len(predicted)} predictions")
-    if len(predicted) != len(truth):
-        print(f"error: {len(predicted)} predictions for {len(truth)} rows", file=sys.stderr)
-        return False
-    print(f"    accuracy on the held-out y of {test.name}: {(predicted == truth).mean():.3f}")
-    return True
-
-
-def _demo_expect_failure(submit: Callable[[], Job], error_type: type) -> bool:
-    """Run a submission that should fail and show what the user is told,
-    whether the server refuses it at once or the job fails."""
-    try:
-        job = submit()
-        print(f"    {job.id}")
-        _follow(job, sys.stdout, prefix="    ")
-    except error_type as exc:
-        print(f"    refused: {exc}")
-        return bool(str(exc))
-    if job.state == "FAILED" and job.error:
-        print(f"    the user is told: {job.error}")
-        return True
-    print(
-        f"error: expected the job to fail with a message, but it ended {job.state}", file=sys.stderr
-    )
-    return False
+    return handler
 
 
 # -- parser ------------------------------------------------------------
@@ -455,33 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--address", default=argparse.SUPPRESS, help=address_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler, help: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help, description=help)
         p.set_defaults(handler=handler)
         return p
 
-    p = command("up", cmd_up, "run the whole stack in the foreground until Ctrl-C")
-    p.add_argument("--port", type=int, default=50051, help="gateway port (default 50051)")
-    p.add_argument(
-        "--data-dir", default=".fityard", help="where data and logs live (default .fityard)"
-    )
-    p.add_argument("--trainers", type=int, default=None, help="number of trainer processes")
-    p.add_argument(
-        "--storage", choices=["local", "s3"], default="local", help="object store (default local)"
-    )
-
-    p = command(
-        "make-data", cmd_make_data, "write the seed Parquet files (train, test and two bad ones)"
-    )
-    p.add_argument("dir", help="directory to write into")
-    p.add_argument("--rows", type=int, default=100_000, help="rows in total (default 100000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-
-    p = command("demo", cmd_demo, "run the whole workflow, including what bad files produce")
-    p.add_argument(
-        "--data-dir", default=None, help="where to write the demo's files (default: a temp dir)"
-    )
-    p.add_argument("--rows", type=int, default=100_000, help="rows of seed data (default 100000)")
+    missing = []
+    for name, add in _extra_commands().items():
+        if isinstance(add, ImportError):
+            # Not in the help (no help= given), but parsed, whatever its
+            # arguments, so that running it says what to install.
+            p = sub.add_parser(name, add_help=False)
+            p.set_defaults(handler=_not_installed(name, add), any_arguments=True)
+            missing.append(name)
+        else:
+            add(command)
+    if missing:
+        parser.epilog = f"{', '.join(missing)}: need the server ({SERVER_EXTRA})"
 
     p = command("upload", cmd_upload, "upload a Parquet file; prints the dataset id")
     p.add_argument("file")
@@ -547,12 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_message(exc: Exception) -> str | None:
     """What to tell the user for an expected failure; None for a bug (which
     then shows its traceback)."""
-    client = sys.modules.get("fityard.client")
-    if client is not None and isinstance(exc, client.FityardError):
+    errors = sys.modules.get("fityard._errors")
+    if errors is not None and isinstance(exc, errors.FityardError):
         return exc.message
-    embedded = sys.modules.get("services.embedded")
-    if embedded is not None and isinstance(exc, embedded.StackError):
-        return str(exc)
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.strerror or exc}: {exc.filename}"
     return None
@@ -560,7 +245,9 @@ def _user_message(exc: Exception) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "timeout", None) is not None and getattr(args, "wait", True) is False:
         parser.error(f"{args.command} --timeout needs --wait (it limits the wait)")
     try:

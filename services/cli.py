@@ -1,0 +1,111 @@
+"""The server's `fityard` commands: `up`, `demo` and `make-data`.
+
+The client CLI (fityard/cli.py) finds them through the "fityard.commands"
+entry points in pyproject.toml and calls each `add_*` below with its
+`command(name, handler, help)`, which adds the subcommand and returns its
+parser. Each handler gets the parsed arguments and returns the exit code.
+
+They need the server's packages (`pip install 'fityard[server]'`).
+Importing this module checks that those are installed, by name and without
+importing them, and fails with ModuleNotFoundError if one is missing: a
+client-only installation then leaves these commands out of `fityard --help`
+and says what to install when one is run, while where they are installed
+`fityard --help` stays quick (the heavy imports happen inside the handlers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+
+# Top-level modules of the server extra (pyproject.toml) that the stack these
+# commands start, the seed data and the demo use.
+SERVER_MODULES = (
+    "grpc_health",
+    "grpc_reflection",
+    "nats",
+    "minio",
+    "pandas",
+    "pyarrow",
+    "sklearn",
+    "threadpoolctl",
+)
+
+
+def missing_modules() -> list[str]:
+    """SERVER_MODULES that are not installed."""
+    return [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+
+
+if _missing := missing_modules():
+    raise ModuleNotFoundError(f"No module named {_missing[0]!r}", name=_missing[0])
+
+
+# -- up ----------------------------------------------------------------------------
+
+
+def add_up(command) -> None:
+    """`fityard up`: the embedded stack in the foreground."""
+    p = command("up", cmd_up, "run the whole stack in the foreground until Ctrl-C")
+    p.add_argument("--port", type=int, default=50051, help="gateway port (default 50051)")
+    p.add_argument(
+        "--data-dir", default=".fityard", help="where data and logs live (default .fityard)"
+    )
+    p.add_argument("--trainers", type=int, default=None, help="number of trainer processes")
+    p.add_argument(
+        "--storage", choices=["local", "s3"], default="local", help="object store (default local)"
+    )
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from services.embedded import serve
+
+    return serve(
+        port=args.port, data_dir=args.data_dir, trainers=args.trainers, storage=args.storage
+    )
+
+
+# -- make-data ------------------------------------------------------------------
+
+
+def add_make_data(command) -> None:
+    """`fityard make-data`: the seed Parquet files."""
+    p = command(
+        "make-data", cmd_make_data, "write the seed Parquet files (train, test and two bad ones)"
+    )
+    p.add_argument("dir", help="directory to write into")
+    p.add_argument("--rows", type=int, default=100_000, help="rows in total (default 100000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def cmd_make_data(args: argparse.Namespace) -> int:
+    from ml.data import make_data
+
+    files = make_data(args.dir, rows=args.rows, seed=args.seed)
+    for path in files.values():
+        print(path)
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------
+
+
+def add_demo(command) -> None:
+    """`fityard demo`: the seed workflow end to end (services/demo.py)."""
+    p = command("demo", cmd_demo, "run the whole workflow, including what bad files produce")
+    p.add_argument(
+        "--data-dir", default=None, help="where to write the demo's files (default: a temp dir)"
+    )
+    p.add_argument("--rows", type=int, default=100_000, help="rows of seed data (default 100000)")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from services.demo import run_demo
+    from services.embedded import StackError
+
+    try:
+        return run_demo(args.address, args.data_dir, args.rows)
+    except StackError as exc:  # the throwaway stack did not start
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
