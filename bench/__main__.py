@@ -229,10 +229,12 @@ def run_fityard(
 
 def run_fityard_s3(run: Run, work: Path, transfer_files: list[Path]) -> None:
     from services.common.storage import open_store
-    from tests.support.s3server import MotoS3Server, storage_config_for
+    from tools.s3server import MotoS3Server, storage_config_for
 
     with MotoS3Server() as s3:
         config = storage_config_for(s3.endpoint, f"bench-{uuid.uuid4().hex[:8]}")
+        # The services keep their default part size: the transfer measured is
+        # the one a deployment gets.
         env = {
             "FITYARD_S3_ENDPOINT": config.endpoint,
             "FITYARD_S3_ACCESS_KEY": config.access_key,

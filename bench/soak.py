@@ -48,11 +48,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from fityard import Client, FityardError, JobFailed
-from fityard.client import JobTimeout
+from fityard import Client, FityardError, JobFailed, JobTimeout
 from ml.data import make_data
 from services.embedded import RESTART_RESET_AFTER, EmbeddedStack
-from tests.support.faults import fault_env, stored_outputs
+from tools.faults import fault_env, stored_outputs
 
 from .measure import percentile
 

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
-GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
+import pytest
 
+from tests.support.grpcurl import GRPCURL, grpcurl
 
-def grpcurl(*args: str) -> str:
-    result = subprocess.run(
-        [GRPCURL, "-plaintext", *args], capture_output=True, text=True, timeout=30
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+pytestmark = pytest.mark.stack
 
 
 def test_list_shows_public_services_and_health(local_stack):

@@ -9,8 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from services.embedded import free_port
-from tests.test_grpcurl import grpcurl
+from tests.support.grpcurl import grpcurl
+
+pytestmark = pytest.mark.stack
 
 FITYARD = str(Path(sys.executable).parent / "fityard")
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bench.peers.base import Peer
+from services.embedded import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "bench"
@@ -30,14 +30,6 @@ JOB_FUNC = "bench.peers.tasks.fit_job"  # by reference: the horse imports it
 JOB_TIMEOUT = 3600
 POLL = 0.002  # seconds between status polls: tight, so polling adds ~1 ms
 START_TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    """A loopback port nobody listens on right now (redis binds it next;
-    start() retries if someone else wins the race)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -114,7 +106,7 @@ class RQPeer(Peer):
 
         log = self.workdir / "redis.log"
         for _attempt in range(3):  # a port taken between probe and bind: try another
-            port = _free_port()
+            port = free_port()
             self._redis = subprocess.Popen(
                 [
                     binary,

@@ -1,6 +1,9 @@
 """Breaking a running stack the way real faults do, and checking what is
 left afterwards: killing a trainer's worker process, counting a job's
-stored outputs, finding scratch directories of processes that are gone."""
+stored outputs, finding scratch directories of processes that are gone.
+
+The quick-fault settings and the output count are shared with the soak
+(tools/faults.py) and re-exported here."""
 
 from __future__ import annotations
 
@@ -14,30 +17,24 @@ import numpy as np
 import pandas as pd
 
 from fityard import Client, Job
-from services.common.config import StorageConfig
-from services.common.keys import output_prefixes
 from services.common.scratch import owner_alive
-from services.common.storage import open_store
 from services.embedded import EmbeddedStack
 from tests.support.procs import session_members
+from tools.faults import fault_env, stored_outputs
 
-
-def fault_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
-    """Settings that make faults quick to see: a short ack deadline,
-    frequent sweeps, a scratch root of the test's own, and trainers that do
-    not share cores (a redelivered job starts at once, beside the first)."""
-    env = {
-        "FITYARD_ACK_WAIT_SECONDS": "2",
-        "FITYARD_CORE_LEASES_DIR": "",
-        "FITYARD_SCRATCH_DIR": str(tmp_path / "scratch"),
-        "FITYARD_SWEEP_SECONDS": "1",
-        "FITYARD_STALE_UPLOAD_SECONDS": "2",
-        "FITYARD_RECONCILE_SECONDS": "1",
-        # Trainer workers use one thread, so two jobs fit on two cores.
-        "FITYARD_TRAINER_THREADS": "1",
-    }
-    env.update(overrides)
-    return env
+__all__ = [
+    "fault_env",
+    "fit_of_seconds",
+    "frame",
+    "kill_worker",
+    "leftover_scratch",
+    "runs",
+    "settle",
+    "stored_outputs",
+    "trainers",
+    "wait_for_run",
+    "worker_pid",
+]
 
 
 def frame(rows: int = 20_000, columns: int = 20) -> pd.DataFrame:
@@ -102,16 +99,6 @@ def kill_worker(stack: EmbeddedStack, trainer: str) -> int:
     assert pid is not None, f"{trainer} has no worker process"
     os.kill(pid, signal.SIGKILL)
     return pid
-
-
-def store_of(stack: EmbeddedStack):
-    return open_store(StorageConfig(backend="local", root=stack.data_dir / "objects"))
-
-
-def stored_outputs(stack: EmbeddedStack, job: Job) -> list[str]:
-    """Every output object of any attempt of the job."""
-    store = store_of(stack)
-    return [key for prefix in output_prefixes("default", job.id) for key in store.list(prefix)]
 
 
 def leftover_scratch(root: Path) -> list[str]:

@@ -1,0 +1,42 @@
+"""Settings and checks for breaking a running stack on purpose, shared by
+the fault tests (tests/support/faults.py) and the reliability soak
+(bench/soak.py); neither imports the other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fityard import Job
+from services.common.config import StorageConfig
+from services.common.keys import output_prefixes
+from services.common.storage import open_store
+from services.embedded import EmbeddedStack
+
+
+def fault_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """Settings that make faults quick to see: a short ack deadline,
+    frequent sweeps, a scratch root of the test's own, and trainers that do
+    not share cores (a redelivered job starts at once, beside the first)."""
+    env = {
+        "FITYARD_ACK_WAIT_SECONDS": "2",
+        "FITYARD_CORE_LEASES_DIR": "",
+        "FITYARD_SCRATCH_DIR": str(tmp_path / "scratch"),
+        "FITYARD_SWEEP_SECONDS": "1",
+        "FITYARD_STALE_UPLOAD_SECONDS": "2",
+        "FITYARD_RECONCILE_SECONDS": "1",
+        # Trainer workers use one thread, so two jobs fit on two cores.
+        "FITYARD_TRAINER_THREADS": "1",
+    }
+    env.update(overrides)
+    return env
+
+
+def store_of(stack: EmbeddedStack):
+    """The local-directory store of a stack started with the default storage."""
+    return open_store(StorageConfig(backend="local", root=stack.data_dir / "objects"))
+
+
+def stored_outputs(stack: EmbeddedStack, job: Job) -> list[str]:
+    """Every output object of any attempt of the job."""
+    store = store_of(stack)
+    return [key for prefix in output_prefixes("default", job.id) for key in store.list(prefix)]
