@@ -1,17 +1,52 @@
 """Shared fixtures: real stacks (nats-server, scheduler, gateway, trainers as
-processes on free loopback ports) on both store backends, and seed data."""
+processes on free loopback ports) on both store backends, and seed data.
+
+Two tiers (tests/support/tiers.py): `pytest -m "not stack"` runs the unit
+tier, in seconds; a test that starts a stack must be marked `stack`
+(`pytestmark = pytest.mark.stack` for a module), and one that is not fails
+when it asks for these stack fixtures or starts a stack some other way."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 from ml.data import make_data
 from services.common.config import StorageConfig
 from services.common.storage import open_store
 from services.embedded import EmbeddedStack
+from tests.support import tiers
 from tests.support.s3server import MotoS3Server, s3_env, storage_config_for
+
+
+def pytest_configure(config):
+    tiers.install()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    with tiers.running(item):
+        yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    tiers.check_fixtures(item)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_for_in_process_fits(request):
+    """Fits in the test process (the unit tier's ml tests) use one thread:
+    tiny data gains nothing from more, and OpenMP threads that spin-wait for
+    each other are slowed tenfold when other processes take the cores.
+    Stacks are not affected: their fits run in processes of their own."""
+    if request.node.get_closest_marker("stack") is not None:
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(scope="session")

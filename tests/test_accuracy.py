@@ -10,6 +10,8 @@ from sklearn.metrics import accuracy_score
 from fityard import Client
 from ml.data import make_data
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.fixture(scope="module")
 def seed_size_files(tmp_path_factory):

@@ -16,6 +16,8 @@ import pytest
 
 from tools.gen_protos import ROOT
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.mark.timeout(900)  # the subprocess's own limit, not the suite-wide 300 s
 def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):

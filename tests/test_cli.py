@@ -17,6 +17,8 @@ from fityard import Client
 from services.embedded import free_port
 from tests.support.jobs import cores_taken
 
+pytestmark = pytest.mark.stack
+
 FITYARD = str(Path(sys.executable).parent / "fityard")
 SEED_FILES = {"train.parquet", "test.parquet", "BAD_train.parquet", "BAD_test.parquet"}
 

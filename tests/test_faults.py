@@ -38,6 +38,8 @@ from tests.support.faults import (
 )
 from tests.support.procs import session_members
 
+pytestmark = pytest.mark.stack
+
 WAIT_SECONDS = 120
 
 

@@ -11,7 +11,11 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from tools.gen_protos import ROOT
+
+pytestmark = pytest.mark.stack
 
 
 def _first_commands() -> list[str]:

@@ -31,6 +31,8 @@ from tests.support.faults import (
 )
 from tests.support.procs import session_members
 
+pytestmark = pytest.mark.stack
+
 ACK_WAIT = 2.0
 WAIT_SECONDS = 120
 

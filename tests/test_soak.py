@@ -13,6 +13,8 @@ import pytest
 
 from tools.gen_protos import ROOT
 
+pytestmark = pytest.mark.stack
+
 SOAK_TIMEOUT = 600  # about a minute on an idle 2-core machine; slack for a loaded one
 
 

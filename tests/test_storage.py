@@ -33,6 +33,8 @@ from tests.support.s3server import (
     storage_config_for,
 )
 
+pytestmark = pytest.mark.stack
+
 MiB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[1]
 

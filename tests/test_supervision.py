@@ -23,6 +23,8 @@ from fityard import Client, FityardError
 from services import embedded
 from services.embedded import EmbeddedStack, free_port
 
+pytestmark = pytest.mark.stack
+
 FITYARD = str(Path(sys.executable).parent / "fityard")
 
 

@@ -31,6 +31,8 @@ from services.common.scratch import (
 )
 from services.common.storage.local import LocalStore
 
+pytestmark = pytest.mark.stack
+
 REPO = Path(__file__).resolve().parents[1]
 FITYARD = str(Path(sys.executable).parent / "fityard")
 

@@ -36,6 +36,8 @@ from services.common.storage.local import TMP_DIR
 from services.embedded import EmbeddedStack, free_port
 from tests.support.s3server import MotoS3Server, multipart_uploads, s3_env, storage_config_for
 
+pytestmark = pytest.mark.stack
+
 CAP = 4  # FITYARD_MAX_TRANSFERS of the capped stacks
 IDLE = 3  # FITYARD_TRANSFER_IDLE_SECONDS of the capped stacks
 CHUNK = 1024 * 1024

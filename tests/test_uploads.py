@@ -16,6 +16,8 @@ import pytest
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
 from tests.support.s3server import multipart_uploads
 
+pytestmark = pytest.mark.stack
+
 CHUNK = 1024 * 1024
 
 
