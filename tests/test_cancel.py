@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fityard import Client, FityardError
-from tests.support.jobs import long_fit, wait_for_state
+from tests.support.jobs import job_record, long_fit, wait_for_state
 from tests.support.procs import cpu_used, stack_sessions
 
 
@@ -40,7 +40,7 @@ def test_cancel_running_and_queued_jobs_then_keep_serving(local_stack, seed_file
         # Nothing cancelled still runs: a new lone fit gets every core.
         lone = long_fit(client, train.id)
         wait_for_state(lone, "RUNNING", timeout=15)
-        assert lone.cores == len(os.sched_getaffinity(0))
+        assert job_record(local_stack.nats_url, lone.id).cores == len(os.sched_getaffinity(0))
         client.cancel(lone)
 
         with pytest.raises(FityardError) as ended:

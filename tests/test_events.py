@@ -5,7 +5,7 @@ attempt that no longer counts."""
 from __future__ import annotations
 
 from fityard.v1 import jobs_pb2
-from services.internal.v1 import bus_pb2
+from services.internal.v1 import bus_pb2, records_pb2
 from services.scheduler.events import apply_event
 
 S = jobs_pb2
@@ -22,8 +22,8 @@ def _event(state: int, attempt: int, **fields) -> bus_pb2.TrainerEvent:
     )
 
 
-def _fold(*events: bus_pb2.TrainerEvent) -> jobs_pb2.Job:
-    job = jobs_pb2.Job(id="job_1", tenant="default", state=S.JOB_STATE_QUEUED)
+def _fold(*events: bus_pb2.TrainerEvent) -> records_pb2.JobRecord:
+    job = records_pb2.JobRecord(id="job_1", tenant="default", state=S.JOB_STATE_QUEUED)
     for event in events:
         apply_event(job, event)
     return job

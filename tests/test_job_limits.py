@@ -18,6 +18,7 @@ from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import job_queue
 from services.embedded import EmbeddedStack
 from tests.support.faults import fault_env, frame, wait_for_run
+from tests.support.jobs import job_record
 
 WAIT_SECONDS = 120
 
@@ -99,7 +100,7 @@ def test_a_queued_job_whose_message_was_lost_is_queued_again(stack, client, data
     blocker = client.fit(dataset, max_iter=100_000, early_stopping="false")
     wait_for_run(stack, blocker, 1)  # the only trainer is busy: the next job waits in the stream
     waiting = client.fit(dataset, max_iter=5)
-    record = client._get_job(waiting.id)  # the record, to find its message
+    record = job_record(stack.nats_url, waiting.id)  # the record, to find its message
 
     async def lose_the_message() -> bool:
         nc = await nats.connect(stack.nats_url)

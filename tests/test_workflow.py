@@ -138,6 +138,10 @@ def test_a_file_that_is_not_parquet_is_refused_and_nothing_is_stored(client, sta
     assert name not in [d.name for d in client.datasets()]
 
 
+# What a NotFound's resource says, by the kind of id that was missing.
+RESOURCES = {"dataset": ("fityard.v1.Dataset", "datasets"), "job": ("fityard.v1.Job", "jobs")}
+
+
 @pytest.mark.parametrize(
     "call, missing",
     [
@@ -164,7 +168,11 @@ def test_unknown_ids_are_not_found_and_named(client, model, test_ds, call, missi
     assert isinstance(raised.value, NotFound) and raised.value.code == grpc.StatusCode.NOT_FOUND
     assert ids[missing] in raised.value.message
     assert ids[missing] in str(raised.value) and str(raised.value).startswith("NOT_FOUND: ")
-    assert raised.value.resource[1] == ids[missing]  # from the status's ResourceInfo
+    # The status's ResourceInfo names it as the API does (AIP-122), in the
+    # message too; a model is its fit job, `jobs/<id>`.
+    resource_type, collection = RESOURCES[missing]
+    assert raised.value.resource == (resource_type, f"{collection}/{ids[missing]}")
+    assert f"{collection}/{ids[missing]}" in raised.value.message
 
 
 def test_a_bad_parameter_is_refused_naming_it_and_nothing_is_queued(client, train_ds):

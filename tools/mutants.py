@@ -66,8 +66,8 @@ MUTANTS = [
         also=(
             (
                 "services/trainer/runner.py",
-                '        if record.state in TERMINAL_STATES:\n            log.info(\n                "job %s has ended (%s): stopping it"',
-                '        if False:\n            log.info(\n                "job %s has ended (%s): stopping it"',
+                '        if record.state in TERMINAL_STATES:\n            log.info("job %s has ended (%s): stopping it"',
+                '        if False:\n            log.info("job %s has ended (%s): stopping it"',
             ),
         ),
     ),
@@ -75,8 +75,8 @@ MUTANTS = [
         "cancel-record-ignored",
         "a trainer does not check the record for a cancel while the job runs",
         "services/trainer/runner.py",
-        '        if record.state in TERMINAL_STATES:\n            log.info(\n                "job %s has ended (%s): stopping it"',
-        '        if False:\n            log.info(\n                "job %s has ended (%s): stopping it"',
+        '        if record.state in TERMINAL_STATES:\n            log.info("job %s has ended (%s): stopping it"',
+        '        if False:\n            log.info("job %s has ended (%s): stopping it"',
         ("tests/test_faults.py::test_a_cancel_sent_while_no_trainer_listens_still_stops_the_job",),
     ),
     Mutant(
@@ -96,8 +96,8 @@ MUTANTS = [
             ),
             (
                 "services/trainer/runner.py",
-                '        if record.state in TERMINAL_STATES:\n            log.info(\n                "job %s has ended (%s): stopping it"',
-                '        if False:\n            log.info(\n                "job %s has ended (%s): stopping it"',
+                '        if record.state in TERMINAL_STATES:\n            log.info("job %s has ended (%s): stopping it"',
+                '        if False:\n            log.info("job %s has ended (%s): stopping it"',
             ),
         ),
     ),

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66ityard/v1/datasets.proto\x12\nfityard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x01\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0c\n\x04rows\x18\x05 \x01(\x03\x12#\n\x07\x63olumns\x18\x06 \x03(\x0b\x32\x12.fityard.v1.Column\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06tenant\x18\x08 \x01(\t\"$\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"W\n\rUploadRequest\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x18.fityard.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"@\n\x0cUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"6\n\x0eUploadResponse\x12$\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x13.fityard.v1.Dataset\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\":\n\x12GetDatasetResponse\x12$\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x13.fityard.v1.Dataset\"L\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"V\n\x14ListDatasetsResponse\x12%\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x13.fityard.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x16\x44ownloadDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"]\n\x17\x44ownloadDatasetResponse\x12&\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x13.fityard.v1.DatasetH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload2\xd1\x02\n\x0e\x44\x61tasetService\x12\x41\n\x06Upload\x12\x19.fityard.v1.UploadRequest\x1a\x1a.fityard.v1.UploadResponse(\x01\x12K\n\nGetDataset\x12\x1d.fityard.v1.GetDatasetRequest\x1a\x1e.fityard.v1.GetDatasetResponse\x12Q\n\x0cListDatasets\x12\x1f.fityard.v1.ListDatasetsRequest\x1a .fityard.v1.ListDatasetsResponse\x12\\\n\x0f\x44ownloadDataset\x12\".fityard.v1.DownloadDatasetRequest\x1a#.fityard.v1.DownloadDatasetResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66ityard/v1/datasets.proto\x12\nfityard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0c\n\x04rows\x18\x05 \x01(\x03\x12#\n\x07\x63olumns\x18\x06 \x03(\x0b\x32\x12.fityard.v1.Column\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x08\x10\tR\x06tenant\"$\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"W\n\rUploadRequest\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x18.fityard.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"@\n\x0cUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"6\n\x0eUploadResponse\x12$\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x13.fityard.v1.Dataset\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\":\n\x12GetDatasetResponse\x12$\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x13.fityard.v1.Dataset\"L\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"V\n\x14ListDatasetsResponse\x12%\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x13.fityard.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x16\x44ownloadDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"]\n\x17\x44ownloadDatasetResponse\x12&\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x13.fityard.v1.DatasetH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload2\xd1\x02\n\x0e\x44\x61tasetService\x12\x41\n\x06Upload\x12\x19.fityard.v1.UploadRequest\x1a\x1a.fityard.v1.UploadResponse(\x01\x12K\n\nGetDataset\x12\x1d.fityard.v1.GetDatasetRequest\x1a\x1e.fityard.v1.GetDatasetResponse\x12Q\n\x0cListDatasets\x12\x1f.fityard.v1.ListDatasetsRequest\x1a .fityard.v1.ListDatasetsResponse\x12\\\n\x0f\x44ownloadDataset\x12\".fityard.v1.DownloadDatasetRequest\x1a#.fityard.v1.DownloadDatasetResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,27 +33,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fityard.v1.datasets_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DATASET']._serialized_start=75
-  _globals['_DATASET']._serialized_end=262
-  _globals['_COLUMN']._serialized_start=264
-  _globals['_COLUMN']._serialized_end=300
-  _globals['_UPLOADREQUEST']._serialized_start=302
-  _globals['_UPLOADREQUEST']._serialized_end=389
-  _globals['_UPLOADHEADER']._serialized_start=391
-  _globals['_UPLOADHEADER']._serialized_end=455
-  _globals['_UPLOADRESPONSE']._serialized_start=457
-  _globals['_UPLOADRESPONSE']._serialized_end=511
-  _globals['_GETDATASETREQUEST']._serialized_start=513
-  _globals['_GETDATASETREQUEST']._serialized_end=552
-  _globals['_GETDATASETRESPONSE']._serialized_start=554
-  _globals['_GETDATASETRESPONSE']._serialized_end=612
-  _globals['_LISTDATASETSREQUEST']._serialized_start=614
-  _globals['_LISTDATASETSREQUEST']._serialized_end=690
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=692
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=778
-  _globals['_DOWNLOADDATASETREQUEST']._serialized_start=780
-  _globals['_DOWNLOADDATASETREQUEST']._serialized_end=824
-  _globals['_DOWNLOADDATASETRESPONSE']._serialized_start=826
-  _globals['_DOWNLOADDATASETRESPONSE']._serialized_end=919
-  _globals['_DATASETSERVICE']._serialized_start=922
-  _globals['_DATASETSERVICE']._serialized_end=1259
+  _globals['_DATASET']._serialized_end=260
+  _globals['_COLUMN']._serialized_start=262
+  _globals['_COLUMN']._serialized_end=298
+  _globals['_UPLOADREQUEST']._serialized_start=300
+  _globals['_UPLOADREQUEST']._serialized_end=387
+  _globals['_UPLOADHEADER']._serialized_start=389
+  _globals['_UPLOADHEADER']._serialized_end=453
+  _globals['_UPLOADRESPONSE']._serialized_start=455
+  _globals['_UPLOADRESPONSE']._serialized_end=509
+  _globals['_GETDATASETREQUEST']._serialized_start=511
+  _globals['_GETDATASETREQUEST']._serialized_end=550
+  _globals['_GETDATASETRESPONSE']._serialized_start=552
+  _globals['_GETDATASETRESPONSE']._serialized_end=610
+  _globals['_LISTDATASETSREQUEST']._serialized_start=612
+  _globals['_LISTDATASETSREQUEST']._serialized_end=688
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=690
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=776
+  _globals['_DOWNLOADDATASETREQUEST']._serialized_start=778
+  _globals['_DOWNLOADDATASETREQUEST']._serialized_end=822
+  _globals['_DOWNLOADDATASETRESPONSE']._serialized_start=824
+  _globals['_DOWNLOADDATASETRESPONSE']._serialized_end=917
+  _globals['_DATASETSERVICE']._serialized_start=920
+  _globals['_DATASETSERVICE']._serialized_end=1257
 # @@protoc_insertion_point(module_scope)

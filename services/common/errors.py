@@ -3,7 +3,9 @@
 Handlers raise `ApiError` (via the helpers below); `handle_errors` turns it
 into a gRPC status with google.rpc structured details (BadRequest,
 ResourceInfo, PreconditionFailure), so SDKs can read the field or resource
-programmatically while people read the message. Errors from an upstream
+programmatically while people read the message. Resources are named as
+the API names them (services/common/resources.py): `datasets/ds_…`,
+`jobs/job_…`, in messages and details alike. Errors from an upstream
 service (the scheduler) pass through unchanged, details included. A NATS
 blip (timeout, no responders, reconnecting) is UNAVAILABLE, which clients
 retry, not UNKNOWN.
@@ -20,6 +22,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from .resources import Collection
 from .retry import TRANSIENT
 
 log = logging.getLogger(__name__)
@@ -64,18 +67,25 @@ def invalid_arguments(violations: list[tuple[str, str]]) -> ApiError:
     return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message, detail)
 
 
-def not_found(resource_type: str, resource_id: str, hint: str = "") -> ApiError:
-    message = f"{resource_type} {resource_id!r} not found"
+def not_found(collection: Collection, resource_id: str, hint: str = "") -> ApiError:
+    """NOT_FOUND naming the resource (`datasets/ds_…`) in the message and in
+    a ResourceInfo (type: the public message's full name)."""
+    name = collection.name(resource_id)
+    message = f"{name} not found"
     if hint:
         message += f"; {hint}"
     return ApiError(
         grpc.StatusCode.NOT_FOUND,
         message,
-        error_details_pb2.ResourceInfo(resource_type=resource_type, resource_name=resource_id),
+        error_details_pb2.ResourceInfo(
+            resource_type=collection.type, resource_name=name, description=hint
+        ),
     )
 
 
 def failed_precondition(subject: str, kind: str, message: str) -> ApiError:
+    """FAILED_PRECONDITION with a PreconditionFailure: `subject` is the
+    resource name (`jobs/job_…`), `kind` a type such as "JOB_ENDED"."""
     violation = error_details_pb2.PreconditionFailure.Violation(
         type=kind, subject=subject, description=message
     )
@@ -141,9 +151,10 @@ def handle_errors(method):
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
-def check_id(field: str, value: str, example: str) -> str:
+def check_id(field: str, value: str, collection: Collection) -> str:
     """Reject a missing or malformed id with INVALID_ARGUMENT naming the field,
     before it reaches a KV key or an object key."""
+    example = collection.example
     if not value:
         raise invalid_argument(field, f"is required (ids look like {example!r})")
     if len(value) > 64 or not set(value) <= _ID_CHARS:

@@ -14,22 +14,20 @@ import uuid
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from fityard.v1 import jobs_pb2
-from services.internal.v1 import bus_pb2
+from services.internal.v1 import bus_pb2, records_pb2
 
 from . import bus
 from .jobs import kind_name
 from .retry import retrying
 
 
-def subject_of(job: jobs_pb2.Job) -> str:
+def subject_of(job: records_pb2.JobRecord) -> str:
     return bus.job_subject(job.lane, kind_name(job.kind), job.tenant, job.id)
 
 
 async def publish(
     js: JetStreamContext,
-    job: jobs_pb2.Job,
-    model_attempt: int = 0,
+    job: records_pb2.JobRecord,
     *,
     within: float = 10.0,
     again: bool = False,
@@ -38,7 +36,7 @@ async def publish(
     re-publish of a job whose first message was lost; it needs a
     de-duplication id of its own, or JetStream would drop it as a repeat of
     the first for its duplicate window (bus.DUPLICATE_WINDOW_SECONDS)."""
-    task = bus_pb2.JobTask(job=job, model_attempt=model_attempt).SerializeToString()
+    task = bus_pb2.JobTask(job=job).SerializeToString()
     msg_id = f"{job.id}.{uuid.uuid4().hex[:8]}" if again else job.id
     headers = {bus.HDR_MSG_ID: msg_id, bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id}
     await retrying(
@@ -48,7 +46,7 @@ async def publish(
     )
 
 
-async def is_queued(js: JetStreamContext, job: jobs_pb2.Job) -> bool:
+async def is_queued(js: JetStreamContext, job: records_pb2.JobRecord) -> bool:
     """True while the job's message is in the stream: waiting, or delivered
     to a trainer that has not acked it yet."""
     try:
@@ -58,13 +56,13 @@ async def is_queued(js: JetStreamContext, job: jobs_pb2.Job) -> bool:
     return True
 
 
-async def remove(js: JetStreamContext, job: jobs_pb2.Job) -> None:
+async def remove(js: JetStreamContext, job: records_pb2.JobRecord) -> None:
     """Take the job's message off the stream (a cancelled job): no trainer
     will be handed it again."""
     await js.purge_stream(bus.JOBS_STREAM, subject=subject_of(job))
 
 
-async def has_unread_events(js: JetStreamContext, job: jobs_pb2.Job) -> bool:
+async def has_unread_events(js: JetStreamContext, job: records_pb2.JobRecord) -> bool:
     """True while trainer events of the job wait on the EVENTS stream (a
     work queue: the scheduler deletes an event by acking it once folded).
     A record lagging behind its events must not be taken for the truth."""

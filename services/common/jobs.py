@@ -1,17 +1,33 @@
-"""Small helpers on job records that more than one service needs."""
+"""Facts about jobs that more than one service needs, defined once: which
+states are terminal, the names of states and kinds, a record's counting
+attempt, the parameters a user set. (The SDK has its own public versions;
+the server does not import them.)"""
 
 from __future__ import annotations
 
 from fityard.v1 import jobs_pb2
+from services.internal.v1 import records_pb2
+
+# A job in one of these never changes again.
+TERMINAL_STATES = frozenset(
+    {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED}
+)
 
 
 def kind_name(kind: int) -> str:
-    """ "fit" / "predict": the form used in subjects and messages."""
+    """ "fit" / "predict": the form used in subjects, filters and messages."""
     return jobs_pb2.JobKind.Name(kind).removeprefix("JOB_KIND_").lower()
 
 
 def state_name(state: int) -> str:
+    """ "QUEUED", "RUNNING", ...: the form used in filters and messages."""
     return jobs_pb2.JobState.Name(state).removeprefix("JOB_STATE_")
+
+
+def output_attempt(record: records_pb2.JobRecord) -> int:
+    """The attempt whose outputs count. Records written before the field
+    existed name it by their last attempt, which is the same one."""
+    return record.output_attempt or record.attempts
 
 
 def params_dict(params: jobs_pb2.FitParams) -> dict:

@@ -5,7 +5,7 @@ A job's outputs are stored per attempt (`<job_id>/attempt-<n>`): two attempts
 of one job can run at once (a trainer that lost its heartbeat is still
 fitting while the job's redelivery runs elsewhere), and neither may
 overwrite the other. The job record names the attempt whose output counts
-(the attempt that ended it, `Job.attempts`); the others are deleted.
+(`JobRecord.output_attempt`, the one that succeeded); the others are deleted.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ Caveats:
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -58,22 +59,18 @@ if sys.platform.startswith("linux"):
     except (OSError, AttributeError):  # no libc prctl (unusual libc, sandbox)
         _prctl = None
 
-_warned = False
-
 
 def supported() -> bool:
     """True where the parent-death signal exists (Linux)."""
     return _prctl is not None
 
 
+@functools.cache  # once per process
 def _warn_unsupported() -> None:
-    global _warned
-    if not _warned:
-        _warned = True
-        log.info(
-            "no parent-death signal on %s: child processes may outlive a killed parent",
-            sys.platform,
-        )
+    log.info(
+        "no parent-death signal on %s: child processes may outlive a killed parent",
+        sys.platform,
+    )
 
 
 def _set(sig: int, parent_pid: int | None) -> int:

@@ -1,11 +1,14 @@
 """Job and dataset records as stored in the NATS KV buckets.
 
-A record is the public protobuf message itself (fityard.v1.Job / Dataset),
-stored in protobuf's binary encoding: records are read and written on every
-job's critical path, and protobuf's JSON codec (pure Python) was the largest
-CPU cost there in profiles. Operators read records through the API
-(`fityard status`, grpcurl), not raw KV values. One codec, used by every
-service.
+A record is an internal message (services.internal.v1 JobRecord /
+DatasetRecord, protos/services/internal/v1/records.proto), not the public
+API's Job / Dataset: it holds what the system needs (tenant, lane, trainer,
+cores, the attempt whose outputs count), and the gateway derives what a user
+sees from it (services/gateway/resources.py). Stored in protobuf's binary
+encoding: records are read and written on every job's critical path, and
+protobuf's JSON codec (pure Python) was the largest CPU cost there in
+profiles. Operators read records through the API (`fityard status`,
+grpcurl), not raw KV values. One codec, used by every service.
 """
 
 from __future__ import annotations
@@ -21,15 +24,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from fityard.v1 import jobs_pb2
-
 from .bus import record_key
 
 M = TypeVar("M", bound=Message)
-
-TERMINAL_STATES = frozenset(
-    {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED}
-)
 
 
 def new_id(prefix: str) -> str:

@@ -1,49 +1,94 @@
-"""What the gateway's handlers share: the store, the KV buckets, the
-scheduler stub, and who the caller is."""
+"""What the gateway's handlers share, built once from the config: the store,
+the KV buckets, the scheduler stub, the transfer limits; and who the caller
+is."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import TypeVar
 
 import grpc
-from google.protobuf.message import Message
+from nats.aio.client import Client as NATS
 from nats.js.kv import KeyValue
 
-from services.common import errors
+from services.common import bus, errors
 from services.common.config import DEFAULT_TENANT, Config
 from services.common.records import get_record
-from services.common.storage import ObjectStore
-from services.internal.v1 import scheduler_pb2_grpc
+from services.common.resources import DATASETS, JOBS
+from services.common.runtime import MAX_MESSAGE_BYTES
+from services.common.storage import ObjectStore, open_store
+from services.internal.v1 import records_pb2, scheduler_pb2_grpc
 
-M = TypeVar("M", bound=Message)
-
-DATASET_ID_EXAMPLE = "ds_3f9c1a2b4d5e6f70"
-JOB_ID_EXAMPLE = "job_5b0c9e7d1a2f3e4d"
+from .transfer import Transfers
 
 
 @dataclass
-class Gateway:
+class GatewayContext:
     config: Config
     store: ObjectStore
+    nc: NATS
     jobs: KeyValue
     datasets: KeyValue
+    channel: grpc.aio.Channel  # to the scheduler
     scheduler: scheduler_pb2_grpc.SchedulerServiceStub
+    # One per gateway: its DatasetService and JobService share the count.
+    transfers: Transfers
+
+    @classmethod
+    async def connect(cls, config: Config) -> GatewayContext:
+        """The gateway's dependencies, from its config: the store (ready),
+        NATS (the topology ensured) and a channel to the scheduler."""
+        # Uploads and downloads do not use asyncio's default thread pool: each
+        # admitted transfer has a thread of its own (FITYARD_MAX_TRANSFERS of
+        # them at most; see transfer.py). The default pool only serves short
+        # store calls (ensure_ready, deleting a half-recorded upload).
+        store = open_store(config.storage)
+        await asyncio.to_thread(store.ensure_ready)
+        nc = await bus.connect(config.nats_url, "fityard-gateway")
+        js = nc.jetstream()
+        await bus.ensure_topology(js, config)
+        channel = grpc.aio.insecure_channel(
+            config.scheduler_address,
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+        )
+        return cls(
+            config=config,
+            store=store,
+            nc=nc,
+            jobs=await bus.jobs_bucket(js),
+            datasets=await bus.datasets_bucket(js),
+            channel=channel,
+            scheduler=scheduler_pb2_grpc.SchedulerServiceStub(channel),
+            transfers=Transfers(
+                store,
+                max_transfers=config.max_transfers,
+                idle_seconds=config.transfer_idle_seconds,
+            ),
+        )
+
+    async def close(self) -> None:
+        await self.channel.close()
+        await self.nc.drain()
+
+    async def job_record(self, tenant: str, job_id: str) -> records_pb2.JobRecord:
+        """The caller's job: INVALID_ARGUMENT naming `job_id` if the id is
+        malformed, NOT_FOUND naming `jobs/<id>` if there is no such job."""
+        errors.check_id("job_id", job_id, JOBS)
+        found = await get_record(self.jobs, tenant, job_id, records_pb2.JobRecord)
+        if found is None:
+            raise errors.not_found(JOBS, job_id)
+        return found[0]
+
+    async def dataset_record(self, tenant: str, dataset_id: str) -> records_pb2.DatasetRecord:
+        """The caller's dataset, as `job_record` for `datasets/<id>`."""
+        errors.check_id("dataset_id", dataset_id, DATASETS)
+        found = await get_record(self.datasets, tenant, dataset_id, records_pb2.DatasetRecord)
+        if found is None:
+            raise errors.not_found(DATASETS, dataset_id)
+        return found[0]
 
 
 def tenant_of(context: grpc.aio.ServicerContext) -> str:
     """The caller's tenant. One default tenant until API keys exist; this is
     the single place that will read them."""
     return DEFAULT_TENANT
-
-
-async def require_record(
-    kv: KeyValue, tenant: str, record_id: str, cls: type[M], kind: str, field: str, example: str
-) -> M:
-    """The caller's record `record_id`: INVALID_ARGUMENT naming `field` if the
-    id is malformed, NOT_FOUND naming the id if there is no such record."""
-    errors.check_id(field, record_id, example)
-    found = await get_record(kv, tenant, record_id, cls)
-    if found is None:
-        raise errors.not_found(kind, record_id)
-    return found[0]

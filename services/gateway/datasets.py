@@ -11,11 +11,13 @@ from services.common import errors
 from services.common.bus import record_key
 from services.common.keys import dataset_key
 from services.common.records import encode, list_records, new_id, now
+from services.common.resources import DATASETS
+from services.internal.v1 import records_pb2
 
-from .context import DATASET_ID_EXAMPLE, Gateway, require_record, tenant_of
+from .context import GatewayContext, tenant_of
 from .listing import page
 from .parquet_check import ParquetChecker
-from .transfer import transfers_for
+from .resources import public_dataset
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,9 @@ DATASET_FILTERS = {"name": lambda dataset: dataset.name}
 
 
 class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
-    def __init__(self, gateway: Gateway):
-        self.gw = gateway
-        self.transfers = transfers_for(gateway)
+    def __init__(self, ctx: GatewayContext):
+        self.gw = ctx
+        self.transfers = ctx.transfers
 
     @errors.handle_errors
     async def Upload(self, request_iterator, context):
@@ -63,7 +65,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
                 "header.size_bytes",
                 f"{header.size_bytes} is outside 0..{self.gw.config.max_upload_bytes} (FITYARD_MAX_UPLOAD_BYTES)",
             )
-        dataset_id = new_id("ds")
+        dataset_id = new_id(DATASETS.id_prefix)
         key = dataset_key(tenant, dataset_id)
         checker = ParquetChecker(
             expected_size=header.size_bytes,
@@ -83,7 +85,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         except BaseException:
             self.transfers.discard(key)
             raise
-        dataset = datasets_pb2.Dataset(
+        record = records_pb2.DatasetRecord(
             id=dataset_id,
             name=header.name,
             size_bytes=info.size,
@@ -94,7 +96,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
             tenant=tenant,
         )
         try:
-            await self.gw.datasets.create(record_key(tenant, dataset_id), encode(dataset))
+            await self.gw.datasets.create(record_key(tenant, dataset_id), encode(record))
         except Exception:
             await asyncio.to_thread(self.gw.store.delete, key)  # leave nothing half-recorded
             raise
@@ -105,41 +107,33 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
             info.size,
             checker.rows,
         )
-        return datasets_pb2.UploadResponse(dataset=dataset)
-
-    async def _dataset(self, tenant: str, dataset_id: str) -> datasets_pb2.Dataset:
-        return await require_record(
-            self.gw.datasets,
-            tenant,
-            dataset_id,
-            datasets_pb2.Dataset,
-            "dataset",
-            "dataset_id",
-            DATASET_ID_EXAMPLE,
-        )
+        return datasets_pb2.UploadResponse(dataset=public_dataset(record))
 
     @errors.handle_errors
     async def GetDataset(self, request, context):
-        return datasets_pb2.GetDatasetResponse(
-            dataset=await self._dataset(tenant_of(context), request.dataset_id)
-        )
+        record = await self.gw.dataset_record(tenant_of(context), request.dataset_id)
+        return datasets_pb2.GetDatasetResponse(dataset=public_dataset(record))
 
     @errors.handle_errors
     async def DownloadDataset(self, request, context):
         tenant = tenant_of(context)
-        dataset = await self._dataset(tenant, request.dataset_id)
+        dataset = public_dataset(await self.gw.dataset_record(tenant, request.dataset_id))
         await self.transfers.send(
             context,
             dataset_key(tenant, dataset.id),
-            f"dataset {dataset.id!r}",
+            DATASETS.name(dataset.id),
             lambda info: datasets_pb2.DownloadDatasetResponse(dataset=dataset),
             lambda chunk: datasets_pb2.DownloadDatasetResponse(chunk=chunk),
         )
 
     @errors.handle_errors
     async def ListDatasets(self, request, context):
-        records = await list_records(self.gw.datasets, tenant_of(context), datasets_pb2.Dataset)
-        datasets, token = page(
+        records = await list_records(
+            self.gw.datasets, tenant_of(context), records_pb2.DatasetRecord
+        )
+        items, token = page(
             records, request.page_size, request.page_token, request.filter, DATASET_FILTERS
         )
-        return datasets_pb2.ListDatasetsResponse(datasets=datasets, next_page_token=token)
+        return datasets_pb2.ListDatasetsResponse(
+            datasets=[public_dataset(r) for r in items], next_page_token=token
+        )

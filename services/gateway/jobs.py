@@ -7,14 +7,15 @@ import uuid
 
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import errors
-from services.common.jobs import kind_name, state_name
+from services.common.jobs import TERMINAL_STATES, kind_name, output_attempt, state_name
 from services.common.keys import model_key, predictions_key
-from services.common.records import TERMINAL_STATES, list_records, watch_record
-from services.internal.v1 import scheduler_pb2
+from services.common.records import list_records, watch_record
+from services.common.resources import DATASETS, JOBS
+from services.internal.v1 import records_pb2, scheduler_pb2
 
-from .context import DATASET_ID_EXAMPLE, JOB_ID_EXAMPLE, Gateway, require_record, tenant_of
+from .context import GatewayContext, tenant_of
 from .listing import page
-from .transfer import transfers_for
+from .resources import public_job
 
 # Forwarded commands are quick; a scheduler that does not answer in this time
 # (restarting takes seconds) is reported as DEADLINE_EXCEEDED rather than
@@ -41,13 +42,8 @@ _OUTPUT_FILES = {
 
 
 class JobService(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, gateway: Gateway):
-        self.gw = gateway
-
-    async def _job(self, tenant: str, job_id: str) -> jobs_pb2.Job:
-        return await require_record(
-            self.gw.jobs, tenant, job_id, jobs_pb2.Job, "job", "job_id", JOB_ID_EXAMPLE
-        )
+    def __init__(self, ctx: GatewayContext):
+        self.gw = ctx
 
     async def _submit(self, context, request, kind: int, **fields) -> jobs_pb2.Job:
         """Forward a submit to the scheduler. Always with an idempotency key
@@ -70,18 +66,18 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             timeout=SCHEDULER_DEADLINE_SECONDS,
             wait_for_ready=True,
         )
-        return response.job
+        return public_job(response.job)
 
     @errors.handle_errors
     async def SubmitFit(self, request, context):
-        errors.check_id("dataset_id", request.dataset_id, DATASET_ID_EXAMPLE)
+        errors.check_id("dataset_id", request.dataset_id, DATASETS)
         job = await self._submit(context, request, jobs_pb2.JOB_KIND_FIT, params=request.params)
         return jobs_pb2.SubmitFitResponse(job=job)
 
     @errors.handle_errors
     async def SubmitPredict(self, request, context):
-        errors.check_id("model_id", request.model_id, JOB_ID_EXAMPLE)
-        errors.check_id("dataset_id", request.dataset_id, DATASET_ID_EXAMPLE)
+        errors.check_id("model_id", request.model_id, JOBS)
+        errors.check_id("dataset_id", request.dataset_id, DATASETS)
         job = await self._submit(
             context, request, jobs_pb2.JOB_KIND_PREDICT, model_id=request.model_id
         )
@@ -89,39 +85,42 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
 
     @errors.handle_errors
     async def GetJob(self, request, context):
-        return jobs_pb2.GetJobResponse(job=await self._job(tenant_of(context), request.job_id))
+        record = await self.gw.job_record(tenant_of(context), request.job_id)
+        return jobs_pb2.GetJobResponse(job=public_job(record))
 
     @errors.handle_errors
     async def WatchJob(self, request, context):
         tenant = tenant_of(context)
-        await self._job(tenant, request.job_id)  # NOT_FOUND before streaming
-        async for job in watch_record(self.gw.jobs, tenant, request.job_id, jobs_pb2.Job):
+        await self.gw.job_record(tenant, request.job_id)  # NOT_FOUND before streaming
+        records = watch_record(self.gw.jobs, tenant, request.job_id, records_pb2.JobRecord)
+        async for record in records:
+            job = public_job(record)
             yield jobs_pb2.WatchJobResponse(job=job)
             if job.state in TERMINAL_STATES:
                 return
 
     @errors.handle_errors
     async def ListJobs(self, request, context):
-        records = await list_records(self.gw.jobs, tenant_of(context), jobs_pb2.Job)
-        jobs, token = page(
+        records = await list_records(self.gw.jobs, tenant_of(context), records_pb2.JobRecord)
+        items, token = page(
             records, request.page_size, request.page_token, request.filter, JOB_FILTERS
         )
-        return jobs_pb2.ListJobsResponse(jobs=jobs, next_page_token=token)
+        return jobs_pb2.ListJobsResponse(jobs=[public_job(r) for r in items], next_page_token=token)
 
     @errors.handle_errors
     async def CancelJob(self, request, context):
-        errors.check_id("job_id", request.job_id, JOB_ID_EXAMPLE)
+        errors.check_id("job_id", request.job_id, JOBS)
         response = await self.gw.scheduler.CancelJob(
             scheduler_pb2.CancelJobRequest(tenant=tenant_of(context), job_id=request.job_id),
             timeout=SCHEDULER_DEADLINE_SECONDS,
             wait_for_ready=True,  # cancelling twice is harmless: the second says "already ended"
         )
-        return jobs_pb2.CancelJobResponse(job=response.job)
+        return jobs_pb2.CancelJobResponse(job=public_job(response.job))
 
     @errors.handle_errors
     async def DownloadJobOutput(self, request, context):
         tenant = tenant_of(context)
-        job = await self._job(tenant, request.job_id)
+        job = await self.gw.job_record(tenant, request.job_id)
         output = request.output or (
             jobs_pb2.JOB_OUTPUT_MODEL
             if job.kind == jobs_pb2.JOB_KIND_FIT
@@ -134,21 +133,21 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 else "wait until it SUCCEEDED"
             )
             raise errors.failed_precondition(
-                f"jobs/{job.id}",
+                JOBS.name(job.id),
                 "JOB_NOT_SUCCEEDED",
-                f"job {job.id!r} is {state_name(job.state)}; {hint}",
+                f"{JOBS.name(job.id)} is {state_name(job.state)}; {hint}",
             )
         if output not in job.outputs:
             produces = ", ".join(jobs_pb2.JobOutput.Name(o) for o in job.outputs) or "nothing"
             raise errors.invalid_argument(
                 "output",
-                f"job {job.id!r} produced {produces}, not {jobs_pb2.JobOutput.Name(output)}",
+                f"{JOBS.name(job.id)} produced {produces}, not {jobs_pb2.JobOutput.Name(output)}",
             )
         key_of, suffix, content_type = _OUTPUT_FILES[output]
-        await transfers_for(self.gw).send(
+        await self.gw.transfers.send(
             context,
-            key_of(tenant, job.id, job.attempts),
-            f"the {suffix} of job {job.id!r}",
+            key_of(tenant, job.id, output_attempt(job)),
+            f"the {suffix} of {JOBS.name(job.id)}",
             lambda info: jobs_pb2.DownloadJobOutputResponse(
                 info=jobs_pb2.OutputInfo(
                     output=output,

@@ -397,21 +397,3 @@ async def _write(context: grpc.aio.ServicerContext, message: Message, watchdog: 
     watchdog.waiting()
     await context.write(message)
     watchdog.active()
-
-
-_registry: list[tuple[object, Transfers]] = []
-
-
-def transfers_for(gateway) -> Transfers:
-    """The Transfers of `gateway` (one per gateway: its DatasetService and
-    JobService share one admission count)."""
-    for owner, transfers in _registry:
-        if owner is gateway:
-            return transfers
-    transfers = Transfers(
-        gateway.store,
-        max_transfers=gateway.config.max_transfers,
-        idle_seconds=gateway.config.transfer_idle_seconds,
-    )
-    _registry.append((gateway, transfers))
-    return transfers

@@ -12,15 +12,12 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from services.common import bus
 from services.common.config import Config
 from services.common.runtime import GrpcServer, setup_logging, stop_event
-from services.common.storage import open_store
 from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 
-from .admission import Admission
+from .context import SchedulerContext
 from .events import EventFolder
-from .outputs import OutputJanitor
 from .reconcile import reconcile_periodically
 from .service import SchedulerService
 
@@ -29,27 +26,17 @@ async def main() -> int:
     log = setup_logging("scheduler")
     config = Config.from_env()
     stop = stop_event()
-    store = open_store(config.storage)
-    await asyncio.to_thread(store.ensure_ready)
-    nc = await bus.connect(config.nats_url, "fityard-scheduler")
-    js = nc.jetstream()
-    await bus.ensure_topology(js, config)
-    jobs = await bus.jobs_bucket(js)
-    datasets = await bus.datasets_bucket(js)
-
+    ctx = await SchedulerContext.connect(config)
     server = GrpcServer(
         config.scheduler_listen,
         [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
     )
-    scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(
-        SchedulerService(nc, js, jobs, Admission(jobs, datasets, config)), server.server
-    )
+    scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(ctx), server.server)
     await server.start()
     log.info("scheduler listening on port %d, NATS %s", server.port, config.nats_url)
-    janitor = OutputJanitor(store)
     loops = {
-        asyncio.create_task(EventFolder(js, jobs, janitor).run(stop), name="event folding"),
-        asyncio.create_task(reconcile_periodically(js, jobs, config, stop), name="reconciliation"),
+        asyncio.create_task(EventFolder(ctx).run(stop), name="event folding"),
+        asyncio.create_task(reconcile_periodically(ctx, stop), name="reconciliation"),
     }
     stopping = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({stopping, *loops}, return_when=asyncio.FIRST_COMPLETED)
@@ -61,8 +48,7 @@ async def main() -> int:
     stop.set()
     await server.stop()  # health says NOT_SERVING first
     await asyncio.gather(*loops, return_exceptions=True)
-    await janitor.drain()
-    await nc.drain()
+    await ctx.close()
     return code
 
 

@@ -10,17 +10,20 @@ the data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from google.protobuf.unknown_fields import UnknownFieldSet
-from nats.js.kv import KeyValue
 
-from fityard.v1 import datasets_pb2, jobs_pb2
+from fityard.v1 import jobs_pb2
 from ml.params import validate_params
 from services.common import errors
-from services.common.config import Config
-from services.common.jobs import params_dict, state_name
+from services.common.jobs import output_attempt, params_dict, state_name
 from services.common.records import get_record
-from services.internal.v1 import scheduler_pb2
+from services.common.resources import DATASETS, JOBS
+from services.internal.v1 import records_pb2, scheduler_pb2
+
+if TYPE_CHECKING:
+    from .context import SchedulerContext
 
 # Seconds a job may run per (row x column x boosting round), before the
 # floor and the cap. Hundreds of times what a fit takes on one core, so the
@@ -48,14 +51,14 @@ class Admitted:
 class Admission:
     """Admits jobs against the dataset and job records."""
 
-    def __init__(self, jobs: KeyValue, datasets: KeyValue, config: Config):
-        self.jobs = jobs
-        self.datasets = datasets
-        self.config = config
+    def __init__(self, ctx: SchedulerContext):
+        self.jobs = ctx.jobs
+        self.datasets = ctx.datasets
+        self.config = ctx.config
         # Datasets never change once stored (and cannot be deleted yet), so
         # one seen once need not be read again: saves a KV round trip per
         # submit. When deletion arrives, this must forget deleted ids.
-        self._datasets: dict[tuple[str, str], datasets_pb2.Dataset] = {}
+        self._datasets: dict[tuple[str, str], records_pb2.DatasetRecord] = {}
 
     async def admit(self, request: scheduler_pb2.SubmitJobRequest, tenant: str) -> Admitted:
         """Raise ApiError if the request cannot become a job."""
@@ -73,52 +76,52 @@ class Admission:
                 raise errors.invalid_arguments(problems)
             return Admitted(self._timeout(request, dataset))
         model = await self._model(request.model_id, tenant)
-        return Admitted(self._timeout(request, dataset), model_attempt=model.attempts)
+        return Admitted(self._timeout(request, dataset), model_attempt=output_attempt(model))
 
-    async def _dataset(self, dataset_id: str, tenant: str) -> datasets_pb2.Dataset:
+    async def _dataset(self, dataset_id: str, tenant: str) -> records_pb2.DatasetRecord:
         known = self._datasets.get((tenant, dataset_id))
         if known is not None:
             return known
-        found = await get_record(self.datasets, tenant, dataset_id, datasets_pb2.Dataset)
+        found = await get_record(self.datasets, tenant, dataset_id, records_pb2.DatasetRecord)
         if found is None:
             raise errors.not_found(
-                "dataset", dataset_id, "upload the file first and use the id Upload returns"
+                DATASETS, dataset_id, "upload the file first and use the id Upload returns"
             )
         if len(self._datasets) >= _KNOWN_DATASETS_MAX:
             self._datasets.clear()
         self._datasets[(tenant, dataset_id)] = found[0]
         return found[0]
 
-    async def _model(self, model_id: str, tenant: str) -> jobs_pb2.Job:
+    async def _model(self, model_id: str, tenant: str) -> records_pb2.JobRecord:
         if not model_id:
             raise errors.invalid_argument("model_id", "is required: the id of a succeeded fit job")
-        found = await get_record(self.jobs, tenant, model_id, jobs_pb2.Job)
+        found = await get_record(self.jobs, tenant, model_id, records_pb2.JobRecord)
         if found is None:
             raise errors.not_found(
-                "model", model_id, "a model id is the id of the fit job that trained it"
+                JOBS, model_id, "model_id must name a fit job: a model's id is its fit job's id"
             )
         model_job, _ = found
         if model_job.kind != jobs_pb2.JOB_KIND_FIT:
             raise errors.invalid_argument(
                 "model_id",
-                f"{model_id!r} is a predict job, not a fit job; pass the id of a fit job",
+                f"{JOBS.name(model_id)} is a predict job, not a fit job; pass the id of a fit job",
             )
         if model_job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
             state = state_name(model_job.state)
             hint = (
-                f"its fit failed: {model_job.error}"
+                f"it failed: {model_job.error}"
                 if model_job.state == jobs_pb2.JOB_STATE_FAILED
                 else "wait for it to succeed (fityard watch / Job.wait()) and submit again"
             )
             raise errors.failed_precondition(
-                f"jobs/{model_id}",
+                JOBS.name(model_id),
                 "MODEL_NOT_READY",
-                f"model {model_id!r} is not ready: its fit job is {state}; {hint}",
+                f"model {JOBS.name(model_id)} is not ready: the fit job is {state}; {hint}",
             )
         return model_job
 
     def _timeout(
-        self, request: scheduler_pb2.SubmitJobRequest, dataset: datasets_pb2.Dataset
+        self, request: scheduler_pb2.SubmitJobRequest, dataset: records_pb2.DatasetRecord
     ) -> float:
         """The job's run-time limit: the one asked for, else one derived from
         the work (rows x columns x boosting rounds), within the server's cap."""
@@ -135,8 +138,11 @@ class Admission:
 
 
 def derived_timeout(
-    request: scheduler_pb2.SubmitJobRequest, dataset: datasets_pb2.Dataset, limit: float
+    request: scheduler_pb2.SubmitJobRequest, dataset: records_pb2.DatasetRecord, limit: float
 ) -> float:
+    """TIMEOUT_FLOOR_SECONDS plus SECONDS_PER_CELL_ROUND for each row x
+    column x boosting round (one round for a predict job), at most a day
+    and at most `limit`."""
     rounds = 1
     if request.kind == jobs_pb2.JOB_KIND_FIT:
         rounds = (

@@ -21,16 +21,14 @@ import time
 
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 
 from fityard.v1 import jobs_pb2
 from services.common import bus
-from services.common.records import TERMINAL_STATES
+from services.common.jobs import TERMINAL_STATES
 from services.common.retry import TRANSIENT, retrying
-from services.internal.v1 import bus_pb2
+from services.internal.v1 import bus_pb2, records_pb2
 
-from .outputs import OutputJanitor
+from .context import SchedulerContext
 from .store import update_job
 
 log = logging.getLogger(__name__)
@@ -47,7 +45,7 @@ class EventLoopFailed(RuntimeError):
     """The event loop cannot go on; the scheduler must stop serving."""
 
 
-def apply_event(job: jobs_pb2.Job, event: bus_pb2.TrainerEvent) -> bool:
+def apply_event(job: records_pb2.JobRecord, event: bus_pb2.TrainerEvent) -> bool:
     """Apply `event` to `job` in place; False if it changes nothing."""
     if job.state in TERMINAL_STATES or event.attempt < job.attempts:
         return False
@@ -86,6 +84,7 @@ def apply_event(job: jobs_pb2.Job, event: bus_pb2.TrainerEvent) -> bool:
         job.outputs.extend(event.outputs)
         if event.state == jobs_pb2.JOB_STATE_SUCCEEDED:
             job.progress = 1.0
+            job.output_attempt = event.attempt
         return True
     log.warning("ignoring event with state %s for %s", event.state, event.job_id)
     return False
@@ -94,10 +93,10 @@ def apply_event(job: jobs_pb2.Job, event: bus_pb2.TrainerEvent) -> bool:
 class EventFolder:
     """Consumes the EVENTS stream and folds each event into its record."""
 
-    def __init__(self, js: JetStreamContext, jobs: KeyValue, janitor: OutputJanitor):
-        self.js = js
-        self.jobs = jobs
-        self.janitor = janitor
+    def __init__(self, ctx: SchedulerContext):
+        self.js = ctx.js
+        self.jobs = ctx.jobs
+        self.janitor = ctx.janitor
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fold events until `stop` is set. Transient NATS errors are waited
@@ -144,7 +143,7 @@ class EventFolder:
             return
         changed: list[bool] = []
 
-        def mutate(job: jobs_pb2.Job) -> bool:
+        def mutate(job: records_pb2.JobRecord) -> bool:
             changed[:] = [apply_event(job, event)]
             return changed[0]
 

@@ -16,8 +16,10 @@ import asyncio
 import logging
 
 from fityard.v1 import jobs_pb2
+from services.common.jobs import output_attempt
 from services.common.keys import OUTPUT_KEYS, output_prefixes
 from services.common.storage import ObjectStore
+from services.internal.v1 import records_pb2
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ class OutputJanitor:
         self.store = store
         self._tasks: set[asyncio.Task] = set()
 
-    def job_ended(self, job: jobs_pb2.Job) -> None:
+    def job_ended(self, job: records_pb2.JobRecord) -> None:
         """Remove the outputs of the job's other attempts. A first attempt
         that succeeded has no others, a job that never started has none:
         nothing to list."""
@@ -35,7 +37,8 @@ class OutputJanitor:
             return
         keep = set()
         if job.state == jobs_pb2.JOB_STATE_SUCCEEDED:
-            keep = {OUTPUT_KEYS[o](job.tenant, job.id, job.attempts) for o in job.outputs}
+            attempt = output_attempt(job)
+            keep = {OUTPUT_KEYS[o](job.tenant, job.id, attempt) for o in job.outputs}
         self._spawn(self._remove_all_but, job.tenant, job.id, keep)
 
     def attempt_ignored(self, tenant: str, job_id: str, attempt: int, outputs) -> None:

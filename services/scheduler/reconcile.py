@@ -19,15 +19,15 @@ import asyncio
 import logging
 from datetime import datetime, timezone
 
-from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from nats.js.kv import KeyValue
 
 from fityard.v1 import jobs_pb2
 from services.common import bus, job_queue
-from services.common.config import Config
-from services.common.records import get_record, list_records
+from services.common.records import list_records
 from services.common.retry import TRANSIENT
+from services.internal.v1 import records_pb2
+
+from .context import SchedulerContext
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,12 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 15.0
 
 
-async def reconcile_once(js: JetStreamContext, jobs: KeyValue) -> int:
+async def reconcile_once(ctx: SchedulerContext) -> int:
     """Re-publish QUEUED jobs missing from the stream; return how many."""
+    js = ctx.js
     republished = 0
     now = datetime.now(timezone.utc)
-    for job in await list_records(jobs, "*", jobs_pb2.Job):
+    for job in await list_records(ctx.jobs, "*", records_pb2.JobRecord):
         if job.state != jobs_pb2.JOB_STATE_QUEUED:
             continue
         if (now - job.create_time.ToDatetime(timezone.utc)).total_seconds() < GRACE_SECONDS:
@@ -49,31 +50,22 @@ async def reconcile_once(js: JetStreamContext, jobs: KeyValue) -> int:
             continue
         if await job_queue.has_unread_events(js, job):
             continue  # a trainer took it (and maybe finished it): the record is behind
-        await job_queue.publish(js, job, await _model_attempt(jobs, job), again=True)
+        await job_queue.publish(js, job, again=True)
         log.warning("re-queued %s: its record said QUEUED but its message was missing", job.id)
         republished += 1
     return republished
 
 
-async def _model_attempt(jobs: KeyValue, job: jobs_pb2.Job) -> int:
-    if job.kind != jobs_pb2.JOB_KIND_PREDICT:
-        return 0
-    found = await get_record(jobs, job.tenant, job.model_id, jobs_pb2.Job)
-    return found[0].attempts if found else 0
-
-
-async def reconcile_periodically(
-    js: JetStreamContext, jobs: KeyValue, config: Config, stop: asyncio.Event
-) -> None:
+async def reconcile_periodically(ctx: SchedulerContext, stop: asyncio.Event) -> None:
     """Every FITYARD_RECONCILE_SECONDS (and at once) until `stop`: converge
     the streams, consumers and buckets (one deleted by an operator, or lost
     with a NATS store, is recreated, so trainers and gateways carry on),
     then reconcile_once."""
-    every = config.reconcile_seconds
+    every = ctx.config.reconcile_seconds
     while not stop.is_set():
         try:
-            await bus.ensure_topology(js, config)
-            await reconcile_once(js, jobs)
+            await bus.ensure_topology(ctx.js, ctx.config)
+            await reconcile_once(ctx)
         except (
             *TRANSIENT,
             NotFoundError,

@@ -5,20 +5,19 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
 
 from fityard.v1 import jobs_pb2
 from services.common import bus, errors, job_queue
 from services.common.config import DEFAULT_LANE, DEFAULT_TENANT
-from services.common.jobs import kind_name, state_name
-from services.common.records import TERMINAL_STATES, encode, get_record, new_id, now
+from services.common.jobs import TERMINAL_STATES, kind_name, state_name
+from services.common.records import encode, get_record, new_id, now
+from services.common.resources import JOBS
 from services.common.retry import retrying
-from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.internal.v1 import records_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 from .admission import Admission
+from .context import SchedulerContext
 from .store import update_job
 
 log = logging.getLogger(__name__)
@@ -32,10 +31,10 @@ def job_id_for(tenant: str, request_id: str) -> str:
     """The job id a submit with this idempotency key creates: the same key
     always names the same job, so a retried submit finds it."""
     digest = hashlib.sha256(f"{tenant}\0{request_id}".encode()).hexdigest()
-    return f"job_{digest[:16]}"
+    return f"{JOBS.id_prefix}_{digest[:16]}"
 
 
-def _same_request(job: jobs_pb2.Job, request: scheduler_pb2.SubmitJobRequest) -> bool:
+def _same_request(job: records_pb2.JobRecord, request: scheduler_pb2.SubmitJobRequest) -> bool:
     return (job.kind, job.dataset_id, job.model_id, job.params) == (
         request.kind,
         request.dataset_id,
@@ -45,18 +44,20 @@ def _same_request(job: jobs_pb2.Job, request: scheduler_pb2.SubmitJobRequest) ->
 
 
 class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
-    def __init__(self, nc: NATS, js: JetStreamContext, jobs: KeyValue, admission: Admission):
-        self.nc = nc
-        self.js = js
-        self.jobs = jobs
-        self.admission = admission
+    def __init__(self, ctx: SchedulerContext):
+        self.nc = ctx.nc
+        self.js = ctx.js
+        self.jobs = ctx.jobs
+        self.admission = Admission(ctx)
 
     @errors.handle_errors
     async def SubmitJob(self, request, context):
         tenant = request.tenant or DEFAULT_TENANT
         admitted = await self.admission.admit(request, tenant)
-        job = jobs_pb2.Job(
-            id=job_id_for(tenant, request.request_id) if request.request_id else new_id("job"),
+        job = records_pb2.JobRecord(
+            id=job_id_for(tenant, request.request_id)
+            if request.request_id
+            else new_id(JOBS.id_prefix),
             kind=request.kind,
             state=jobs_pb2.JOB_STATE_QUEUED,
             dataset_id=request.dataset_id,
@@ -66,6 +67,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             progress_message="waiting for a trainer",
             lane=DEFAULT_LANE,
             tenant=tenant,
+            request_id=request.request_id,
+            model_attempt=admitted.model_attempt,
             timeout_seconds=admitted.timeout_seconds,
         )
         try:
@@ -81,9 +84,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         # The record is what makes the job accepted: if publishing fails even
         # after retries, the scheduler's reconciliation queues it later.
         try:
-            await job_queue.publish(
-                self.js, job, admitted.model_attempt, within=SUBMIT_PUBLISH_SECONDS
-            )
+            await job_queue.publish(self.js, job, within=SUBMIT_PUBLISH_SECONDS)
         except Exception as exc:  # noqa: BLE001 - logged; reconciliation will publish it
             log.error(
                 "could not queue %s yet (%s); it will be queued by reconciliation", job.id, exc
@@ -91,9 +92,9 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         log.info("queued %s job %s for tenant %s", kind_name(job.kind), job.id, tenant)
         return scheduler_pb2.SubmitJobResponse(job=job)
 
-    async def _resubmitted(self, job_id: str, tenant: str, request) -> jobs_pb2.Job:
+    async def _resubmitted(self, job_id: str, tenant: str, request) -> records_pb2.JobRecord:
         """The job an earlier submit with the same request_id created."""
-        found = await get_record(self.jobs, tenant, job_id, jobs_pb2.Job)
+        found = await get_record(self.jobs, tenant, job_id, records_pb2.JobRecord)
         if found is None or not _same_request(found[0], request):
             raise errors.invalid_argument(
                 "request_id",
@@ -105,10 +106,10 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
     @errors.handle_errors
     async def CancelJob(self, request, context):
         tenant = request.tenant or DEFAULT_TENANT
-        job_id = errors.check_id("job_id", request.job_id, "job_5b0c9e7d1a2f3e4d")
+        job_id = errors.check_id("job_id", request.job_id, JOBS)
         was: list[int] = []
 
-        def cancel(job: jobs_pb2.Job) -> bool:
+        def cancel(job: records_pb2.JobRecord) -> bool:
             was[:] = [job.state]
             if job.state in TERMINAL_STATES:
                 return False
@@ -119,12 +120,12 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
 
         job = await update_job(self.jobs, tenant, job_id, cancel)
         if job is None:
-            raise errors.not_found("job", job_id)
+            raise errors.not_found(JOBS, job_id)
         if was[0] in TERMINAL_STATES:
             raise errors.failed_precondition(
-                f"jobs/{job_id}",
+                JOBS.name(job_id),
                 "JOB_ENDED",
-                f"job {job_id!r} has already ended ({state_name(was[0])}); there is nothing to cancel",
+                f"{JOBS.name(job_id)} has already ended ({state_name(was[0])}); there is nothing to cancel",
             )
         # The record says CANCELLED: that alone stops the job (a trainer
         # checks the record before it starts a job and at every heartbeat).

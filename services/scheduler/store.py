@@ -12,18 +12,18 @@ from collections.abc import Callable
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from fityard.v1 import jobs_pb2
 from services.common.bus import record_key
 from services.common.records import encode, get_record
+from services.internal.v1 import records_pb2
 
 
 async def update_job(
-    jobs: KeyValue, tenant: str, job_id: str, mutate: Callable[[jobs_pb2.Job], bool]
-) -> jobs_pb2.Job | None:
+    jobs: KeyValue, tenant: str, job_id: str, mutate: Callable[[records_pb2.JobRecord], bool]
+) -> records_pb2.JobRecord | None:
     """Apply `mutate` (returns False for "no change") to the record; return
     the record as stored, or None if there is no such job."""
     while True:
-        found = await get_record(jobs, tenant, job_id, jobs_pb2.Job)
+        found = await get_record(jobs, tenant, job_id, records_pb2.JobRecord)
         if found is None:
             return None
         job, revision = found

@@ -9,30 +9,19 @@ FITYARD_TRAINER_THREADS caps the threads of one job.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 
-from services.common import bus
-from services.common.config import Config, usable_cores
+from services.common.config import Config
 from services.common.runtime import setup_logging, stop_event
 from services.common.scratch import sweep_periodically
 
-from .cores import AllCores, CoreLeases
-from .runner import Trainer, TrainerSettings
-from .worker import WorkerProcess
+from .context import TrainerContext
+from .runner import Trainer
 
 
 async def main() -> None:
     log = setup_logging("trainer")
     config = Config.from_env()
     stop = stop_event()
-    trainer_id = config.trainer_id or f"{socket.gethostname()}-{os.getpid()}"
-    threads = config.trainer_threads or usable_cores()
-    cores = (
-        CoreLeases(config.core_leases_dir, usable_cores())
-        if config.core_leases_dir
-        else AllCores(threads)
-    )
     # Scratch directories of workers that were killed (here or by a trainer
     # that died before): at start, then periodically.
     sweeper = asyncio.create_task(
@@ -40,31 +29,20 @@ async def main() -> None:
             None, every=config.sweep_seconds, stop=stop, scratch_root=config.scratch_dir or None
         )
     )
-    nc = await bus.connect(config.nats_url, f"fityard-trainer-{trainer_id}")
-    js = nc.jetstream()
-    await bus.ensure_topology(js, config)
-    worker = WorkerProcess(config.storage, threads)
-    settings = TrainerSettings(
-        trainer_id=trainer_id,
-        heartbeat_seconds=config.heartbeat_seconds,
-        max_threads=threads,
-        max_attempts=config.max_attempts,
-        max_classes=config.max_classes,
-    )
-    trainer = Trainer(nc, js, await bus.jobs_bucket(js), worker, cores, settings)
+    ctx = await TrainerContext.connect(config)
     log.info(
         "trainer %s starting: up to %d threads a job, core leases %s",
-        trainer_id,
-        threads,
+        ctx.trainer_id,
+        ctx.threads,
         config.core_leases_dir or "off",
     )
     try:
-        await trainer.run(stop)
+        await Trainer(ctx).run(stop)
     finally:
-        worker.kill()
+        ctx.worker.kill()  # at once; a fit must not outlive its trainer's exit
         stop.set()
         await sweeper
-        await nc.drain()
+        await ctx.close()
 
 
 if __name__ == "__main__":

@@ -25,24 +25,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 
-from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 
 from fityard.v1 import jobs_pb2
 from ml.messages import bounded
 from services.common import bus
-from services.common.jobs import kind_name, params_dict
+from services.common.jobs import TERMINAL_STATES, kind_name, params_dict, state_name
 from services.common.keys import dataset_key, model_key, predictions_key
-from services.common.records import TERMINAL_STATES, get_record, now
+from services.common.records import get_record, now
 from services.common.retry import TRANSIENT, retrying
-from services.internal.v1 import bus_pb2
+from services.internal.v1 import bus_pb2, records_pb2
 
-from .cores import AllCores, CoreLeases
-from .worker import Outcome, Task, WorkerProcess
+from .context import TrainerContext
+from .worker import Outcome, Task
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +57,9 @@ RETRY_DELAY_SECONDS = 1.0
 REPORT_WITHIN_SECONDS = 120.0
 
 
-@dataclass(frozen=True)
-class TrainerSettings:
-    """The part of the config a trainer's job loop uses."""
-
-    trainer_id: str
-    heartbeat_seconds: float
-    max_threads: int
-    max_attempts: int
-    max_classes: int
-
-
-def task_for(task: bus_pb2.JobTask, attempt: int, threads: int, max_classes: int) -> Task:
-    job = task.job
+def task_for(job: records_pb2.JobRecord, attempt: int, threads: int, max_classes: int) -> Task:
+    """The worker's task for `attempt` of the job: where its inputs are and
+    where this attempt writes its outputs."""
     tenant = job.tenant
     kind = kind_name(job.kind)
     if kind == "fit":
@@ -90,34 +76,24 @@ def task_for(task: bus_pb2.JobTask, attempt: int, threads: int, max_classes: int
         job.id,
         kind,
         dataset_key(tenant, job.dataset_id),
-        model_key(tenant, job.model_id, task.model_attempt),
+        model_key(tenant, job.model_id, job.model_attempt),
         predictions_key(tenant, job.id, attempt),
         threads=threads,
     )
 
 
 class Trainer:
-    def __init__(
-        self,
-        nc: NATS,
-        js: JetStreamContext,
-        jobs: KeyValue,
-        worker: WorkerProcess,
-        cores: CoreLeases | AllCores,
-        settings: TrainerSettings,
-    ):
-        self.nc = nc
-        self.js = js
-        self.jobs = jobs
-        self.worker = worker
-        self.cores = cores
-        self.settings = settings
+    def __init__(self, ctx: TrainerContext):
+        self.nc = ctx.nc
+        self.js = ctx.js
+        self.jobs = ctx.jobs
+        self.worker = ctx.worker
+        self.cores = ctx.cores
+        self.config = ctx.config
+        self.trainer_id = ctx.trainer_id
+        self.max_threads = ctx.threads
         self._current: tuple[str, str] | None = None
         self._cancel = asyncio.Event()
-
-    @property
-    def trainer_id(self) -> str:
-        return self.settings.trainer_id
 
     async def _on_cancel(self, msg: Msg) -> None:
         _, _, tenant, job_id = msg.subject.split(".", 3)
@@ -182,7 +158,7 @@ class Trainer:
             log.info(
                 "skipping job %s: it has already ended (%s)",
                 job.id,
-                jobs_pb2.JobState.Name(record.state),
+                state_name(record.state),
             )
             await _settle(msg.ack)
             return
@@ -190,13 +166,13 @@ class Trainer:
         # trainer died (or lost its heartbeats) with the job.
         lost = record.lost_attempts + (record.state == jobs_pb2.JOB_STATE_RUNNING)
         attempt = record.attempts + 1
-        if lost >= self.settings.max_attempts:
+        if lost >= self.config.max_attempts:
             await self._give_up(msg, job, record.attempts, lost, "its trainer died each time")
             return
         # The job stays QUEUED until a core is free for it.
         got_core = await self.cores.take_one(
             msg.in_progress,
-            self.settings.heartbeat_seconds,
+            self.config.heartbeat_seconds,
             give_up=lambda: self._cancel.is_set() or stop.is_set(),
         )
         if self._cancel.is_set():
@@ -209,13 +185,15 @@ class Trainer:
         threads = 1 + self._take_extra_cores(msg.metadata.num_pending)
         await self._execute(msg, task, record.timeout_seconds, attempt, lost, stop, threads)
 
-    async def _record(self, job: jobs_pb2.Job, wait: float = 0.0) -> jobs_pb2.Job | None:
+    async def _record(
+        self, job: records_pb2.JobRecord, wait: float = 0.0
+    ) -> records_pb2.JobRecord | None:
         """The job's record (retrying NATS blips), waiting up to `wait`
         seconds for one that is not visible yet."""
         give_up = time.monotonic() + wait
         while True:
             found = await retrying(
-                lambda: get_record(self.jobs, job.tenant, job.id, jobs_pb2.Job),
+                lambda: get_record(self.jobs, job.tenant, job.id, records_pb2.JobRecord),
                 f"reading the record of {job.id}",
             )
             if found is not None:
@@ -231,10 +209,10 @@ class Trainer:
         machine, queued jobs run side by side."""
         if waiting > 0:
             return 0
-        return self.cores.try_take_free(self.settings.max_threads - 1)
+        return self.cores.try_take_free(self.max_threads - 1)
 
     async def _report(
-        self, job: jobs_pb2.Job, state: int, attempt: int, lost: int, **fields
+        self, job: records_pb2.JobRecord, state: int, attempt: int, lost: int, **fields
     ) -> None:
         """Publish a TrainerEvent, retrying NATS blips; JetStream's ack means
         the scheduler will see it, even if it is down right now."""
@@ -255,16 +233,16 @@ class Trainer:
         headers = {bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id}
         await retrying(
             lambda: self.js.publish(bus.event_subject(job.tenant, job.id), data, headers=headers),
-            f"reporting {jobs_pb2.JobState.Name(state)} for {job.id}",
+            f"reporting {state_name(state)} for {job.id}",
             within=REPORT_WITHIN_SECONDS,
         )
 
     async def _give_up(
-        self, msg: Msg, job: jobs_pb2.Job, attempt: int, lost: int, how: str
+        self, msg: Msg, job: records_pb2.JobRecord, attempt: int, lost: int, how: str
     ) -> None:
         error = (
             f"the job was stopped {lost} time(s) by the death of the process running it ({how}), "
-            f"the most this server retries (FITYARD_MAX_ATTEMPTS={self.settings.max_attempts}); most likely it "
+            f"the most this server retries (FITYARD_MAX_ATTEMPTS={self.config.max_attempts}); most likely it "
             "needs more memory than a trainer has: try a smaller dataset, a smaller max_iter or max_leaf_nodes"
         )
         log.warning("job %s failed: %s", job.id, error)
@@ -313,9 +291,7 @@ class Trainer:
             )
 
         work = asyncio.create_task(
-            self.worker.run(
-                task_for(task, attempt, threads, self.settings.max_classes), on_progress
-            )
+            self.worker.run(task_for(job, attempt, threads, self.config.max_classes), on_progress)
         )
         cancelled = asyncio.create_task(self._cancel.wait())
         stopping = asyncio.create_task(stop.wait())
@@ -323,7 +299,7 @@ class Trainer:
             while True:
                 done, _ = await asyncio.wait(
                     {work, cancelled, stopping},
-                    timeout=self.settings.heartbeat_seconds,
+                    timeout=self.config.heartbeat_seconds,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if work in done:
@@ -378,21 +354,19 @@ class Trainer:
             stopping.cancel()
         await self._finish(msg, job, work.result(), attempt, lost, kind, started)
 
-    async def _still_ours(self, job: jobs_pb2.Job, attempt: int) -> bool:
+    async def _still_ours(self, job: records_pb2.JobRecord, attempt: int) -> bool:
         """Whether the record still wants this attempt to run: not if the job
         was cancelled (even when the cancel notice was missed), nor if a newer
         attempt started elsewhere. A NATS blip is not a reason to stop."""
         try:
-            found = await get_record(self.jobs, job.tenant, job.id, jobs_pb2.Job)
+            found = await get_record(self.jobs, job.tenant, job.id, records_pb2.JobRecord)
         except TRANSIENT:
             return True
         if found is None:
             return True
         record = found[0]
         if record.state in TERMINAL_STATES:
-            log.info(
-                "job %s has ended (%s): stopping it", job.id, jobs_pb2.JobState.Name(record.state)
-            )
+            log.info("job %s has ended (%s): stopping it", job.id, state_name(record.state))
             return False
         if record.attempts > attempt:
             log.warning(
@@ -411,7 +385,7 @@ class Trainer:
     async def _finish(
         self,
         msg: Msg,
-        job: jobs_pb2.Job,
+        job: records_pb2.JobRecord,
         outcome: Outcome,
         attempt: int,
         lost: int,
@@ -433,7 +407,7 @@ class Trainer:
             log.info("job %s succeeded in %.2fs", job.id, elapsed)
         elif outcome.died:
             lost += 1
-            if lost >= self.settings.max_attempts:
+            if lost >= self.config.max_attempts:
                 await self._give_up(msg, job, attempt, lost, outcome.error)
                 return
             log.warning("job %s: %s; retrying (lost attempts: %d)", job.id, outcome.error, lost)

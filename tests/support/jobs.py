@@ -1,13 +1,21 @@
 """Jobs with a known shape for tests: fits that run for minutes, waiting for
-a state, and keeping every core busy so the next job waits QUEUED."""
+a state, keeping every core busy so the next job waits QUEUED, and the
+server's own record of a job (what the public Job does not show)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import nats
+
 from fityard import Client, Job
+from services.common import bus
+from services.common.config import DEFAULT_TENANT
+from services.common.records import get_record
+from services.internal.v1 import records_pb2
 
 
 def long_fit(client: Client, dataset_id: str) -> Job:
@@ -35,3 +43,20 @@ def cores_taken(client: Client, dataset_id: str) -> Iterator[Job]:
         yield blocker
     finally:
         client.cancel(blocker)
+
+
+def job_record(nats_url: str, job_id: str, tenant: str = DEFAULT_TENANT) -> records_pb2.JobRecord:
+    """The job's record as the scheduler stores it (lane, tenant, trainer,
+    cores, attempts), read from the stack's KV bucket."""
+
+    async def read() -> records_pb2.JobRecord:
+        nc = await nats.connect(nats_url)
+        try:
+            jobs = await nc.jetstream().key_value(bus.JOBS_BUCKET)
+            found = await get_record(jobs, tenant, job_id, records_pb2.JobRecord)
+        finally:
+            await nc.close()
+        assert found is not None, f"no record of {job_id}"
+        return found[0]
+
+    return asyncio.run(read())

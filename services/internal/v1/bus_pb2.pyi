@@ -2,6 +2,7 @@ import datetime
 
 from fityard.v1 import jobs_pb2 as _jobs_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from services.internal.v1 import records_pb2 as _records_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -11,12 +12,10 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JobTask(_message.Message):
-    __slots__ = ("job", "model_attempt")
+    __slots__ = ("job",)
     JOB_FIELD_NUMBER: _ClassVar[int]
-    MODEL_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
-    job: _jobs_pb2.Job
-    model_attempt: int
-    def __init__(self, job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ..., model_attempt: _Optional[int] = ...) -> None: ...
+    job: _records_pb2.JobRecord
+    def __init__(self, job: _Optional[_Union[_records_pb2.JobRecord, _Mapping]] = ...) -> None: ...
 
 class TrainerEvent(_message.Message):
     __slots__ = ("job_id", "tenant", "state", "progress", "progress_message", "error", "outputs", "rows", "trainer_id", "attempt", "time", "cores", "lost_attempts")

@@ -1,4 +1,5 @@
 from fityard.v1 import jobs_pb2 as _jobs_pb2
+from services.internal.v1 import records_pb2 as _records_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -27,8 +28,8 @@ class SubmitJobRequest(_message.Message):
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job",)
     JOB_FIELD_NUMBER: _ClassVar[int]
-    job: _jobs_pb2.Job
-    def __init__(self, job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ...) -> None: ...
+    job: _records_pb2.JobRecord
+    def __init__(self, job: _Optional[_Union[_records_pb2.JobRecord, _Mapping]] = ...) -> None: ...
 
 class CancelJobRequest(_message.Message):
     __slots__ = ("tenant", "job_id")
@@ -41,5 +42,5 @@ class CancelJobRequest(_message.Message):
 class CancelJobResponse(_message.Message):
     __slots__ = ("job",)
     JOB_FIELD_NUMBER: _ClassVar[int]
-    job: _jobs_pb2.Job
-    def __init__(self, job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ...) -> None: ...
+    job: _records_pb2.JobRecord
+    def __init__(self, job: _Optional[_Union[_records_pb2.JobRecord, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,52 @@
+"""What the scheduler's handlers and loops share, built once from the config:
+NATS (connection, JetStream, the record buckets), the store and the output
+janitor."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from services.common import bus
+from services.common.config import Config
+from services.common.storage import ObjectStore, open_store
+
+from .outputs import OutputJanitor
+
+
+@dataclass
+class SchedulerContext:
+    config: Config
+    nc: NATS
+    js: JetStreamContext
+    jobs: KeyValue  # job records: the scheduler is their only writer
+    datasets: KeyValue  # dataset records, read at admission
+    store: ObjectStore
+    janitor: OutputJanitor  # removes the outputs of attempts that do not count
+
+    @classmethod
+    async def connect(cls, config: Config) -> SchedulerContext:
+        """The scheduler's dependencies, from its config: the store (ready)
+        and NATS (the topology ensured)."""
+        store = open_store(config.storage)
+        await asyncio.to_thread(store.ensure_ready)
+        nc = await bus.connect(config.nats_url, "fityard-scheduler")
+        js = nc.jetstream()
+        await bus.ensure_topology(js, config)
+        return cls(
+            config=config,
+            nc=nc,
+            js=js,
+            jobs=await bus.jobs_bucket(js),
+            datasets=await bus.datasets_bucket(js),
+            store=store,
+            janitor=OutputJanitor(store),
+        )
+
+    async def close(self) -> None:
+        await self.janitor.drain()
+        await self.nc.drain()
