@@ -12,6 +12,8 @@ from fityard import Client, FityardError
 from tests.support.jobs import job_record, long_fit, wait_for_state
 from tests.support.procs import cpu_used, stack_sessions
 
+pytestmark = pytest.mark.stack
+
 
 def test_cancel_running_and_queued_jobs_then_keep_serving(local_stack, seed_files):
     with Client(local_stack.address) as client:

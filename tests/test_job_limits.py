@@ -20,6 +20,8 @@ from services.embedded import EmbeddedStack
 from tests.support.faults import fault_env, frame, wait_for_run
 from tests.support.jobs import job_record
 
+pytestmark = pytest.mark.stack
+
 WAIT_SECONDS = 120
 
 

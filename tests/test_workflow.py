@@ -21,6 +21,8 @@ from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.support.jobs import cores_taken, long_fit, wait_for_state
 from tests.support.procs import cpu_used, stack_sessions
 
+pytestmark = pytest.mark.stack
+
 # Small models: these tests are about the service, not about accuracy
 # (the full workflow uses the defaults and checks accuracy).
 QUICK = {"max_iter": 20}
