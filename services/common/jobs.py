@@ -1,6 +1,6 @@
 """Facts about jobs that more than one service needs, defined once: which
-states are terminal, the names of states and kinds, a record's counting
-attempt, the parameters a user set. (The SDK has its own public versions;
+states are terminal, what each kind produces, the names of states and
+kinds, a record's counting attempt, the parameters a user set. (The SDK has its own public versions;
 the server does not import them.)"""
 
 from __future__ import annotations
@@ -12,6 +12,14 @@ from services.internal.v1 import records_pb2
 TERMINAL_STATES = frozenset(
     {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED}
 )
+
+
+# What each kind of job produces; the first is its main output (what a
+# download that names none returns).
+OUTPUTS = {
+    jobs_pb2.JOB_KIND_FIT: (jobs_pb2.JOB_OUTPUT_MODEL,),
+    jobs_pb2.JOB_KIND_PREDICT: (jobs_pb2.JOB_OUTPUT_PREDICTIONS,),
+}
 
 
 def kind_name(kind: int) -> str:

@@ -7,8 +7,14 @@ import uuid
 
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import errors
-from services.common.jobs import TERMINAL_STATES, kind_name, output_attempt, state_name
-from services.common.keys import model_key, predictions_key
+from services.common.jobs import (
+    OUTPUTS,
+    TERMINAL_STATES,
+    kind_name,
+    output_attempt,
+    state_name,
+)
+from services.common.keys import OUTPUT_KEYS
 from services.common.records import list_records, watch_record
 from services.common.resources import DATASETS, JOBS
 from services.internal.v1 import records_pb2, scheduler_pb2
@@ -31,13 +37,10 @@ JOB_FILTERS = {
     "model_id": lambda job: job.model_id,
 }
 
+# Each output's file name suffix and content type.
 _OUTPUT_FILES = {
-    jobs_pb2.JOB_OUTPUT_MODEL: (model_key, "model.joblib", "application/octet-stream"),
-    jobs_pb2.JOB_OUTPUT_PREDICTIONS: (
-        predictions_key,
-        "predictions.parquet",
-        "application/vnd.apache.parquet",
-    ),
+    jobs_pb2.JOB_OUTPUT_MODEL: ("model.joblib", "application/octet-stream"),
+    jobs_pb2.JOB_OUTPUT_PREDICTIONS: ("predictions.parquet", "application/vnd.apache.parquet"),
 }
 
 
@@ -121,11 +124,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def DownloadJobOutput(self, request, context):
         tenant = tenant_of(context)
         job = await self.gw.job_record(tenant, request.job_id)
-        output = request.output or (
-            jobs_pb2.JOB_OUTPUT_MODEL
-            if job.kind == jobs_pb2.JOB_KIND_FIT
-            else jobs_pb2.JOB_OUTPUT_PREDICTIONS
-        )
+        output = request.output or OUTPUTS[job.kind][0]
         if job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
             hint = (
                 f"it failed: {job.error}"
@@ -143,10 +142,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 "output",
                 f"{JOBS.name(job.id)} produced {produces}, not {jobs_pb2.JobOutput.Name(output)}",
             )
-        key_of, suffix, content_type = _OUTPUT_FILES[output]
+        suffix, content_type = _OUTPUT_FILES[output]
         await self.gw.transfers.send(
             context,
-            key_of(tenant, job.id, output_attempt(job)),
+            OUTPUT_KEYS[output](tenant, job.id, output_attempt(job)),
             f"the {suffix} of {JOBS.name(job.id)}",
             lambda info: jobs_pb2.DownloadJobOutputResponse(
                 info=jobs_pb2.OutputInfo(

@@ -31,7 +31,7 @@ from nats.aio.msg import Msg
 from fityard.v1 import jobs_pb2
 from ml.messages import bounded
 from services.common import bus
-from services.common.jobs import TERMINAL_STATES, kind_name, params_dict, state_name
+from services.common.jobs import OUTPUTS, TERMINAL_STATES, kind_name, params_dict, state_name
 from services.common.keys import dataset_key, model_key, predictions_key
 from services.common.records import get_record, now
 from services.common.retry import TRANSIENT, retrying
@@ -42,7 +42,6 @@ from .worker import Outcome, Task
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = {"fit": [jobs_pb2.JOB_OUTPUT_MODEL], "predict": [jobs_pb2.JOB_OUTPUT_PREDICTIONS]}
 # A job message whose record is not visible yet (the scheduler writes the
 # record, then publishes) is given this long before it is dropped as a
 # message without a job.
@@ -352,7 +351,7 @@ class Trainer:
         finally:
             cancelled.cancel()
             stopping.cancel()
-        await self._finish(msg, job, work.result(), attempt, lost, kind, started)
+        await self._finish(msg, job, work.result(), attempt, lost, started)
 
     async def _still_ours(self, job: records_pb2.JobRecord, attempt: int) -> bool:
         """Whether the record still wants this attempt to run: not if the job
@@ -389,7 +388,6 @@ class Trainer:
         outcome: Outcome,
         attempt: int,
         lost: int,
-        kind: str,
         started: float,
     ) -> None:
         elapsed = time.monotonic() - started
@@ -400,7 +398,7 @@ class Trainer:
                 attempt,
                 lost,
                 rows=outcome.rows,
-                outputs=OUTPUTS[kind],
+                outputs=OUTPUTS[job.kind],
                 progress=1.0,
                 progress_message=f"done in {elapsed:.1f}s",
             )
