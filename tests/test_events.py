@@ -4,6 +4,8 @@ attempt that no longer counts."""
 
 from __future__ import annotations
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from fityard.v1 import jobs_pb2
 from services.internal.v1 import bus_pb2, records_pb2
 from services.scheduler.events import apply_event
@@ -84,3 +86,48 @@ def test_lost_attempts_only_grow():
     job = _fold(_event(S.JOB_STATE_RUNNING, 3, lost_attempts=2))
     apply_event(job, _event(S.JOB_STATE_RUNNING, 3, lost_attempts=0, progress=0.2))
     assert job.lost_attempts == 2
+
+
+def test_the_attempt_that_succeeds_is_the_one_whose_outputs_count():
+    job = _fold(
+        _event(S.JOB_STATE_RUNNING, 1, cores=4),
+        _event(S.JOB_STATE_QUEUED, 1, progress_message="the training process died; retrying"),
+        _event(S.JOB_STATE_RUNNING, 2, cores=1),
+    )
+    assert (job.state, job.cores, job.output_attempt) == (S.JOB_STATE_RUNNING, 1, 0)
+    apply_event(job, _event(S.JOB_STATE_SUCCEEDED, 2, outputs=[S.JOB_OUTPUT_MODEL], rows=7))
+    assert (job.attempts, job.output_attempt, job.trainer_id) == (2, 2, "t2")
+    assert (job.progress, job.rows, list(job.outputs)) == (1.0, 7, [S.JOB_OUTPUT_MODEL])
+
+
+def test_a_failed_job_has_no_counting_attempt_and_says_why():
+    job = _fold(
+        _event(S.JOB_STATE_RUNNING, 1, progress=0.3),
+        _event(S.JOB_STATE_FAILED, 1, error="no column y", progress_message="failed"),
+    )
+    assert (job.state, job.output_attempt, job.error) == (S.JOB_STATE_FAILED, 0, "no column y")
+    assert job.progress == 0.3  # where it stopped
+
+
+def test_a_start_records_its_time_and_a_progress_report_keeps_it():
+    started = Timestamp(seconds=100)
+    job = _fold(_event(S.JOB_STATE_RUNNING, 1, time=started))
+    apply_event(job, _event(S.JOB_STATE_RUNNING, 1, progress=0.5, time=Timestamp(seconds=160)))
+    assert job.start_time == started and job.progress == 0.5
+
+
+def test_an_end_without_a_trainer_keeps_the_one_that_ran_it():
+    # A job given up before it starts again is ended by whichever trainer
+    # read it; an event that names none leaves the last one.
+    job = _fold(_event(S.JOB_STATE_RUNNING, 1))
+    end = _event(S.JOB_STATE_FAILED, 1, error="lost", time=Timestamp(seconds=5))
+    end.trainer_id = ""
+    assert apply_event(job, end) is True
+    assert (job.trainer_id, job.end_time.seconds) == ("t1", 5)
+
+
+def test_an_event_in_a_state_no_trainer_sends_changes_nothing():
+    job = _fold(_event(S.JOB_STATE_RUNNING, 1))
+    before = job.SerializeToString()
+    assert apply_event(job, _event(S.JOB_STATE_UNSPECIFIED, 1)) is False
+    assert job.SerializeToString() == before
