@@ -16,21 +16,25 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 
-from fityard.v1 import datasets_pb2, jobs_pb2
+from fityard.v1 import jobs_pb2
 from services.common import errors
 from services.gateway.datasets import DATASET_FILTERS
 from services.gateway.jobs import JOB_FILTERS
 from services.gateway.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page
+from services.internal.v1 import records_pb2
 
 FIT, PREDICT = jobs_pb2.JOB_KIND_FIT, jobs_pb2.JOB_KIND_PREDICT
 QUEUED, RUNNING = jobs_pb2.JOB_STATE_QUEUED, jobs_pb2.JOB_STATE_RUNNING
 SUCCEEDED, FAILED = jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED
 
 
-def job(n: int, state=QUEUED, kind=FIT, seconds: int | None = None, **fields) -> jobs_pb2.Job:
-    """Job n, created in second 1000 + n // 3 (three jobs share each second)."""
+def job(n: int, state=QUEUED, kind=FIT, seconds: int | None = None, **fields):
+    """The record of job n (what the gateway pages through), created in
+    second 1000 + n // 3 (three jobs share each second)."""
     when = Timestamp(seconds=1000 + n // 3 if seconds is None else seconds)
-    return jobs_pb2.Job(id=f"job_{n:04d}", state=state, kind=kind, create_time=when, **fields)
+    return records_pb2.JobRecord(
+        id=f"job_{n:04d}", state=state, kind=kind, create_time=when, **fields
+    )
 
 
 def newest_first(records) -> list[str]:
@@ -189,7 +193,7 @@ def test_a_token_needs_no_server_state_and_no_store_order():
 # -- filters -----------------------------------------------------------------------
 
 
-def jobs_of_every_kind() -> list[jobs_pb2.Job]:
+def jobs_of_every_kind() -> list[records_pb2.JobRecord]:
     states = [QUEUED, RUNNING, SUCCEEDED, FAILED]
     return [
         job(n, state=states[n % 4], kind=[FIT, PREDICT][n % 3 == 0], dataset_id=f"ds_{n % 2}")
@@ -226,7 +230,7 @@ def test_a_fits_model_id_filter_finds_its_predictions():
 
 def test_datasets_filter_by_name():
     datasets = [
-        datasets_pb2.Dataset(id=f"ds_{n}", name=f"{['train', 'test'][n % 2]}.parquet")
+        records_pb2.DatasetRecord(id=f"ds_{n}", name=f"{['train', 'test'][n % 2]}.parquet")
         for n in range(6)
     ]
     for n, d in enumerate(datasets):
