@@ -22,6 +22,9 @@ buckets and subject names, declared once here.
   only by the scheduler, read and watched by the gateway.
 - KV bucket ``fityard_datasets`` (key ``<tenant>.<dataset_id>``): dataset
   records, written by the gateway.
+- KV bucket ``fityard_requests`` (key ``<tenant>.<hash of a request id>``):
+  the job each idempotency key created, written once (create-if-absent) by
+  the scheduler, so a repeated submit finds its job.
 
 Every service calls `ensure_topology` at start-up; it is idempotent, so start
 order does not matter.
@@ -30,6 +33,7 @@ order does not matter.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 
 import nats
@@ -55,6 +59,7 @@ JOBS_STREAM = "FITYARD_JOBS"
 EVENTS_STREAM = "FITYARD_EVENTS"
 JOBS_BUCKET = "fityard_jobs"
 DATASETS_BUCKET = "fityard_datasets"
+REQUESTS_BUCKET = "fityard_requests"
 TRAINERS_CONSUMER = "trainers"
 SCHEDULER_CONSUMER = "scheduler"
 
@@ -85,6 +90,11 @@ CANCEL_WILDCARD = "control.cancel.>"
 def record_key(tenant: str, record_id: str) -> str:
     """KV key of a job or dataset record."""
     return f"{tenant}.{record_id}"
+
+
+def request_key(tenant: str, request_id: str) -> str:
+    """KV key of an idempotency key (any string a client chose: hashed)."""
+    return f"{tenant}.{hashlib.sha256(request_id.encode()).hexdigest()[:32]}"
 
 
 async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
@@ -166,6 +176,7 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
     )
     await jobs_bucket(js)
     await datasets_bucket(js)
+    await requests_bucket(js)
 
 
 async def _bucket(js: JetStreamContext, name: str, description: str) -> KeyValue:
@@ -185,3 +196,9 @@ async def jobs_bucket(js: JetStreamContext) -> KeyValue:
 
 async def datasets_bucket(js: JetStreamContext) -> KeyValue:
     return await _bucket(js, DATASETS_BUCKET, "fityard dataset records (written by the gateway)")
+
+
+async def requests_bucket(js: JetStreamContext) -> KeyValue:
+    return await _bucket(
+        js, REQUESTS_BUCKET, "fityard idempotency keys: the job each created (scheduler)"
+    )

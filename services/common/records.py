@@ -14,7 +14,9 @@ grpcurl), not raw KV values. One codec, used by every service.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import json
+import secrets
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import TypeVar
@@ -29,10 +31,40 @@ from .bus import record_key
 M = TypeVar("M", bound=Message)
 
 
-def new_id(prefix: str) -> str:
-    """Short random ids ("job_5b0c9e7d1a2f3e4d"): valid in KV keys, subjects
-    and object keys, and easy to paste."""
-    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+# A record id is its prefix, "_", then 20 hex digits: 13 of its creation
+# time in microseconds since 1970 and 7 random ones. So ids sort as their
+# records were created (to the microsecond; at random within one), and the
+# order of a bucket's keys is the order of its records' (create_time, id):
+# a page of a list needs only the keys and that page's records
+# (services/gateway/listing.py).
+_TIME_DIGITS = 13
+_RANDOM_DIGITS = 7
+
+
+def new_record_id(prefix: str) -> tuple[str, Timestamp]:
+    """A new record's id and its create_time, from one clock reading, e.g.
+    ("job_660f9693f935c20d9b60", 2026-11-23T22:49:49.161308Z). Valid in KV
+    keys, subjects and object keys, and easy to paste."""
+    micros = time.time_ns() // 1000
+    suffix = secrets.randbits(4 * _RANDOM_DIGITS)
+    return f"{prefix}_{micros:0{_TIME_DIGITS}x}{suffix:0{_RANDOM_DIGITS}x}", _timestamp(micros)
+
+
+def id_time(record_id: str) -> Timestamp | None:
+    """The create_time a `new_record_id` id carries; None for an id of
+    another shape (records from before ids were time-ordered)."""
+    _, sep, digits = record_id.partition("_")
+    if not sep or len(digits) != _TIME_DIGITS + _RANDOM_DIGITS:
+        return None
+    try:
+        return _timestamp(int(digits[:_TIME_DIGITS], 16))
+    except ValueError:
+        return None
+
+
+def _timestamp(micros: int) -> Timestamp:
+    seconds, micros = divmod(micros, 1_000_000)
+    return Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
 def now() -> Timestamp:
@@ -91,10 +123,25 @@ async def list_records(kv: KeyValue, tenant: str, cls: type[M]) -> list[M]:
 
 
 async def _record_count(kv: KeyValue, tenant: str) -> int:
-    """Keys of the tenant in the bucket, from its stream's subject counts
-    (nats-py's KeyValue keeps its JetStream context and stream name)."""
-    info = await kv._js.stream_info(kv._stream, subjects_filter=f"{kv._pre}{tenant}.*")  # noqa: SLF001
-    return len(info.state.subjects or {})
+    return len(await record_ids(kv, tenant))
+
+
+async def record_ids(kv: KeyValue, tenant: str) -> list[str]:
+    """Ids of the tenant's records, in no order, without their values: the
+    subjects of the bucket's stream (one request per 100,000; a deleted
+    record's id may still be among them). nats-py's KeyValue keeps its
+    JetStream context, stream name and subject prefix; its stream_info
+    reads only the first 100,000 subjects, so the pages are requested here."""
+    js, prefix = kv._js, f"{kv._pre}{tenant}."  # noqa: SLF001
+    subject = f"{js._prefix}.STREAM.INFO.{kv._stream}"  # noqa: SLF001
+    ids: list[str] = []
+    while True:
+        request = {"subjects_filter": f"{prefix}*", "offset": len(ids)}
+        response = await js._api_request(subject, json.dumps(request).encode(), timeout=js._timeout)  # noqa: SLF001
+        subjects = (response.get("state") or {}).get("subjects") or {}
+        ids += [s[len(prefix) :] for s in subjects]
+        if not subjects or len(ids) >= response.get("total", 0):
+            return ids
 
 
 async def watch_record(kv: KeyValue, tenant: str, record_id: str, cls: type[M]) -> AsyncIterator[M]:

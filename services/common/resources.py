@@ -1,5 +1,5 @@
 """The API's resources as errors and logs name them (AIP-122): a collection
-and an id, `datasets/ds_3f9c1a2b4d5e6f70`, `jobs/job_5b0c9e7d1a2f3e4d`. A
+and an id, `datasets/ds_660f9693e1a2b7c3d4e5`, `jobs/job_660f9693f935c20d9b60`. A
 model has no collection of its own: it is named by the fit job that trained
 it (`jobs/<id>`), as the API names it (`model_id` is a fit job's id).
 
@@ -28,6 +28,6 @@ class Collection:
 
 
 DATASETS = Collection(
-    datasets_pb2.Dataset.DESCRIPTOR.full_name, "datasets", "ds", "ds_3f9c1a2b4d5e6f70"
+    datasets_pb2.Dataset.DESCRIPTOR.full_name, "datasets", "ds", "ds_660f9693e1a2b7c3d4e5"
 )
-JOBS = Collection(jobs_pb2.Job.DESCRIPTOR.full_name, "jobs", "job", "job_5b0c9e7d1a2f3e4d")
+JOBS = Collection(jobs_pb2.Job.DESCRIPTOR.full_name, "jobs", "job", "job_660f9693f935c20d9b60")

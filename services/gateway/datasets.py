@@ -10,12 +10,12 @@ from fityard.v1 import datasets_pb2, datasets_pb2_grpc
 from services.common import errors
 from services.common.bus import record_key
 from services.common.keys import dataset_key
-from services.common.records import encode, list_records, new_id, now
+from services.common.records import encode, new_record_id
 from services.common.resources import DATASETS
 from services.internal.v1 import records_pb2
 
 from .context import GatewayContext, tenant_of
-from .listing import page
+from .listing import read_page
 from .parquet_check import ParquetChecker
 from .resources import public_dataset
 
@@ -65,7 +65,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
                 "header.size_bytes",
                 f"{header.size_bytes} is outside 0..{self.gw.config.max_upload_bytes} (FITYARD_MAX_UPLOAD_BYTES)",
             )
-        dataset_id = new_id(DATASETS.id_prefix)
+        dataset_id, created = new_record_id(DATASETS.id_prefix)
         key = dataset_key(tenant, dataset_id)
         checker = ParquetChecker(
             expected_size=header.size_bytes,
@@ -92,7 +92,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
             sha256=info.sha256,
             rows=checker.rows,
             columns=checker.columns,
-            create_time=now(),
+            create_time=created,
             tenant=tenant,
         )
         try:
@@ -128,11 +128,14 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
 
     @errors.handle_errors
     async def ListDatasets(self, request, context):
-        records = await list_records(
-            self.gw.datasets, tenant_of(context), records_pb2.DatasetRecord
-        )
-        items, token = page(
-            records, request.page_size, request.page_token, request.filter, DATASET_FILTERS
+        items, token = await read_page(
+            self.gw.datasets,
+            tenant_of(context),
+            records_pb2.DatasetRecord,
+            request.page_size,
+            request.page_token,
+            request.filter,
+            DATASET_FILTERS,
         )
         return datasets_pb2.ListDatasetsResponse(
             datasets=[public_dataset(r) for r in items], next_page_token=token

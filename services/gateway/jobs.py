@@ -15,12 +15,12 @@ from services.common.jobs import (
     state_name,
 )
 from services.common.keys import OUTPUT_KEYS
-from services.common.records import list_records, watch_record
+from services.common.records import watch_record
 from services.common.resources import DATASETS, JOBS
 from services.internal.v1 import records_pb2, scheduler_pb2
 
 from .context import GatewayContext, tenant_of
-from .listing import page
+from .listing import read_page
 from .resources import public_job
 
 # Forwarded commands are quick; a scheduler that does not answer in this time
@@ -104,9 +104,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
 
     @errors.handle_errors
     async def ListJobs(self, request, context):
-        records = await list_records(self.gw.jobs, tenant_of(context), records_pb2.JobRecord)
-        items, token = page(
-            records, request.page_size, request.page_token, request.filter, JOB_FILTERS
+        items, token = await read_page(
+            self.gw.jobs,
+            tenant_of(context),
+            records_pb2.JobRecord,
+            request.page_size,
+            request.page_token,
+            request.filter,
+            JOB_FILTERS,
         )
         return jobs_pb2.ListJobsResponse(jobs=[public_job(r) for r in items], next_page_token=token)
 

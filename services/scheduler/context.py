@@ -25,6 +25,7 @@ class SchedulerContext:
     js: JetStreamContext
     jobs: KeyValue  # job records: the scheduler is their only writer
     datasets: KeyValue  # dataset records, read at admission
+    requests: KeyValue  # idempotency keys: the job each submit's request_id created
     store: ObjectStore
     janitor: OutputJanitor  # removes the outputs of attempts that do not count
 
@@ -43,6 +44,7 @@ class SchedulerContext:
             js=js,
             jobs=await bus.jobs_bucket(js),
             datasets=await bus.datasets_bucket(js),
+            requests=await bus.requests_bucket(js),
             store=store,
             janitor=OutputJanitor(store),
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from nats.js.errors import KeyWrongLastSequenceError
@@ -11,7 +10,7 @@ from fityard.v1 import jobs_pb2
 from services.common import bus, errors, job_queue
 from services.common.config import DEFAULT_LANE, DEFAULT_TENANT
 from services.common.jobs import TERMINAL_STATES, kind_name, state_name
-from services.common.records import encode, get_record, new_id, now
+from services.common.records import encode, get_record, id_time, new_record_id, now
 from services.common.resources import JOBS
 from services.common.retry import retrying
 from services.internal.v1 import records_pb2, scheduler_pb2, scheduler_pb2_grpc
@@ -25,13 +24,6 @@ log = logging.getLogger(__name__)
 # How long a submit retries publishing its job before leaving it to
 # reconciliation (services/scheduler/reconcile.py).
 SUBMIT_PUBLISH_SECONDS = 5.0
-
-
-def job_id_for(tenant: str, request_id: str) -> str:
-    """The job id a submit with this idempotency key creates: the same key
-    always names the same job, so a retried submit finds it."""
-    digest = hashlib.sha256(f"{tenant}\0{request_id}".encode()).hexdigest()
-    return f"{JOBS.id_prefix}_{digest[:16]}"
 
 
 def _same_request(job: records_pb2.JobRecord, request: scheduler_pb2.SubmitJobRequest) -> bool:
@@ -48,22 +40,26 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         self.nc = ctx.nc
         self.js = ctx.js
         self.jobs = ctx.jobs
+        self.requests = ctx.requests
         self.admission = Admission(ctx)
 
     @errors.handle_errors
     async def SubmitJob(self, request, context):
         tenant = request.tenant or DEFAULT_TENANT
         admitted = await self.admission.admit(request, tenant)
+        job_id, created = new_record_id(JOBS.id_prefix)
+        if request.request_id:
+            job_id = await self._claim(tenant, request.request_id, job_id)
+            # An earlier submit's job keeps the time its id was made at.
+            created = id_time(job_id) or created
         job = records_pb2.JobRecord(
-            id=job_id_for(tenant, request.request_id)
-            if request.request_id
-            else new_id(JOBS.id_prefix),
+            id=job_id,
             kind=request.kind,
             state=jobs_pb2.JOB_STATE_QUEUED,
             dataset_id=request.dataset_id,
             model_id=request.model_id,
             params=request.params,
-            create_time=now(),
+            create_time=created,
             progress_message="waiting for a trainer",
             lane=DEFAULT_LANE,
             tenant=tenant,
@@ -77,7 +73,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 f"recording {job.id}",
                 within=10.0,
             )
-        except KeyWrongLastSequenceError:
+        except KeyWrongLastSequenceError:  # an earlier submit with this request_id recorded it
             return scheduler_pb2.SubmitJobResponse(
                 job=await self._resubmitted(job.id, tenant, request)
             )
@@ -91,6 +87,26 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             )
         log.info("queued %s job %s for tenant %s", kind_name(job.kind), job.id, tenant)
         return scheduler_pb2.SubmitJobResponse(job=job)
+
+    async def _claim(self, tenant: str, request_id: str, job_id: str) -> str:
+        """The job id `request_id` names: `job_id` if this is its first
+        submit (recorded now, create-if-absent), else the earlier submit's.
+
+        The earlier submit may not have recorded its job yet, or never will
+        (its scheduler died in between): the caller then records the job
+        under that id itself, and whichever of the two records it first is
+        the one both return."""
+        key = bus.request_key(tenant, request_id)
+        try:
+            await retrying(
+                lambda: self.requests.create(key, job_id.encode()),
+                f"recording request {request_id!r}",
+                within=10.0,
+            )
+            return job_id
+        except KeyWrongLastSequenceError:  # (or our own create, retried after a timeout)
+            entry = await retrying(lambda: self.requests.get(key), "reading a request id")
+            return entry.value.decode()
 
     async def _resubmitted(self, job_id: str, tenant: str, request) -> records_pb2.JobRecord:
         """The job an earlier submit with the same request_id created."""

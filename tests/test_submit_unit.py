@@ -1,0 +1,150 @@
+"""Submitting a job to the scheduler (services/scheduler/service.py
+SubmitJob), without a stack: the record it writes, and idempotency keys
+(request_id) that return the job they first created. NATS is dictionaries
+behind the calls the scheduler makes (KV create/get, a JetStream publish)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import grpc
+import pytest
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+from fityard.v1 import datasets_pb2, jobs_pb2
+from services.common import bus
+from services.common.config import Config
+from services.common.records import id_time, new_record_id
+from services.internal.v1 import bus_pb2, records_pb2, scheduler_pb2
+from services.scheduler.service import SchedulerService
+
+TENANT = "default"
+
+
+@dataclass
+class _Entry:
+    value: bytes
+    revision: int = 1
+
+
+class FakeBucket:
+    def __init__(self):
+        self.values: dict[str, bytes] = {}
+
+    async def create(self, key: str, value: bytes) -> int:
+        if key in self.values:
+            raise KeyWrongLastSequenceError
+        self.values[key] = value
+        return 1
+
+    async def get(self, key: str) -> _Entry:
+        if key not in self.values:
+            raise KeyNotFoundError
+        return _Entry(self.values[key])
+
+
+class FakeJetStream:
+    def __init__(self):
+        self.published: list[tuple[str, bytes, dict]] = []
+
+    async def publish(self, subject: str, payload: bytes, headers: dict) -> None:
+        self.published.append((subject, payload, headers))
+
+
+class Aborted(Exception):
+    pass
+
+
+class FakeContext:
+    async def abort_with_status(self, status: grpc.Status) -> None:
+        raise Aborted(status)
+
+
+def _scheduler() -> tuple[SchedulerService, SimpleNamespace]:
+    ctx = SimpleNamespace(
+        config=Config(),
+        nc=None,
+        js=FakeJetStream(),
+        jobs=FakeBucket(),
+        datasets=FakeBucket(),
+        requests=FakeBucket(),
+    )
+    dataset = records_pb2.DatasetRecord(
+        id="ds_train", tenant=TENANT, rows=100, columns=[datasets_pb2.Column(name="y")]
+    )
+    ctx.datasets.values[bus.record_key(TENANT, dataset.id)] = dataset.SerializeToString()
+    return SchedulerService(ctx), ctx
+
+
+def _fit(request_id: str = "", max_iter: int = 5) -> scheduler_pb2.SubmitJobRequest:
+    return scheduler_pb2.SubmitJobRequest(
+        tenant=TENANT,
+        kind=jobs_pb2.JOB_KIND_FIT,
+        dataset_id="ds_train",
+        params=jobs_pb2.FitParams(max_iter=max_iter),
+        request_id=request_id,
+    )
+
+
+def _submit(service: SchedulerService, request) -> records_pb2.JobRecord:
+    return asyncio.run(service.SubmitJob(request, FakeContext())).job
+
+
+def _stored(ctx, job_id: str) -> records_pb2.JobRecord:
+    return records_pb2.JobRecord.FromString(ctx.jobs.values[bus.record_key(TENANT, job_id)])
+
+
+def test_a_submit_records_a_queued_job_and_queues_it_once():
+    service, ctx = _scheduler()
+    job = _submit(service, _fit("r1"))
+    assert _stored(ctx, job.id) == job
+    assert (job.state, job.tenant, job.lane, job.request_id) == (
+        jobs_pb2.JOB_STATE_QUEUED,
+        TENANT,
+        "default",
+        "r1",
+    )
+    assert job.create_time == id_time(job.id)  # key order is list order
+    ((subject, payload, headers),) = ctx.js.published
+    assert subject == f"jobs.default.fit.{TENANT}.{job.id}"
+    assert bus_pb2.JobTask.FromString(payload).job == job
+    assert headers[bus.HDR_MSG_ID] == job.id
+
+
+def test_a_repeated_request_id_returns_the_first_job_and_queues_nothing_more():
+    service, ctx = _scheduler()
+    first = _submit(service, _fit("r1"))
+    again = _submit(service, _fit("r1"))
+    assert again == first and len(ctx.js.published) == 1
+    other = _submit(service, _fit("r2"))
+    assert other.id != first.id and len(ctx.js.published) == 2
+
+
+def test_submits_without_a_request_id_are_each_a_new_job():
+    service, ctx = _scheduler()
+    assert _submit(service, _fit()).id != _submit(service, _fit()).id
+    assert ctx.requests.values == {}
+
+
+def test_a_request_id_reused_for_another_request_is_refused_naming_it():
+    service, _ = _scheduler()
+    _submit(service, _fit("r1", max_iter=5))
+    with pytest.raises(Aborted) as aborted:
+        _submit(service, _fit("r1", max_iter=6))
+    status = aborted.value.args[0]
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.details.startswith("request_id: 'r1' was already used for a different request")
+
+
+def test_a_request_whose_first_submit_died_before_recording_its_job_gets_that_job():
+    # The first submit claimed the request id for its job id, then its
+    # scheduler died before writing the record: the retry records the job
+    # under that id (and its time) and queues it.
+    service, ctx = _scheduler()
+    claimed, created = new_record_id("job")
+    ctx.requests.values[bus.request_key(TENANT, "r1")] = claimed.encode()
+    job = _submit(service, _fit("r1"))
+    assert (job.id, job.create_time) == (claimed, created)
+    assert _stored(ctx, claimed) == job and len(ctx.js.published) == 1
