@@ -183,7 +183,7 @@ def test_a_failed_precondition_says_what_and_on_which_resource():
 @pytest.mark.parametrize(
     "value, says",
     [
-        ("", "job_id: is required (ids look like 'job_5b0c9e7d1a2f3e4d')"),
+        ("", f"job_id: is required (ids look like {JOBS.example!r})"),
         ("job/../x", "job_id: 'job/../x' is not a valid id"),
         ("j" * 65, "is not a valid id"),
         ("job 1", "is not a valid id"),
