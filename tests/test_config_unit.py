@@ -96,6 +96,26 @@ def test_secure_is_off_for_the_usual_words(monkeypatch, value):
     assert StorageConfig.from_env().secure is False
 
 
+def test_a_yes_no_setting_that_is_neither_names_the_variable(monkeypatch):
+    monkeypatch.setenv("FITYARD_S3_SECURE", "ture")  # a typo must not quietly mean "off"
+    with pytest.raises(SystemExit, match="FITYARD_S3_SECURE='ture' is neither true nor false"):
+        StorageConfig.from_env()
+
+
+@pytest.mark.parametrize(
+    "name, value, says",
+    [
+        ("FITYARD_MAX_ATTEMPTS", "-1", "must be at least 1"),
+        ("FITYARD_MAX_TRANSFERS", "0", "must be at least 1"),
+        ("FITYARD_TRAINER_THREADS", "-2", "must be at least 0"),
+    ],
+)
+def test_a_count_below_its_least_names_the_variable(monkeypatch, name, value, says):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=f"{name}='{value}' {says}"):
+        Config.from_env()
+
+
 def test_an_empty_variable_means_the_default(monkeypatch):
     for name in ("FITYARD_MAX_TRANSFERS", "FITYARD_SWEEP_SECONDS", "FITYARD_S3_SECURE"):
         monkeypatch.setenv(name, "")

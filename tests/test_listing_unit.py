@@ -248,6 +248,14 @@ def test_datasets_filter_by_name():
         ("=RUNNING", "'=RUNNING' is not a condition"),
         ("state=RUNNING AND ", "'' is not a condition"),
         ("kind=fit AND colour=red", "cannot filter on 'colour'"),
+        # lower-case "and" would otherwise read as one value and match nothing
+        ("state=RUNNING and kind=fit", "holds more than one condition; join them with ' AND '"),
+        # a typo in a value of a fixed set would also match nothing
+        (
+            "state=SUCEEDED",
+            "state cannot be 'SUCEEDED'; it is one of QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED",
+        ),
+        ("kind=train", "kind cannot be 'train'; it is one of fit, predict"),
     ],
 )
 def test_a_bad_filter_is_refused_naming_filter_and_what_to_write(filter_text, says):

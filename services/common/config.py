@@ -30,14 +30,17 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise SystemExit(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SystemExit(f"{name}={raw!r} must be at least {minimum}")
+    return value
 
 
 def _env_float(name: str, default: float) -> float:
@@ -69,7 +72,10 @@ def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+    word = raw.strip().lower()
+    if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise SystemExit(f"{name}={raw!r} is neither true nor false (write true or false)")
+    return word in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,7 @@ class Config:
             transfer_idle_seconds=_env_float("FITYARD_TRANSFER_IDLE_SECONDS", 60.0),
             scheduler_listen=_env("FITYARD_SCHEDULER_LISTEN", "0.0.0.0:50052"),
             trainer_id=_env("FITYARD_TRAINER_ID", ""),
-            trainer_threads=_env_int("FITYARD_TRAINER_THREADS", 0),
+            trainer_threads=_env_int("FITYARD_TRAINER_THREADS", 0, minimum=0),
             core_leases_dir=_env("FITYARD_CORE_LEASES_DIR", ""),
             ack_wait_seconds=(ack_wait := _env_float("FITYARD_ACK_WAIT_SECONDS", 8.0)),
             heartbeat_seconds=_heartbeat(ack_wait),

@@ -30,7 +30,9 @@ from typing import TypeVar
 from google.protobuf.message import Message
 from nats.js.kv import KeyValue
 
+from fityard.v1 import jobs_pb2
 from services.common import errors
+from services.common.jobs import kind_name, state_name
 from services.common.records import get_record, id_time, list_records, record_ids
 
 M = TypeVar("M", bound=Message)
@@ -52,6 +54,14 @@ def _id_position(record_id: str) -> Position | None:
     return None if created is None else (created.seconds, created.nanos, record_id)
 
 
+# The values a field can have, where there is a fixed set: a filter on
+# another value is a typo that would silently match nothing.
+KNOWN_VALUES = {
+    "state": [state_name(s) for s in jobs_pb2.JobState.values() if s],
+    "kind": [kind_name(k) for k in jobs_pb2.JobKind.values() if k],
+}
+
+
 def parse_filter(text: str, fields: dict[str, Callable]) -> list[tuple[str, str]]:
     """[(field, value)] of "a=1 AND b=2"; INVALID_ARGUMENT naming the problem."""
     if not text.strip():
@@ -65,9 +75,20 @@ def parse_filter(text: str, fields: dict[str, Callable]) -> list[tuple[str, str]
                 "filter",
                 f"{term.strip()!r} is not a condition; write field=value, joined by ' AND '",
             )
+        if "=" in value:
+            raise errors.invalid_argument(
+                "filter",
+                f"{term.strip()!r} holds more than one condition; join them with ' AND ' "
+                "(upper case)",
+            )
         if name not in fields:
             raise errors.invalid_argument(
                 "filter", f"cannot filter on {name!r}; fields: {', '.join(fields)}"
+            )
+        known = KNOWN_VALUES.get(name)
+        if known and value.lower() not in (v.lower() for v in known):
+            raise errors.invalid_argument(
+                "filter", f"{name} cannot be {value!r}; it is one of {', '.join(known)}"
             )
         terms.append((name, value))
     return terms
