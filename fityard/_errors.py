@@ -17,7 +17,7 @@ callers write `except NotFound:` instead of comparing status codes.
     JobTimeout (TimeoutError)   a wait ran out; the job carries on
 
 Every FityardError keeps the server's message unchanged (`str(exc)` is
-``NOT_FOUND: dataset 'ds_x' not found``) and the google.rpc details the
+``NOT_FOUND: datasets/ds_x not found; …``) and the google.rpc details the
 server attached, read with grpc_status: `field_violations`, `resource`,
 `precondition_violations`, `retry_delay` are those details in plain Python.
 """
@@ -67,7 +67,9 @@ class FityardError(Exception):
 
     @property
     def resource(self) -> tuple[str, str] | None:
-        """(type, name) of the resource the error is about, e.g. ("dataset", "ds_…")."""
+        """(type, name) of the resource the error is about, e.g.
+        ("fityard.v1.Dataset", "datasets/ds_…"): the message's full name and the
+        resource's name (collection/id; a model is its fit job, "jobs/job_…")."""
         found = self._detail(error_details_pb2.ResourceInfo)
         return (found[0].resource_type, found[0].resource_name) if found else None
 

@@ -45,3 +45,26 @@ def test_first_readme_command_runs_the_demo(tmp_path):
     assert accuracy > 0.85
     assert "training data has no column 'y'" in out
     assert "missing 1 column the model was trained on: col_0" in out
+
+
+def test_make_lint_passes():
+    """README (Development): `make lint` runs what the tests check."""
+    assert "`make lint` runs what the tests check" in (ROOT / "README.md").read_text()
+    result = subprocess.run(["make", "lint"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+def test_the_unit_tier_runs_alone_and_starts_nothing(tmp_path):
+    """README (Development): `pytest -m "not stack"` is the unit tier. Run
+    as README gives it, it passes, and it is the bulk of the pure tests."""
+    assert '`.venv/bin/pytest -m "not stack"` is the unit tier' in (ROOT / "README.md").read_text()
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "pytest"), "-m", "not stack", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    passed = int(re.search(r"(\d+) passed", result.stdout).group(1))
+    assert passed > 300 and "deselected" in result.stdout
