@@ -224,3 +224,29 @@ def cmd_download(args: argparse.Namespace) -> int:
         path = c.download(args.job_id, args.out, args.output)
     print(f"{path}  {_size(path.stat().st_size)}")
     return 0
+
+
+# -- trace -----------------------------------------------------------------------
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fityard import traces
+
+    with _client(args) as c:
+        job = c.job(args.job_id)
+    if not job.trace_id:
+        print(f"job {job.id} has no trace: tracing was off when it was submitted", file=sys.stderr)
+        return 1
+    spans = traces.read_trace(Path(args.data_dir) / traces.TRACES_DIR, job.trace_id)
+    print(f"trace {job.trace_id} of job {job.id} ({job.state})")
+    if not spans:
+        print(
+            f"no spans of it are kept under {args.data_dir} (fityard up keeps them there);"
+            f" see {traces.trace_url(job.trace_id)}"
+        )
+        return 0
+    for line in traces.render(spans):
+        print(line)
+    return 0

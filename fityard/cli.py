@@ -42,6 +42,7 @@ from fityard._commands import (
     cmd_jobs,
     cmd_predict,
     cmd_status,
+    cmd_trace,
     cmd_upload,
     cmd_watch,
 )
@@ -229,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("cancel", cmd_cancel, "stop a queued or running job")
     p.add_argument("job_id")
+
+    p = command("trace", cmd_trace, "show where a job's time went: its trace as a tree")
+    p.add_argument("job_id")
+    p.add_argument(
+        "--data-dir",
+        default=".fityard",
+        help="the data dir of `fityard up`, where it keeps traces (default .fityard)",
+    )
     return parser
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from fityard.traces import TRACES_DIR
+from services import span_store
 from services.common.config import usable_cores
 from services.common.lifecycle import pdeathsig_preexec
 from services.common.runtime import PARENT_PID_ENV
@@ -169,6 +171,7 @@ class EmbeddedStack:
         env: dict[str, str] | None = None,
         supervise: bool = False,
         report: Callable[[str], None] | None = None,
+        keep_traces: bool = False,
     ):
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
@@ -182,6 +185,12 @@ class EmbeddedStack:
         self.log_dir = self.data_dir / "logs"
         self.supervise = supervise
         self.report = report or log.warning
+        # `fityard up`: trace every job into <data_dir>/traces for `fityard
+        # trace`, unless OTEL_EXPORTER_OTLP_ENDPOINT sends traces elsewhere.
+        self.keep_traces = keep_traces and not _otlp_endpoint_set({**os.environ, **self.extra_env})
+        self.traces_dir = self.data_dir / TRACES_DIR
+        self._span_receiver = None
+        self._span_receiver_port = 0
         self._kids: dict[str, _Child] = {}  # start order; written only by the stack thread
         self._thread: threading.Thread | None = None
         self._calls: queue.Queue = queue.Queue()
@@ -195,6 +204,11 @@ class EmbeddedStack:
         self.nats_port = free_port()
         self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
         self.scheduler_port = free_port()
+        if self.keep_traces:
+            self._span_receiver_port = free_port()
+            self._span_receiver = span_store.serve(
+                self.traces_dir, f"127.0.0.1:{self._span_receiver_port}"
+            )
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="fityard-stack", daemon=True)
         self._thread.start()
@@ -219,12 +233,15 @@ class EmbeddedStack:
             self._stop_children(timeout)
             self._calls.put(None)  # the thread ends after this call
             self._thread = None
-            return
-        if thread.is_alive():
-            self._in_stack_thread(self._stop_children, timeout)
-            self._calls.put(None)
-            thread.join()
-        self._thread = None
+        else:
+            if thread.is_alive():
+                self._in_stack_thread(self._stop_children, timeout)
+                self._calls.put(None)
+                thread.join()
+            self._thread = None
+        if self._span_receiver is not None:  # after the services flushed their spans
+            self._span_receiver.stop(1)
+            self._span_receiver = None
 
     def __enter__(self) -> EmbeddedStack:
         return self.start()
@@ -404,6 +421,15 @@ class EmbeddedStack:
                 PARENT_PID_ENV: str(os.getpid()),
             }
         )
+        if self.keep_traces:
+            env.update(
+                {
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self._span_receiver_port}",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                    # Spans reach `fityard trace` within a second of ending.
+                    "OTEL_BSP_SCHEDULE_DELAY": "500",
+                }
+            )
         env.update(self.extra_env)
         # The services are importable from this checkout or installed package.
         root = str(Path(__file__).resolve().parent.parent)
@@ -457,6 +483,13 @@ class EmbeddedStack:
             )
 
 
+def _otlp_endpoint_set(environ: dict[str, str]) -> bool:
+    return any(
+        environ.get(name)
+        for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
 def serve(
     *,
     port: int = 50051,
@@ -465,7 +498,8 @@ def serve(
     storage: str = "local",
 ) -> int:
     """`fityard up`: run the stack in the foreground until Ctrl-C or SIGTERM,
-    restarting any child that dies (reported on stderr)."""
+    restarting any child that dies (reported on stderr), keeping its jobs'
+    traces for `fityard trace`."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -476,6 +510,7 @@ def serve(
         storage=storage,
         supervise=True,
         report=_print_to_stderr,
+        keep_traces=True,
     )
     try:
         stack.start()

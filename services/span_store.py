@@ -3,7 +3,8 @@
 `fityard up` runs one so that `fityard trace JOB_ID` shows a job's trace with
 no Jaeger or collector: the services export to it over OTLP/gRPC like they
 would to a collector, it appends each span as one JSON line to
-`<dir>/spans.jsonl`, and `read_trace` finds a trace's spans there. The file
+`<dir>/spans.jsonl`, where fityard/traces.py (the client side, which
+defines the format) finds a trace's spans. The file
 rolls over to `spans.1.jsonl` past `max_bytes`, so "recent" means the last
 one to two files' worth.
 
@@ -13,11 +14,9 @@ batching, no sampling, no other signal), only a place to look.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from concurrent import futures
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -25,30 +24,10 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+# The file format is the client's to read (`fityard trace` in a light install).
+from fityard.traces import FILE, OLD_FILE, Span
+
 MAX_BYTES = 64 * 1024 * 1024
-FILE = "spans.jsonl"
-OLD_FILE = "spans.1.jsonl"
-
-
-@dataclass(frozen=True)
-class Span:
-    """One finished span, as `fityard trace` shows it."""
-
-    trace_id: str  # 32 hex digits
-    span_id: str  # 16 hex digits
-    parent_span_id: str  # "" for a root
-    service: str
-    name: str
-    kind: str  # SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL
-    start_ns: int
-    end_ns: int
-    status: str = ""  # "ERROR" or ""
-    attributes: dict = field(default_factory=dict)
-    links: tuple[str, ...] = ()  # span ids this one is linked to, in the same trace
-
-    @property
-    def duration_ns(self) -> int:
-        return self.end_ns - self.start_ns
 
 
 def _value(value: common_pb2.AnyValue):
@@ -94,31 +73,13 @@ class SpanFile:
         self._lock = threading.Lock()
 
     def append(self, spans: list[Span]) -> None:
-        lines = "".join(json.dumps(span.__dict__, default=list) + "\n" for span in spans)
+        lines = "".join(span.to_json() + "\n" for span in spans)
         path = self.directory / FILE
         with self._lock:
             if path.exists() and path.stat().st_size + len(lines) > self.max_bytes:
                 path.replace(self.directory / OLD_FILE)
             with path.open("a") as out:
                 out.write(lines)
-
-
-def read_trace(directory: Path, trace_id: str) -> list[Span]:
-    """Every kept span of `trace_id`, in start order."""
-    found = []
-    for name in (OLD_FILE, FILE):
-        path = Path(directory) / name
-        if not path.exists():
-            continue
-        with path.open() as lines:
-            for line in lines:
-                if trace_id not in line:  # cheap pre-filter before parsing
-                    continue
-                fields = json.loads(line)
-                if fields["trace_id"] == trace_id:
-                    fields["links"] = tuple(fields.get("links", ()))
-                    found.append(Span(**fields))
-    return sorted(found, key=lambda s: (s.start_ns, s.end_ns))
 
 
 class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):

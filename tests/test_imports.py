@@ -18,8 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_PACKAGES = ("services", "ml")
 # What the server may import from the client package: the public generated
-# code and the limits both sides agree on.
-SERVER_MAY_IMPORT = ("fityard.v1", "fityard.limits")
+# code, the limits both sides agree on, and the format of kept spans.
+SERVER_MAY_IMPORT = ("fityard.v1", "fityard.limits", "fityard.traces")
 # The demo is a user of the SDK (everything it does to fityard goes through
 # the public API, as a user's script would); it imports the public names.
 SDK_USERS = {"services/demo.py"}

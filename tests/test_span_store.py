@@ -11,7 +11,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from services import span_store, trace_tree
+from fityard import traces
+from services import span_store
 from services.embedded import free_port
 
 
@@ -38,14 +39,14 @@ def test_exported_spans_are_kept_by_trace_and_print_as_a_tree(tmp_path):
     finally:
         server.stop(1)
     trace_id = format(root.get_span_context().trace_id, "032x")
-    spans = span_store.read_trace(tmp_path, trace_id)
+    spans = traces.read_trace(tmp_path, trace_id)
     assert [(s.service, s.name, s.kind) for s in spans] == [
         ("fityard-gateway", "SubmitFit", "SERVER"),
         ("fityard-trainer", "fit", "INTERNAL"),
     ]
     assert spans[1].parent_span_id == spans[0].span_id
     assert spans[1].attributes == {"rows": 100} and spans[1].status == "ERROR"
-    lines = trace_tree.render(spans)
+    lines = traces.render(spans)
     assert lines[1].startswith("fityard-gateway SubmitFit ")
     assert lines[2].startswith("  fityard-trainer fit !")  # indented under its parent, failed
     assert "█" in lines[1] and lines[1].rstrip().endswith("|")
@@ -54,9 +55,7 @@ def test_exported_spans_are_kept_by_trace_and_print_as_a_tree(tmp_path):
 def test_the_file_rolls_over_and_keeps_the_last_two(tmp_path):
     spans = span_store.SpanFile(tmp_path, max_bytes=2000)
     for n in range(30):
-        spans.append(
-            [span_store.Span(f"{n:032x}", f"{n:016x}", "", "svc", "op", "INTERNAL", n, n + 1)]
-        )
-    assert span_store.read_trace(tmp_path, f"{29:032x}")  # the newest is kept
-    assert not span_store.read_trace(tmp_path, f"{0:032x}")  # the oldest is gone
+        spans.append([traces.Span(f"{n:032x}", f"{n:016x}", "", "svc", "op", "INTERNAL", n, n + 1)])
+    assert traces.read_trace(tmp_path, f"{29:032x}")  # the newest is kept
+    assert not traces.read_trace(tmp_path, f"{0:032x}")  # the oldest is gone
     assert sum(p.stat().st_size for p in tmp_path.iterdir()) <= 2 * 2000
