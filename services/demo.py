@@ -60,17 +60,6 @@ def run_demo(address: str | None, data_dir: str | Path | None, rows: int) -> int
         return _run_demo(client, Path(data_dir), rows)
 
 
-def _size(n: float) -> str:
-    """Bytes for people: 95.7 KiB, 35.8 MiB."""
-    if n < 1024:
-        return f"{n:.0f} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        n /= 1024
-        if n < 1024 or unit == "GiB":
-            break
-    return f"{n:.1f} {unit}"
-
-
 def _follow(job: Job, prefix: str = "    ") -> Job:
     """Print a line each time the job's state, progress or message changes;
     the finished job."""
@@ -121,7 +110,9 @@ def _run_demo(c: Client, data_dir: Path, rows: int) -> int:
 def _demo_good_fit(c: Client, train: Path) -> Job | None:
     _step(f"upload {train.name}")
     ds = c.upload(train)
-    print(f"    {ds.id}: {ds.rows} rows x {len(ds.columns)} columns, {_size(ds.size_bytes)}")
+    print(
+        f"    {ds.id}: {ds.rows} rows x {len(ds.columns)} columns, {ds.size_bytes / 2**20:.1f} MiB"
+    )
     _step(f"fit {ds.id}")
     fit = c.fit(ds)
     print(f"    {fit.id}")
@@ -137,7 +128,9 @@ def _demo_good_predict(c: Client, fit: Job, test: Path) -> bool:
 
     _step(f"upload {test.name}")
     ds = c.upload(test)
-    print(f"    {ds.id}: {ds.rows} rows x {len(ds.columns)} columns, {_size(ds.size_bytes)}")
+    print(
+        f"    {ds.id}: {ds.rows} rows x {len(ds.columns)} columns, {ds.size_bytes / 2**20:.1f} MiB"
+    )
     _step(f"predict with model {fit.id} on {ds.id}")
     pred = c.predict(fit, ds)
     print(f"    {pred.id}")

@@ -5,17 +5,14 @@ dictionaries behind the one call admission makes (get)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from nats.js.errors import KeyNotFoundError
 
 from fityard.v1 import datasets_pb2, jobs_pb2
 from services.common import errors
-from services.common.bus import record_key
 from services.common.config import Config
 from services.internal.v1 import records_pb2, scheduler_pb2
 from services.scheduler.admission import (
@@ -26,29 +23,9 @@ from services.scheduler.admission import (
     Admission,
     derived_timeout,
 )
+from tests.support.fake_kv import TENANT, FakeBucket
 
 S = jobs_pb2
-TENANT = "default"
-
-
-@dataclass
-class _Entry:
-    value: bytes
-    revision: int = 1
-
-
-class FakeBucket:
-    """The part of nats-py's KeyValue that admission uses, counting reads."""
-
-    def __init__(self, *records):
-        self.values = {record_key(TENANT, r.id): r.SerializeToString() for r in records}
-        self.reads = 0
-
-    async def get(self, key: str) -> _Entry:
-        self.reads += 1
-        if key not in self.values:
-            raise KeyNotFoundError
-        return _Entry(self.values[key])
 
 
 def _dataset(dataset_id="ds_train", rows=1000, columns=10) -> records_pb2.DatasetRecord:
@@ -68,7 +45,7 @@ def _fit_job(job_id="job_fit", state=S.JOB_STATE_SUCCEEDED, **fields) -> records
 
 def _admission(*, datasets=(), jobs=(), **config) -> Admission:
     ctx = SimpleNamespace(
-        datasets=FakeBucket(*datasets), jobs=FakeBucket(*jobs), config=Config(**config)
+        datasets=FakeBucket(datasets), jobs=FakeBucket(jobs), config=Config(**config)
     )
     return Admission(ctx)
 
@@ -215,7 +192,7 @@ def test_a_dataset_is_read_once_then_remembered():
     admission = _admission(datasets=[_dataset()])
     for _ in range(3):
         asyncio.run(admission.admit(_fit(), TENANT))
-    assert admission.datasets.reads == 1
+    assert admission.datasets.gets == 1
 
 
 # -- the derived run limit -----------------------------------------------------------

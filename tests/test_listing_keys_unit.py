@@ -8,46 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from nats.js.errors import KeyNotFoundError
 
 from fityard.v1 import jobs_pb2
-from services.common.bus import record_key
 from services.common.records import id_time, new_record_id
 from services.gateway import listing
 from services.gateway.jobs import JOB_FILTERS
 from services.internal.v1 import records_pb2
-
-TENANT = "default"
-
-
-@dataclass
-class _Entry:
-    value: bytes
-    revision: int = 1
-
-
-class FakeBucket:
-    """Records by key, counting what is read; `gone` ids are keys whose
-    record was deleted (their subject stays in the stream)."""
-
-    def __init__(self, records=(), gone=()):
-        self.values = {record_key(TENANT, r.id): r.SerializeToString() for r in records}
-        self.gone = list(gone)
-        self.gets = 0
-        self.full_reads = 0
-
-    def add(self, record) -> None:
-        self.values[record_key(TENANT, record.id)] = record.SerializeToString()
-
-    async def get(self, key: str) -> _Entry:
-        self.gets += 1
-        if key not in self.values:
-            raise KeyNotFoundError
-        return _Entry(self.values[key])
+from tests.support.fake_kv import TENANT, FakeBucket
 
 
 @pytest.fixture

@@ -6,12 +6,10 @@ behind the calls the scheduler makes (KV create/get, a JetStream publish)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import grpc
 import pytest
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from fityard.v1 import datasets_pb2, jobs_pb2
 from services.common import bus
@@ -19,30 +17,7 @@ from services.common.config import Config
 from services.common.records import id_time, new_record_id
 from services.internal.v1 import bus_pb2, records_pb2, scheduler_pb2
 from services.scheduler.service import SchedulerService
-
-TENANT = "default"
-
-
-@dataclass
-class _Entry:
-    value: bytes
-    revision: int = 1
-
-
-class FakeBucket:
-    def __init__(self):
-        self.values: dict[str, bytes] = {}
-
-    async def create(self, key: str, value: bytes) -> int:
-        if key in self.values:
-            raise KeyWrongLastSequenceError
-        self.values[key] = value
-        return 1
-
-    async def get(self, key: str) -> _Entry:
-        if key not in self.values:
-            raise KeyNotFoundError
-        return _Entry(self.values[key])
+from tests.support.fake_kv import TENANT, FakeBucket
 
 
 class FakeJetStream:
