@@ -430,6 +430,11 @@ class EmbeddedStack:
                     "OTEL_BSP_SCHEDULE_DELAY": "500",
                 }
             )
+        # Text logs in <data_dir>/logs (their stderr is a file, so they would
+        # default to JSON): people read these files, and tests and bench/
+        # parse their lines. FITYARD_LOG_FORMAT=json (environment or `env`)
+        # asks for JSON lines instead.
+        env.setdefault("FITYARD_LOG_FORMAT", "text")
         env.update(self.extra_env)
         # The services are importable from this checkout or installed package.
         root = str(Path(__file__).resolve().parent.parent)

@@ -78,6 +78,21 @@ def _env_bool(name: str, default: bool) -> bool:
     return word in ("1", "true", "yes", "on")
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    word = raw.strip().upper() if upper else raw.strip().lower()
+    if word not in choices:
+        raise SystemExit(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return word
+
+
+# What services/common/logs.py accepts (kept here so config imports nothing).
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     """Where objects live: `local` (a directory) or `s3` (MinIO or any S3)."""
@@ -116,6 +131,10 @@ class Config:
 
     nats_url: str = "nats://127.0.0.1:4222"
     storage: StorageConfig = field(default_factory=StorageConfig)
+    # logs (services/common/logs.py): json or text; empty: json unless
+    # stderr is a terminal
+    log_format: str = ""
+    log_level: str = "INFO"
     # housekeeping (services/common/scratch.py: sweep_periodically): how often
     # to sweep, and after how long without activity an unfinished upload
     # counts as abandoned (see ObjectStore.sweep_incomplete)
@@ -138,6 +157,9 @@ class Config:
     # trainer
     trainer_id: str = ""
     trainer_threads: int = 0  # most threads one job may use; 0: every usable core
+    # Where a trainer serves grpc.health.v1 (it has no other gRPC service);
+    # empty: nowhere (its health is then in its log lines).
+    trainer_health_listen: str = ""
     # Directory of per-core lock files shared by the trainers of one machine
     # (see services/trainer/cores.py); empty: this trainer owns its cores.
     core_leases_dir: str = ""
@@ -165,6 +187,8 @@ class Config:
         return cls(
             nats_url=_env("FITYARD_NATS_URL", "nats://127.0.0.1:4222"),
             storage=StorageConfig.from_env(),
+            log_format=_env_choice("FITYARD_LOG_FORMAT", "", LOG_FORMATS),
+            log_level=_env_choice("FITYARD_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             sweep_seconds=_env_float("FITYARD_SWEEP_SECONDS", 3600.0),
             stale_upload_seconds=_env_float("FITYARD_STALE_UPLOAD_SECONDS", 6 * 3600.0),
             scratch_dir=_env("FITYARD_SCRATCH_DIR", ""),
@@ -176,6 +200,7 @@ class Config:
             scheduler_listen=_env("FITYARD_SCHEDULER_LISTEN", "0.0.0.0:50052"),
             trainer_id=_env("FITYARD_TRAINER_ID", ""),
             trainer_threads=_env_int("FITYARD_TRAINER_THREADS", 0, minimum=0),
+            trainer_health_listen=_env("FITYARD_TRAINER_HEALTH_LISTEN", ""),
             core_leases_dir=_env("FITYARD_CORE_LEASES_DIR", ""),
             ack_wait_seconds=(ack_wait := _env_float("FITYARD_ACK_WAIT_SECONDS", 8.0)),
             heartbeat_seconds=_heartbeat(ack_wait),

@@ -16,6 +16,8 @@ from grpc_reflection.v1alpha import reflection
 # One per-message limit for servers, channels and the SDK (fityard/limits.py).
 from fityard.limits import MAX_MESSAGE_BYTES
 
+from . import logs
+from .config import Config
 from .lifecycle import die_with_parent
 
 # Set by a supervisor that wants its services to die with it (`fityard up`:
@@ -24,12 +26,11 @@ PARENT_PID_ENV = "FITYARD_PARENT_PID"
 
 
 def setup_logging(service: str) -> logging.Logger:
-    """Logging for a service process; also, when started by a supervisor
-    that asks for it, tie the process's life to the supervisor's."""
-    logging.basicConfig(
-        level=os.environ.get("FITYARD_LOG_LEVEL", "INFO").upper(),
-        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
-    )
+    """Logging for a service process (services/common/logs.py: JSON lines or
+    text, FITYARD_LOG_FORMAT and FITYARD_LOG_LEVEL); also, when started by a
+    supervisor that asks for it, tie the process's life to the supervisor's."""
+    config = Config.from_env()
+    logs.configure(service, config.log_level, config.log_format)
     parent = os.environ.get(PARENT_PID_ENV)
     if parent:
         die_with_parent(signal.SIGKILL, parent_pid=int(parent))

@@ -3,6 +3,7 @@ are served from the job records and the store."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
@@ -15,6 +16,7 @@ from services.common.jobs import (
     state_name,
 )
 from services.common.keys import OUTPUT_KEYS
+from services.common.logs import for_job, job_context
 from services.common.records import watch_record
 from services.common.resources import DATASETS, JOBS
 from services.internal.v1 import records_pb2, scheduler_pb2
@@ -22,6 +24,8 @@ from services.internal.v1 import records_pb2, scheduler_pb2
 from .context import GatewayContext, tenant_of
 from .listing import read_page
 from .resources import public_job
+
+log = logging.getLogger(__name__)
 
 # Forwarded commands are quick; a scheduler that does not answer in this time
 # (restarting takes seconds) is reported as DEADLINE_EXCEEDED rather than
@@ -69,6 +73,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             timeout=SCHEDULER_DEADLINE_SECONDS,
             wait_for_ready=True,
         )
+        with job_context(response.job.id):
+            log.info("submitted %s job %s", kind_name(kind), response.job.id)
         return public_job(response.job)
 
     @errors.handle_errors
@@ -86,11 +92,13 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
         return jobs_pb2.SubmitPredictResponse(job=job)
 
+    @for_job()
     @errors.handle_errors
     async def GetJob(self, request, context):
         record = await self.gw.job_record(tenant_of(context), request.job_id)
         return jobs_pb2.GetJobResponse(job=public_job(record))
 
+    @for_job()
     @errors.handle_errors
     async def WatchJob(self, request, context):
         tenant = tenant_of(context)
@@ -115,6 +123,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
         return jobs_pb2.ListJobsResponse(jobs=[public_job(r) for r in items], next_page_token=token)
 
+    @for_job()
     @errors.handle_errors
     async def CancelJob(self, request, context):
         errors.check_id("job_id", request.job_id, JOBS)
@@ -125,6 +134,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
         return jobs_pb2.CancelJobResponse(job=public_job(response.job))
 
+    @for_job()
     @errors.handle_errors
     async def DownloadJobOutput(self, request, context):
         tenant = tenant_of(context)

@@ -24,7 +24,8 @@ from nats.aio.msg import Msg
 
 from fityard.v1 import jobs_pb2
 from services.common import bus
-from services.common.jobs import TERMINAL_STATES
+from services.common.jobs import TERMINAL_STATES, state_name
+from services.common.logs import job_context
 from services.common.retry import TRANSIENT, retrying
 from services.internal.v1 import bus_pb2, records_pb2
 
@@ -125,7 +126,9 @@ class EventFolder:
                     continue
                 failing_since = None
                 for msg in msgs:
-                    await self.fold(msg)
+                    # events.<tenant>.<job_id>: its lines name the job
+                    with job_context(msg.subject.rsplit(".", 1)[-1]):
+                        await self.fold(msg)
         finally:
             try:
                 await sub.unsubscribe()
@@ -168,6 +171,7 @@ class EventFolder:
                 return
             log.warning("dropping an event of %s: no such job", event.job_id)
         elif changed[0] and job.state in TERMINAL_STATES:
+            log.info("job %s ended: %s", job.id, state_name(job.state))
             self.janitor.job_ended(job)
         elif not changed[0] and event.outputs and event.attempt != job.attempts:
             self.janitor.attempt_ignored(event.tenant, event.job_id, event.attempt, event.outputs)

@@ -23,6 +23,7 @@ from nats.js.errors import NotFoundError
 
 from fityard.v1 import jobs_pb2
 from services.common import bus, job_queue
+from services.common.logs import job_context
 from services.common.records import list_records
 from services.common.retry import TRANSIENT
 from services.internal.v1 import records_pb2
@@ -50,8 +51,9 @@ async def reconcile_once(ctx: SchedulerContext) -> int:
             continue
         if await job_queue.has_unread_events(js, job):
             continue  # a trainer took it (and maybe finished it): the record is behind
-        await job_queue.publish(js, job, again=True)
-        log.warning("re-queued %s: its record said QUEUED but its message was missing", job.id)
+        with job_context(job.id):
+            await job_queue.publish(js, job, again=True)
+            log.warning("re-queued %s: its record said QUEUED but its message was missing", job.id)
         republished += 1
     return republished
 

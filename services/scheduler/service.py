@@ -10,6 +10,7 @@ from fityard.v1 import jobs_pb2
 from services.common import bus, errors, job_queue
 from services.common.config import DEFAULT_LANE, DEFAULT_TENANT
 from services.common.jobs import TERMINAL_STATES, kind_name, state_name
+from services.common.logs import for_job, job_context
 from services.common.records import encode, get_record, id_time, new_record_id, now
 from services.common.resources import JOBS
 from services.common.retry import retrying
@@ -79,13 +80,14 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             )
         # The record is what makes the job accepted: if publishing fails even
         # after retries, the scheduler's reconciliation queues it later.
-        try:
-            await job_queue.publish(self.js, job, within=SUBMIT_PUBLISH_SECONDS)
-        except Exception as exc:  # noqa: BLE001 - logged; reconciliation will publish it
-            log.error(
-                "could not queue %s yet (%s); it will be queued by reconciliation", job.id, exc
-            )
-        log.info("queued %s job %s for tenant %s", kind_name(job.kind), job.id, tenant)
+        with job_context(job.id):
+            try:
+                await job_queue.publish(self.js, job, within=SUBMIT_PUBLISH_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - logged; reconciliation will publish it
+                log.error(
+                    "could not queue %s yet (%s); it will be queued by reconciliation", job.id, exc
+                )
+            log.info("queued %s job %s for tenant %s", kind_name(job.kind), job.id, tenant)
         return scheduler_pb2.SubmitJobResponse(job=job)
 
     async def _claim(self, tenant: str, request_id: str, job_id: str) -> str:
@@ -119,6 +121,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         log.info("submit of %s repeated with its request_id: returning the job", job_id)
         return found[0]
 
+    @for_job()
     @errors.handle_errors
     async def CancelJob(self, request, context):
         tenant = request.tenant or DEFAULT_TENANT

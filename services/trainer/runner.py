@@ -33,6 +33,7 @@ from ml.messages import bounded
 from services.common import bus
 from services.common.jobs import OUTPUTS, TERMINAL_STATES, kind_name, params_dict, state_name
 from services.common.keys import dataset_key, model_key, predictions_key
+from services.common.logs import job_context
 from services.common.records import get_record, now
 from services.common.retry import TRANSIENT, retrying
 from services.internal.v1 import bus_pb2, records_pb2
@@ -131,15 +132,18 @@ class Trainer:
     async def handle(self, msg: Msg, stop: asyncio.Event) -> None:
         """Run one job message to its end. Never raises: whatever goes wrong
         returns the job to the queue for another try."""
-        try:
-            await self._handle(msg, stop)
-        except Exception:  # a job must never kill its trainer
-            log.exception("could not handle %s; returning it to the queue", msg.subject)
-            self.worker.kill()
-            await _settle(msg.nak, delay=RETRY_DELAY_SECONDS)
-        finally:
-            self.cores.release_all()
-            self._current = None
+        # Its log lines carry the job id (the subject's last token: known
+        # even when the message cannot be read).
+        with job_context(msg.subject.rsplit(".", 1)[-1]):
+            try:
+                await self._handle(msg, stop)
+            except Exception:  # a job must never kill its trainer
+                log.exception("could not handle %s; returning it to the queue", msg.subject)
+                self.worker.kill()
+                await _settle(msg.nak, delay=RETRY_DELAY_SECONDS)
+            finally:
+                self.cores.release_all()
+                self._current = None
 
     async def _handle(self, msg: Msg, stop: asyncio.Event) -> None:
         task = bus_pb2.JobTask.FromString(msg.data)

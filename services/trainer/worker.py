@@ -17,13 +17,13 @@ import multiprocessing
 import os
 import signal
 import tempfile
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from services.common.config import StorageConfig
+from services.common import logs
+from services.common.config import Config, StorageConfig
 from services.common.lifecycle import die_with_parent
 from services.common.scratch import scratch_dir, sweep_dead_scratch
 
@@ -92,6 +92,9 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
     # A worker never outlives its trainer: a SIGKILLed trainer's job is
     # redelivered elsewhere, and an orphan fit would burn cores nobody holds.
     die_with_parent(signal.SIGKILL, parent_pid=trainer_pid)
+    # Its lines go to the trainer's stderr, in the trainer's format.
+    config = Config.from_env()
+    logs.configure("trainer", config.log_level, config.log_format)
     from threadpoolctl import threadpool_limits
 
     import ml
@@ -108,7 +111,7 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
         except EOFError:
             return  # the trainer went away
         try:
-            with threadpool_limits(limits=task.threads):
+            with threadpool_limits(limits=task.threads), logs.job_context(task.job_id):
                 rows = _run(
                     task,
                     store,
@@ -117,8 +120,9 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
             conn.send(("done", Outcome(ok=True, rows=rows)))
         except ml.DataError as exc:
             conn.send(("done", Outcome(ok=False, error=str(exc))))
-        except Exception as exc:  # noqa: BLE001 - report anything else as an internal error
-            traceback.print_exc()
+        except Exception as exc:  # anything else: an internal error, logged
+            with logs.job_context(task.job_id):
+                log.exception("job %s failed in the worker", task.job_id)
             error = f"internal error while running the job: {type(exc).__name__}: {exc}"
             conn.send(("done", Outcome(ok=False, error=bounded(error))))
 
