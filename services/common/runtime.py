@@ -67,16 +67,24 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.service_names = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(self.service_names, self.server)
+        self._stopping = False
         self.port = self.server.add_insecure_port(listen)
         if self.port == 0:
             raise SystemExit(f"cannot listen on {listen}: address in use or invalid")
 
     async def start(self) -> None:
         await self.server.start()
+        await self.set_serving(True)
+
+    async def set_serving(self, serving: bool) -> None:
+        """What grpc.health.v1 says for every service name (services/common/
+        health.py decides); once stop() began, NOT_SERVING for good."""
+        status = health_pb2.HealthCheckResponse
+        state = status.SERVING if serving and not self._stopping else status.NOT_SERVING
         for name in ["", *self.service_names]:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self.health.set(name, state)
 
     async def stop(self, grace: float = 5.0) -> None:
-        for name in ["", *self.service_names]:
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._stopping = True
+        await self.set_serving(False)
         await self.server.stop(grace)

@@ -6,6 +6,7 @@ import asyncio
 
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from services.common.config import Config
+from services.common.health import Health
 from services.common.runtime import GrpcServer, setup_logging, stop_event
 from services.common.scratch import sweep_periodically
 
@@ -41,6 +42,9 @@ async def main() -> None:
     datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetService(ctx), server.server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(ctx), server.server)
     await server.start()
+    # NOT_SERVING while NATS or the store is unreachable (services/common/health.py).
+    health = Health(stop, server.set_serving)
+    checking = asyncio.create_task(health.run(nc=ctx.nc, store=ctx.store))
     log.info(
         "gateway listening on port %d (store: %s; at most %d transfers at once, idle ones ended after %gs)",
         server.port,
@@ -51,6 +55,7 @@ async def main() -> None:
     await stop.wait()
     log.info("stopping")
     await server.stop()
+    await checking
     await sweeper
     await ctx.close()
 

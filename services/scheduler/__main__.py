@@ -13,6 +13,7 @@ import asyncio
 import sys
 
 from services.common.config import Config
+from services.common.health import Health
 from services.common.runtime import GrpcServer, setup_logging, stop_event
 from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 
@@ -38,6 +39,12 @@ async def main() -> int:
         asyncio.create_task(EventFolder(ctx).run(stop), name="event folding"),
         asyncio.create_task(reconcile_periodically(ctx, stop), name="reconciliation"),
     }
+    # NOT_SERVING while NATS or the store is unreachable or a loop is down
+    # (services/common/health.py).
+    health = Health(stop, server.set_serving)
+    for loop in loops:
+        health.watch_loop(loop)
+    checking = asyncio.create_task(health.run(nc=ctx.nc, store=ctx.store))
     stopping = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({stopping, *loops}, return_when=asyncio.FIRST_COMPLETED)
     code = 0
@@ -47,7 +54,7 @@ async def main() -> int:
             code = 1
     stop.set()
     await server.stop()  # health says NOT_SERVING first
-    await asyncio.gather(*loops, return_exceptions=True)
+    await asyncio.gather(*loops, checking, return_exceptions=True)
     await ctx.close()
     return code
 

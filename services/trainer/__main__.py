@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 
 from services.common.config import Config
-from services.common.runtime import setup_logging, stop_event
+from services.common.health import Health
+from services.common.runtime import GrpcServer, setup_logging, stop_event
 from services.common.scratch import sweep_periodically
+from services.common.storage import open_store
 
 from .context import TrainerContext
 from .runner import Trainer
@@ -36,11 +38,24 @@ async def main() -> None:
         ctx.threads,
         config.core_leases_dir or "off",
     )
+    # Its health (services/common/health.py): NATS, the store, the job loop;
+    # in its log lines, and on grpc.health.v1 at FITYARD_TRAINER_HEALTH_LISTEN
+    # if set (a trainer serves no other gRPC).
+    server = GrpcServer(config.trainer_health_listen, []) if config.trainer_health_listen else None
+    if server is not None:
+        await server.start()
+    health = Health(stop, server.set_serving if server is not None else None)
+    checking = asyncio.create_task(health.run(nc=ctx.nc, store=open_store(config.storage)))
     try:
-        await Trainer(ctx).run(stop)
+        jobs = asyncio.create_task(Trainer(ctx).run(stop), name="job loop")
+        health.watch_loop(jobs)
+        await jobs
     finally:
         ctx.worker.kill()  # at once; a fit must not outlive its trainer's exit
         stop.set()
+        if server is not None:
+            await server.stop()
+        await checking
         await sweeper
         await ctx.close()
 
