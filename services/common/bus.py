@@ -111,11 +111,34 @@ async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
                 name=name,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
+                **_connection_logging(),
             )
         except Exception as exc:  # noqa: BLE001 - any connect failure means "retry"
             last = exc
             await asyncio.sleep(0.5)
     raise RuntimeError(f"could not connect to NATS at {url}: {last}")
+
+
+def _connection_logging() -> dict:
+    """nats-py's callbacks, logging one line per change instead of its
+    default: a traceback at ERROR for every failed reconnect (twice a
+    second while nats-server is down)."""
+    said = [""]
+
+    async def error_cb(exc: Exception) -> None:
+        text = f"{type(exc).__name__}: {exc}"
+        if text != said[0]:
+            said[0] = text
+            log.warning("NATS: %s", text)
+
+    async def reconnected_cb() -> None:
+        said[0] = ""
+        log.info("NATS connection back")
+
+    return {
+        "error_cb": error_cb,
+        "reconnected_cb": reconnected_cb,
+    }
 
 
 async def _add_or_update_stream(js: JetStreamContext, config: StreamConfig) -> None:
