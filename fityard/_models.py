@@ -140,6 +140,12 @@ class Job:
         return self._message.lost_attempts
 
     @property
+    def trace_id(self) -> str:
+        """The job's trace (32 hex digits; `fityard trace JOB_ID` shows it),
+        "" if the server was not tracing when it was submitted."""
+        return self._message.trace_id
+
+    @property
     def timeout_seconds(self) -> float:
         """The most this job may run before it FAILS with "timed out"."""
         return self._message.timeout_seconds

@@ -218,7 +218,9 @@ class Client:
             timeout_seconds=timeout_seconds,
         )
         with self._rpc():
-            response = self._jobs.SubmitFit(request, timeout=self.timeout)
+            response = self._jobs.SubmitFit(
+                request, timeout=self.timeout, metadata=_trace_metadata()
+            )
         return Job(response.job, self)
 
     def predict(self, model: JobRef, dataset: DatasetRef, *, timeout_seconds: float = 0) -> Job:
@@ -231,7 +233,9 @@ class Client:
             timeout_seconds=timeout_seconds,
         )
         with self._rpc():
-            response = self._jobs.SubmitPredict(request, timeout=self.timeout)
+            response = self._jobs.SubmitPredict(
+                request, timeout=self.timeout, metadata=_trace_metadata()
+            )
         return Job(response.job, self)
 
     def job(self, job: JobRef) -> Job:
@@ -408,3 +412,19 @@ class Client:
                 return receive(responses, info, Path(path), progress)
         finally:
             call.cancel()
+
+
+def _trace_metadata() -> list[tuple[str, str]]:
+    """The caller's trace context (W3C traceparent) when the caller traces
+    with OpenTelemetry, so a job's trace continues the caller's. The SDK does
+    not depend on OpenTelemetry: without it, or without a current span,
+    nothing is sent and the server starts the job's trace."""
+    try:
+        from opentelemetry import propagate, trace
+    except ImportError:
+        return []
+    if not trace.get_current_span().get_span_context().is_valid:
+        return []
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return list(carrier.items())

@@ -23,7 +23,12 @@ INTERNAL_JOB_FIELDS = {
     "request_id",
     "model_attempt",
     "output_attempt",
+    "traceparent",
 }
+# Public fields computed from the record rather than copied: the trace id is
+# the one in the record's traceparent.
+DERIVED_JOB_FIELDS = {"trace_id"}
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 def _job_record() -> records_pb2.JobRecord:
@@ -53,6 +58,7 @@ def _job_record() -> records_pb2.JobRecord:
         request_id="7f3e",
         model_attempt=3,
         output_attempt=2,
+        traceparent=f"00-{TRACE_ID}-00f067aa0ba902b7-01",
     )
 
 
@@ -67,8 +73,13 @@ def test_a_job_shows_every_public_field_of_its_record():
     # Every field of the public Job is filled from the record (a field added
     # to Job but not to public_job fails here) ...
     assert _set_fields(job) == public
-    for name in public:
+    for name in public - DERIVED_JOB_FIELDS:
         assert getattr(job, name) == getattr(record, name), name
+    assert job.trace_id == TRACE_ID
+
+
+def test_a_job_submitted_without_tracing_has_no_trace_id():
+    assert public_job(records_pb2.JobRecord(id="job_1")).trace_id == ""
 
 
 def test_the_server_s_own_fields_stay_out_of_the_job_even_on_the_wire():
@@ -96,6 +107,8 @@ def test_the_record_keeps_the_public_fields_numbers_so_older_records_still_read(
         (datasets_pb2.Dataset, records_pb2.DatasetRecord),
     ]:
         for field in public.DESCRIPTOR.fields:
+            if field.name in DERIVED_JOB_FIELDS:
+                continue
             twin = record.DESCRIPTOR.fields_by_name[field.name]
             assert (twin.number, twin.type) == (field.number, field.type), field.name
             if field.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_ENUM):

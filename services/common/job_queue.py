@@ -19,6 +19,7 @@ from services.internal.v1 import bus_pb2, records_pb2
 from . import bus
 from .jobs import kind_name
 from .retry import retrying
+from .tracing import send_span, with_trace_headers
 
 
 def subject_of(job: records_pb2.JobRecord) -> str:
@@ -38,12 +39,17 @@ async def publish(
     the first for its duplicate window (bus.DUPLICATE_WINDOW_SECONDS)."""
     task = bus_pb2.JobTask(job=job).SerializeToString()
     msg_id = f"{job.id}.{uuid.uuid4().hex[:8]}" if again else job.id
-    headers = {bus.HDR_MSG_ID: msg_id, bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id}
-    await retrying(
-        lambda: js.publish(subject_of(job), task, headers=headers),
-        f"queueing {job.id}",
-        within=within,
-    )
+    subject = subject_of(job)
+    # In the job's trace (the submit's span), whoever publishes it.
+    with send_span(subject, parent=job.traceparent, message_id=msg_id):
+        headers = with_trace_headers(
+            {bus.HDR_MSG_ID: msg_id, bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id}
+        )
+        await retrying(
+            lambda: js.publish(subject, task, headers=headers),
+            f"queueing {job.id}",
+            within=within,
+        )
 
 
 async def is_queued(js: JetStreamContext, job: records_pb2.JobRecord) -> bool:

@@ -19,6 +19,7 @@ from fityard.limits import MAX_MESSAGE_BYTES
 from . import logs
 from .config import Config
 from .lifecycle import die_with_parent
+from .telemetry import grpc_server_interceptors
 
 # Set by a supervisor that wants its services to die with it (`fityard up`:
 # fityard/embedded.py): the supervisor's pid.
@@ -52,6 +53,7 @@ class GrpcServer:
 
     def __init__(self, listen: str, service_names: Iterable[str]):
         self.server = grpc.aio.server(
+            interceptors=grpc_server_interceptors(),
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -61,7 +63,7 @@ class GrpcServer:
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
                 ("grpc.http2.max_pings_without_data", 0),
-            ]
+            ],
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -9,6 +9,7 @@ from services.common.config import Config
 from services.common.health import Health
 from services.common.runtime import GrpcServer, setup_logging, stop_event
 from services.common.scratch import sweep_periodically
+from services.common.telemetry import setup_tracing
 
 from .context import GatewayContext
 from .datasets import DatasetService
@@ -17,6 +18,7 @@ from .jobs import JobService
 
 async def main() -> None:
     log = setup_logging("gateway")
+    setup_tracing("gateway")
     config = Config.from_env()
     stop = stop_event()
     ctx = await GatewayContext.connect(config)

@@ -17,6 +17,7 @@ from services.common.records import get_record
 from services.common.resources import DATASETS, JOBS
 from services.common.runtime import MAX_MESSAGE_BYTES
 from services.common.storage import ObjectStore, open_store
+from services.common.telemetry import grpc_client_interceptors
 from services.internal.v1 import records_pb2, scheduler_pb2_grpc
 
 from .transfer import Transfers
@@ -50,6 +51,7 @@ class GatewayContext:
         channel = grpc.aio.insecure_channel(
             config.scheduler_address,
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+            interceptors=grpc_client_interceptors(),
         )
         return cls(
             config=config,

@@ -9,6 +9,7 @@ record stays internal until it is added here too."""
 from __future__ import annotations
 
 from fityard.v1 import datasets_pb2, jobs_pb2
+from services.common.tracing import trace_id_of
 from services.internal.v1 import records_pb2
 
 # Message fields: copied only when set, so an unset time stays unset.
@@ -30,6 +31,7 @@ def public_job(record: records_pb2.JobRecord) -> jobs_pb2.Job:
         rows=record.rows,
         lost_attempts=record.lost_attempts,
         timeout_seconds=record.timeout_seconds,
+        trace_id=trace_id_of(record.traceparent),
     )
     for name in _JOB_MESSAGES:
         if record.HasField(name):

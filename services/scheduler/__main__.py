@@ -15,6 +15,7 @@ import sys
 from services.common.config import Config
 from services.common.health import Health
 from services.common.runtime import GrpcServer, setup_logging, stop_event
+from services.common.telemetry import setup_tracing
 from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from .context import SchedulerContext
@@ -25,6 +26,7 @@ from .service import SchedulerService
 
 async def main() -> int:
     log = setup_logging("scheduler")
+    setup_tracing("scheduler")
     config = Config.from_env()
     stop = stop_event()
     ctx = await SchedulerContext.connect(config)

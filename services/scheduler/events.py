@@ -16,6 +16,7 @@ the records' only writer, applies them here. Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -23,7 +24,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 
 from fityard.v1 import jobs_pb2
-from services.common import bus
+from services.common import bus, tracing
 from services.common.jobs import TERMINAL_STATES, state_name
 from services.common.logs import job_context
 from services.common.retry import TRANSIENT, retrying
@@ -127,7 +128,7 @@ class EventFolder:
                 failing_since = None
                 for msg in msgs:
                     # events.<tenant>.<job_id>: its lines name the job
-                    with job_context(msg.subject.rsplit(".", 1)[-1]):
+                    with job_context(msg.subject.rsplit(".", 1)[-1]), _traced(msg):
                         await self.fold(msg)
         finally:
             try:
@@ -176,6 +177,15 @@ class EventFolder:
         elif not changed[0] and event.outputs and event.attempt != job.attempts:
             self.janitor.attempt_ignored(event.tenant, event.job_id, event.attempt, event.outputs)
         await _settle(msg.ack)
+
+
+def _traced(msg: Msg):
+    """A process span in the job's trace for an event the trainer traced
+    (state changes; progress updates are not, or a long fit would fill its
+    trace with them)."""
+    if tracing.TRACEPARENT not in (msg.headers or {}):
+        return contextlib.nullcontext()
+    return tracing.process_span(msg.subject, msg.headers, bus.SCHEDULER_CONSUMER)
 
 
 async def _settle(action, **kwargs) -> None:

@@ -14,6 +14,7 @@ from services.common.logs import for_job, job_context
 from services.common.records import encode, get_record, id_time, new_record_id, now
 from services.common.resources import JOBS
 from services.common.retry import retrying
+from services.common.tracing import current_traceparent
 from services.internal.v1 import records_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 from .admission import Admission
@@ -67,6 +68,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             request_id=request.request_id,
             model_attempt=admitted.model_attempt,
             timeout_seconds=admitted.timeout_seconds,
+            # This call's server span (tracing on): the job's trace.
+            traceparent=current_traceparent(),
         )
         try:
             await retrying(

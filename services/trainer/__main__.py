@@ -15,6 +15,7 @@ from services.common.health import Health
 from services.common.runtime import GrpcServer, setup_logging, stop_event
 from services.common.scratch import sweep_periodically
 from services.common.storage import open_store
+from services.common.telemetry import setup_tracing
 
 from .context import TrainerContext
 from .runner import Trainer
@@ -22,6 +23,7 @@ from .runner import Trainer
 
 async def main() -> None:
     log = setup_logging("trainer")
+    setup_tracing("trainer")
     config = Config.from_env()
     stop = stop_event()
     # Scratch directories of workers that were killed (here or by a trainer

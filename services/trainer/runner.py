@@ -23,6 +23,7 @@ Guarantees, and how they are kept:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -36,6 +37,7 @@ from services.common.keys import dataset_key, model_key, predictions_key
 from services.common.logs import job_context
 from services.common.records import get_record, now
 from services.common.retry import TRANSIENT, retrying
+from services.common.tracing import process_span, send_span, with_trace_headers
 from services.internal.v1 import bus_pb2, records_pb2
 
 from .context import TrainerContext
@@ -134,7 +136,17 @@ class Trainer:
         returns the job to the queue for another try."""
         # Its log lines carry the job id (the subject's last token: known
         # even when the message cannot be read).
-        with job_context(msg.subject.rsplit(".", 1)[-1]):
+        with (
+            job_context(msg.subject.rsplit(".", 1)[-1]),
+            # In the job's trace: a child of the span that published it.
+            process_span(
+                msg.subject,
+                msg.headers,
+                bus.TRAINERS_CONSUMER,
+                message_id=(msg.headers or {}).get(bus.HDR_MSG_ID, ""),
+                **{"fityard.trainer.id": self.trainer_id},
+            ),
+        ):
             try:
                 await self._handle(msg, stop)
             except Exception:  # a job must never kill its trainer
@@ -233,12 +245,19 @@ class Trainer:
             **fields,
         )
         data = event.SerializeToString()
+        subject = bus.event_subject(job.tenant, job.id)
         headers = {bus.HDR_TENANT: job.tenant, bus.HDR_JOB_ID: job.id}
-        await retrying(
-            lambda: self.js.publish(bus.event_subject(job.tenant, job.id), data, headers=headers),
-            f"reporting {state_name(state)} for {job.id}",
-            within=REPORT_WITHIN_SECONDS,
-        )
+        # A state change (a start is RUNNING at progress 0) is traced, in the
+        # job's trace; a progress update is not.
+        change = state != jobs_pb2.JOB_STATE_RUNNING or not fields.get("progress")
+        with send_span(subject) if change else contextlib.nullcontext():
+            if change:
+                with_trace_headers(headers)
+            await retrying(
+                lambda: self.js.publish(subject, data, headers=headers),
+                f"reporting {state_name(state)} for {job.id}",
+                within=REPORT_WITHIN_SECONDS,
+            )
 
     async def _give_up(
         self, msg: Msg, job: records_pb2.JobRecord, attempt: int, lost: int, how: str

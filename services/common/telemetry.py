@@ -1,0 +1,120 @@
+"""Tracing for every service, configured only by the standard OTEL_* variables.
+
+Nothing set (no OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+or OTEL_SDK_DISABLED=true: no tracer provider is installed, so every span the
+code starts is the API's no-op span and tracing costs next to nothing. With an
+endpoint: the SDK's TracerProvider with a batch OTLP exporter, its protocol
+from OTEL_EXPORTER_OTLP_PROTOCOL (grpc, the default, or http/protobuf), its
+sampler from OTEL_TRACES_SAMPLER, its resource from OTEL_SERVICE_NAME and
+OTEL_RESOURCE_ATTRIBUTES; a service that is not told its name calls itself
+`fityard-<service>`.
+
+The SDK reads those variables itself; this module only decides whether to
+install it and names the service, so a deployment configures tracing the way
+it configures any other OpenTelemetry program.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+
+from opentelemetry import trace
+
+log = logging.getLogger(__name__)
+
+_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def tracing_wanted(environ: os._Environ | dict = os.environ) -> bool:
+    """True if the OTEL_* variables ask for traces to be exported."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return any(environ.get(name, "").strip() for name in _ENDPOINT_VARIABLES)
+
+
+def setup_tracing(service: str) -> bool:
+    """Install the SDK's tracer provider for `service` if tracing is wanted.
+
+    Returns whether it did. Spans still buffered are exported at exit."""
+    if not tracing_wanted():
+        return False
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create()
+    if resource.attributes.get(SERVICE_NAME, "").startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: f"fityard-{service}"}))
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(_exporter()))
+    trace.set_tracer_provider(provider)
+    atexit.register(provider.shutdown)
+    log.info("tracing to %s", _endpoint())
+    return True
+
+
+def _endpoint() -> str:
+    return next((os.environ[n] for n in reversed(_ENDPOINT_VARIABLES) if os.environ.get(n)), "")
+
+
+def _exporter():
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "grpc"
+    ).strip()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    raise ValueError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported: use grpc or http/protobuf"
+    )
+
+
+# Streaming methods stay out of the gRPC spans: a WatchJob or a download
+# stream can last hours and its span would stay open (unexported) as long,
+# and opentelemetry-instrumentation-grpc's aio server interceptor mishandles
+# streaming handlers (open-telemetry/opentelemetry-python-contrib#3066). The
+# unary calls (submits, gets, lists, cancels, gateway -> scheduler) are
+# traced; health checks and reflection are not.
+UNTRACED_METHODS = ("Upload", "DownloadDataset", "WatchJob", "DownloadJobOutput")
+
+
+def _traced_calls():
+    from opentelemetry.instrumentation.grpc import filters
+
+    return filters.negate(
+        filters.any_of(
+            filters.health_check(),
+            filters.service_prefix("grpc.reflection"),
+            *(filters.method_name(name) for name in UNTRACED_METHODS),
+        )
+    )
+
+
+def grpc_server_interceptors() -> list:
+    """Server-span interceptors for a grpc.aio server ([] when not tracing)."""
+    if not tracing_wanted():
+        return []
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    return [aio_server_interceptor(filter_=_traced_calls())]
+
+
+def grpc_client_interceptors() -> list:
+    """Client-span interceptors for a grpc.aio channel ([] when not tracing):
+    they also carry the trace context to the server in the call's metadata."""
+    if not tracing_wanted():
+        return []
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    return list(aio_client_interceptors(filter_=_traced_calls()))
