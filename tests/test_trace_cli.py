@@ -4,6 +4,7 @@ stack's own receiver, printed as a tree naming every service they crossed."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,6 +57,10 @@ def test_trace_prints_the_jobs_tree_across_the_services(tmp_path):
         for name in services:
             assert any(line.lstrip().startswith(name) for line in lines[2:]), out.stdout
         assert any(line.startswith("  ") for line in lines[2:])  # children under parents
+        # The worker process continues the trace: reading, fitting, writing.
+        for span in ("worker fit", "read dataset", "fit", "write model"):
+            labels = [re.split(r"\s{2,}", line.strip())[0] for line in lines[2:]]
+            assert f"fityard-trainer {span}" in labels, out.stdout
 
         # Where no spans are kept (a deployment's collector has them): the viewer's URL.
         command[-1] = str(tmp_path / "elsewhere")

@@ -37,7 +37,12 @@ from services.common.keys import dataset_key, model_key, predictions_key
 from services.common.logs import job_context
 from services.common.records import get_record, now
 from services.common.retry import TRANSIENT, retrying
-from services.common.tracing import process_span, send_span, with_trace_headers
+from services.common.tracing import (
+    current_traceparent,
+    process_span,
+    send_span,
+    with_trace_headers,
+)
 from services.internal.v1 import bus_pb2, records_pb2
 
 from .context import TrainerContext
@@ -59,7 +64,9 @@ RETRY_DELAY_SECONDS = 1.0
 REPORT_WITHIN_SECONDS = 120.0
 
 
-def task_for(job: records_pb2.JobRecord, attempt: int, threads: int, max_classes: int) -> Task:
+def task_for(
+    job: records_pb2.JobRecord, attempt: int, threads: int, max_classes: int, traceparent: str = ""
+) -> Task:
     """The worker's task for `attempt` of the job: where its inputs are and
     where this attempt writes its outputs."""
     tenant = job.tenant
@@ -73,6 +80,7 @@ def task_for(job: records_pb2.JobRecord, attempt: int, threads: int, max_classes
             params=params_dict(job.params),
             threads=threads,
             max_classes=max_classes,
+            traceparent=traceparent,
         )
     return Task(
         job.id,
@@ -81,6 +89,7 @@ def task_for(job: records_pb2.JobRecord, attempt: int, threads: int, max_classes
         model_key(tenant, job.model_id, job.model_attempt),
         predictions_key(tenant, job.id, attempt),
         threads=threads,
+        traceparent=traceparent,
     )
 
 
@@ -313,7 +322,10 @@ class Trainer:
             )
 
         work = asyncio.create_task(
-            self.worker.run(task_for(job, attempt, threads, self.config.max_classes), on_progress)
+            self.worker.run(
+                task_for(job, attempt, threads, self.config.max_classes, current_traceparent()),
+                on_progress,
+            )
         )
         cancelled = asyncio.create_task(self._cancel.wait())
         stopping = asyncio.create_task(stop.wait())

@@ -12,6 +12,7 @@ small messages cross the pipe: the task, progress reports and the result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -26,6 +27,8 @@ from services.common import logs
 from services.common.config import Config, StorageConfig
 from services.common.lifecycle import die_with_parent
 from services.common.scratch import scratch_dir, sweep_dead_scratch
+from services.common.telemetry import setup_tracing
+from services.common.tracing import context_of, tracer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,9 @@ class Task:
     threads: int = 1
     # Fit jobs: more distinct values of y than this is a user error.
     max_classes: int = 1000
+    # The trainer's span for this job (W3C traceparent): the worker's spans
+    # are its children, in the job's trace. "" when not tracing.
+    traceparent: str = ""
 
 
 @dataclass
@@ -62,10 +68,16 @@ def _run(task: Task, store, progress: Callable[[float, str], None]) -> int:
 
     # Temp files go in this process's scratch directory: if the worker is
     # killed mid-job, the trainer's sweep removes them (services/common/scratch.py).
-    with tempfile.TemporaryDirectory(prefix=f"fityard-{task.job_id}-", dir=scratch_dir()) as tmp:
+    span = tracer.start_as_current_span
+    with (
+        tempfile.TemporaryDirectory(prefix=f"fityard-{task.job_id}-", dir=scratch_dir()) as tmp,
+        contextlib.ExitStack() as inputs,  # local copies, kept until the job is done
+    ):
         if task.kind == "fit":
             model_path = Path(tmp) / "model.joblib"
-            with store.local_copy(task.dataset_key, dir=tmp) as train_path:
+            with span("read dataset", attributes={"fityard.object.key": task.dataset_key}):
+                train_path = inputs.enter_context(store.local_copy(task.dataset_key, dir=tmp))
+            with span("fit", attributes={"fityard.cores": task.threads}) as fitting:
                 summary = ml.fit(
                     train_path,
                     model_path,
@@ -73,17 +85,28 @@ def _run(task: Task, store, progress: Callable[[float, str], None]) -> int:
                     progress=progress,
                     max_classes=task.max_classes,
                 )
+                fitting.set_attributes(
+                    {
+                        "fityard.rows": summary.rows,
+                        "fityard.features": len(summary.features),
+                        "fityard.classes": len(summary.classes),
+                        "fityard.max_iter": int(task.params.get("max_iter", 100)),
+                    }
+                )
             progress(0.97, "storing the model")
-            store.write_file(task.model_key, model_path)
+            with span("write model", attributes={"fityard.object.key": task.model_key}):
+                store.write_file(task.model_key, model_path)
             return summary.rows
         predictions_path = Path(tmp) / "predictions.parquet"
-        with (
-            store.local_copy(task.model_key, dir=tmp) as model_path,
-            store.local_copy(task.dataset_key, dir=tmp) as data_path,
-        ):
+        with span("read model and dataset", attributes={"fityard.object.key": task.dataset_key}):
+            model_path = inputs.enter_context(store.local_copy(task.model_key, dir=tmp))
+            data_path = inputs.enter_context(store.local_copy(task.dataset_key, dir=tmp))
+        with span("predict", attributes={"fityard.cores": task.threads}) as predicting:
             summary = ml.predict(model_path, data_path, predictions_path, progress=progress)
+            predicting.set_attribute("fityard.rows", summary.rows)
         progress(0.97, "storing the predictions")
-        store.write_file(task.predictions_key, predictions_path)
+        with span("write predictions", attributes={"fityard.object.key": task.predictions_key}):
+            store.write_file(task.predictions_key, predictions_path)
         return summary.rows
 
 
@@ -95,6 +118,7 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
     # Its lines go to the trainer's stderr, in the trainer's format.
     config = Config.from_env()
     logs.configure("trainer", config.log_level, config.log_format)
+    tracing = setup_tracing("trainer")
     from threadpoolctl import threadpool_limits
 
     import ml
@@ -111,12 +135,19 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
         except EOFError:
             return  # the trainer went away
         try:
-            with threadpool_limits(limits=task.threads), logs.job_context(task.job_id):
+            with (
+                threadpool_limits(limits=task.threads),
+                logs.job_context(task.job_id),
+                tracer.start_as_current_span(
+                    f"worker {task.kind}", context=context_of(task.traceparent)
+                ),
+            ):
                 rows = _run(
                     task,
                     store,
                     lambda fraction, message: conn.send(("progress", fraction, message)),
                 )
+            _flush(tracing)
             conn.send(("done", Outcome(ok=True, rows=rows)))
         except ml.DataError as exc:
             conn.send(("done", Outcome(ok=False, error=str(exc))))
@@ -125,6 +156,15 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
                 log.exception("job %s failed in the worker", task.job_id)
             error = f"internal error while running the job: {type(exc).__name__}: {exc}"
             conn.send(("done", Outcome(ok=False, error=bounded(error))))
+
+
+def _flush(tracing: bool) -> None:
+    """Export the job's spans before reporting it done: a worker killed
+    later must not take them with it."""
+    if tracing:
+        from opentelemetry import trace
+
+        trace.get_tracer_provider().force_flush(timeout_millis=2000)
 
 
 class WorkerProcess:
