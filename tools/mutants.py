@@ -46,6 +46,14 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "trace-context-not-sent",
+        "the job's message carries no trace context: the trainer's work is a trace of its own",
+        "services/common/job_queue.py",
+        "        headers = with_trace_headers(\n",
+        "        headers = (\n",
+        ("tests/test_trace_cli.py::test_trace_prints_the_jobs_tree_across_the_services",),
+    ),
+    Mutant(
         "watch-final-only",
         "WatchJob sends only the final record: no RUNNING, no progress reaches the watcher",
         "services/gateway/jobs.py",
