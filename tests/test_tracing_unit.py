@@ -67,3 +67,122 @@ def test_without_tracing_nothing_is_carried():
     assert tracing.current_traceparent() == ""
     assert tracing.trace_id_of("") == ""
     assert tracing.with_trace_headers({}) == {}
+
+
+@pytest.fixture
+def otel_env(monkeypatch):
+    """No OTEL_* variable from the surroundings; trace.set_tracer_provider
+    recorded instead of installing a provider in the test process."""
+    import os
+
+    from opentelemetry import trace
+
+    from services.common import telemetry
+
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+    installed = []
+    monkeypatch.setattr(trace, "set_tracer_provider", installed.append)
+    monkeypatch.setattr(telemetry.atexit, "register", lambda f: None)
+    yield installed
+    for provider in installed:
+        provider.shutdown()
+
+
+def test_with_nothing_set_no_provider_is_installed(otel_env):
+    from services.common.telemetry import setup_tracing
+
+    assert setup_tracing("gateway") is False
+    assert otel_env == []
+
+
+def test_sdk_disabled_installs_no_provider(otel_env, monkeypatch):
+    from services.common.telemetry import setup_tracing
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert setup_tracing("gateway") is False
+    assert otel_env == []
+
+
+@pytest.mark.parametrize(
+    "extra, name",
+    [
+        ({}, "fityard-scheduler"),
+        ({"OTEL_SERVICE_NAME": "sched-eu"}, "sched-eu"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=s2,deployment.environment=prod"}, "s2"),
+    ],
+)
+def test_an_endpoint_installs_the_sdk_provider_named_for_the_service(
+    otel_env, monkeypatch, extra, name
+):
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider as SdkProvider
+
+    from services.common.telemetry import setup_tracing
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+    assert setup_tracing("scheduler") is True
+    [provider] = otel_env
+    assert isinstance(provider, SdkProvider)
+    assert provider.resource.attributes["service.name"] == name
+    [processor] = provider._active_span_processor._span_processors
+    assert isinstance(processor._batch_processor._exporter, OTLPSpanExporter)
+
+
+def test_the_http_protocol_uses_the_http_exporter(otel_env, monkeypatch):
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from services.common.telemetry import setup_tracing
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    assert setup_tracing("trainer") is True
+    [processor] = otel_env[0]._active_span_processor._span_processors
+    assert isinstance(processor._batch_processor._exporter, OTLPSpanExporter)
+
+
+def test_grpc_interceptors_only_when_tracing(otel_env, monkeypatch):
+    from services.common import telemetry
+
+    assert telemetry.grpc_server_interceptors() == []
+    assert telemetry.grpc_client_interceptors() == []
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    assert len(telemetry.grpc_server_interceptors()) == 1
+    assert telemetry.grpc_client_interceptors()
+
+
+def test_store_calls_are_spans_inside_a_trace_only(spans, tmp_path):
+    from services.common.storage.local import LocalStore
+
+    store = LocalStore(tmp_path)
+    store.write_file("outside/a", __file__)  # no current span: no trace of its own
+    assert spans.get_finished_spans() == ()
+    with tracing.tracer.start_as_current_span("write model"):
+        store.write_file("models/m", __file__)
+        with store.local_copy("models/m"):
+            pass
+        store.stat("models/m")
+    write, put, get, stat = sorted(spans.get_finished_spans(), key=lambda s: s.start_time)
+    assert [s.name for s in (put, get, stat)] == ["store put", "store get", "store stat"]
+    assert {s.parent.span_id for s in (put, get, stat)} == {write.context.span_id}
+    size = (tmp_path / "models" / "m").stat().st_size
+    assert dict(put.attributes) == {
+        "fityard.store.backend": "local",
+        "fityard.object.key": "models/m",
+        "fityard.object.size": size,
+    }
+    assert get.attributes["fityard.object.size"] == size
+
+
+def test_suppressed_store_calls_are_not_spans(spans, tmp_path):
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    from services.common.storage.local import LocalStore
+
+    with tracing.tracer.start_as_current_span("health"), suppress_instrumentation():
+        LocalStore(tmp_path).write_file("a", __file__)
+    assert [s.name for s in spans.get_finished_spans()] == ["health"]

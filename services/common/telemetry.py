@@ -39,22 +39,34 @@ def tracing_wanted(environ: os._Environ | dict = os.environ) -> bool:
 def setup_tracing(service: str) -> bool:
     """Install the SDK's tracer provider for `service` if tracing is wanted.
 
-    Returns whether it did. Spans still buffered are exported at exit."""
-    if not tracing_wanted():
+    Returns whether it did. Spans still buffered are exported at exit (a
+    process that is killed loses them: the trainer's worker flushes after
+    each job)."""
+    provider = tracer_provider(service)
+    if provider is None:
         return False
+    trace.set_tracer_provider(provider)
+    atexit.register(provider.shutdown)
+    log.info("tracing to %s", _endpoint())
+    return True
+
+
+def tracer_provider(service: str):
+    """The SDK's TracerProvider for `service` exporting over OTLP as the
+    OTEL_* variables say, or None when tracing is not wanted. Not installed."""
+    if not tracing_wanted():
+        return None
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are read here.
     resource = Resource.create()
     if resource.attributes.get(SERVICE_NAME, "").startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: f"fityard-{service}"}))
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(_exporter()))
-    trace.set_tracer_provider(provider)
-    atexit.register(provider.shutdown)
-    log.info("tracing to %s", _endpoint())
-    return True
+    return provider
 
 
 def _endpoint() -> str:
