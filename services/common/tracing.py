@@ -22,6 +22,7 @@ all of this nearly free: no span is recorded and nothing is injected.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -100,3 +101,30 @@ def process_span(
         },
     ) as span:
         yield span
+
+
+def store_span(operation: str, key: str, backend: str, **attributes):
+    """A span for one object-store call (put, get, stat, delete) of either
+    backend, recorded only inside a trace: the store is one hop of a job's
+    trace (the worker's reads and writes), while calls made outside any span
+    (the gateway's upload and download streams, sweeps, health checks) do
+    not each start a trace of their own. `suppress_instrumentation()`
+    silences it like any instrumentation. The context manager yields the
+    span (a non-recording one when nothing is recorded)."""
+    if not trace.get_current_span().get_span_context().is_valid or _suppressed():
+        return contextlib.nullcontext(trace.INVALID_SPAN)
+    return tracer.start_as_current_span(
+        f"store {operation}",
+        kind=SpanKind.CLIENT if backend == "s3" else SpanKind.INTERNAL,
+        attributes={
+            "fityard.store.backend": backend,
+            "fityard.object.key": key,
+            **attributes,
+        },
+    )
+
+
+def _suppressed() -> bool:
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    return not is_instrumentation_enabled()

@@ -147,15 +147,16 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
                     store,
                     lambda fraction, message: conn.send(("progress", fraction, message)),
                 )
-            _flush(tracing)
-            conn.send(("done", Outcome(ok=True, rows=rows)))
+            outcome = Outcome(ok=True, rows=rows)
         except ml.DataError as exc:
-            conn.send(("done", Outcome(ok=False, error=str(exc))))
+            outcome = Outcome(ok=False, error=str(exc))
         except Exception as exc:  # anything else: an internal error, logged
             with logs.job_context(task.job_id):
                 log.exception("job %s failed in the worker", task.job_id)
             error = f"internal error while running the job: {type(exc).__name__}: {exc}"
-            conn.send(("done", Outcome(ok=False, error=bounded(error))))
+            outcome = Outcome(ok=False, error=bounded(error))
+        _flush(tracing)  # a failed job's spans too
+        conn.send(("done", outcome))
 
 
 def _flush(tracing: bool) -> None:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from ..tracing import store_span
 from .base import (
     CHUNK_SIZE,
     DEFAULT_STALE_UPLOAD_SECONDS,
@@ -93,44 +94,54 @@ class LocalStore(ObjectStore):
         tmp = self.root / TMP_DIR / f"{uuid.uuid4().hex}{PART_SUFFIX}"
         sha = hashlib.sha256()
         size = 0
-        try:
-            with open(tmp, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                    sha.update(chunk)
-                    size += len(chunk)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-        except BaseException:
-            # Anything, including KeyboardInterrupt or a CancelledError raised
-            # by the caller's iterator: the half-written file must not stay.
-            tmp.unlink(missing_ok=True)
-            raise
+        with store_span("put", key, "local") as span:
+            try:
+                with open(tmp, "wb") as f:
+                    for chunk in chunks:
+                        f.write(chunk)
+                        sha.update(chunk)
+                        size += len(chunk)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+            except BaseException:
+                # Anything, including KeyboardInterrupt or a CancelledError raised
+                # by the caller's iterator: the half-written file must not stay.
+                tmp.unlink(missing_ok=True)
+                raise
+            span.set_attribute("fityard.object.size", size)
         return ObjectInfo(key=key, size=size, sha256=sha.hexdigest())
 
     def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         # Opened now, so a missing key raises before the caller iterates, and
         # an overwrite after this call does not change what is read.
-        try:
-            f = open(self._file(key), "rb")
-        except FileNotFoundError:  # deleted since the check
-            raise ObjectNotFound(key) from None
+        # Its span covers the opening; the reading is the caller's.
+        with store_span("get", key, "local"):
+            try:
+                f = open(self._file(key), "rb")
+            except FileNotFoundError:  # deleted since the check
+                raise ObjectNotFound(key) from None
         return _FileChunks(f, chunk_size)
 
     @contextmanager
     def local_copy(self, key: str, dir: str | Path | None = None) -> Iterator[Path]:
-        yield self._file(key)  # the stored file itself: no copy, so `dir` is not needed
+        with store_span("get", key, "local") as span:  # not the caller's use of it
+            path = self._file(key)
+            if span.is_recording():
+                span.set_attribute("fityard.object.size", path.stat().st_size)
+        yield path  # the stored file itself: no copy, so `dir` is not needed
 
     def stat(self, key: str) -> ObjectInfo:
-        try:
-            return ObjectInfo(key=key, size=self._file(key).stat().st_size)
-        except FileNotFoundError:  # deleted since the check
-            raise ObjectNotFound(key) from None
+        with store_span("stat", key, "local"):
+            try:
+                return ObjectInfo(key=key, size=self._file(key).stat().st_size)
+            except FileNotFoundError:  # deleted since the check
+                raise ObjectNotFound(key) from None
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        if path.is_file():
-            path.unlink(missing_ok=True)
+        with store_span("delete", key, "local"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

@@ -23,6 +23,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from ..config import StorageConfig
+from ..tracing import store_span
 from .base import (
     CHUNK_SIZE,
     DEFAULT_STALE_UPLOAD_SECONDS,
@@ -179,29 +180,33 @@ class S3Store(ObjectStore):
     def write_stream(self, key: str, chunks: Iterable[bytes]) -> ObjectInfo:
         reader = _ChunkReader(chunks)
         interrupted: BaseException | None = None
-        try:
-            self.client.put_object(
-                self.bucket,
-                key,
-                reader,
-                length=-1,
-                part_size=self.config.part_size,
-                num_parallel_uploads=PARALLEL_PARTS,
-            )
-        except _Interrupted as stop:
-            interrupted = stop.original
-        if interrupted is not None:
-            raise interrupted  # outside the except: no misleading context
+        with self._span("put", key) as span:
+            try:
+                self.client.put_object(
+                    self.bucket,
+                    key,
+                    reader,
+                    length=-1,
+                    part_size=self.config.part_size,
+                    num_parallel_uploads=PARALLEL_PARTS,
+                )
+            except _Interrupted as stop:
+                interrupted = stop.original
+            if interrupted is not None:
+                raise interrupted  # outside the except: no misleading context
+            span.set_attribute("fityard.object.size", reader.size)
         return ObjectInfo(key=key, size=reader.size, sha256=reader.sha.hexdigest())
 
     def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         # The request is made now, so a missing key raises before iteration.
-        try:
-            response = self.client.get_object(self.bucket, key)
-        except S3Error as exc:
-            if _is_missing(exc):
-                raise ObjectNotFound(key) from None
-            raise
+        # Its span covers the request; reading the body is the caller's.
+        with self._span("get", key):
+            try:
+                response = self.client.get_object(self.bucket, key)
+            except S3Error as exc:
+                if _is_missing(exc):
+                    raise ObjectNotFound(key) from None
+                raise
         return _ResponseChunks(response, chunk_size)
 
     @contextmanager
@@ -209,25 +214,51 @@ class S3Store(ObjectStore):
         with tempfile.TemporaryDirectory(prefix="fityard-s3-", dir=dir) as tmp:
             # Keep the key's file name: some readers go by the extension.
             path = Path(tmp) / (PurePosixPath(key).name or "object")
+            with self._span("get", key) as span:  # the download, not the caller's use
+                try:
+                    self.client.fget_object(self.bucket, key, str(path))
+                except S3Error as exc:
+                    if _is_missing(exc):
+                        raise ObjectNotFound(key) from None
+                    raise
+                if span.is_recording():
+                    span.set_attribute("fityard.object.size", path.stat().st_size)
+            yield path
+
+    def stat(self, key: str) -> ObjectInfo:
+        with self._span("stat", key):
             try:
-                self.client.fget_object(self.bucket, key, str(path))
+                result = self.client.stat_object(self.bucket, key)
             except S3Error as exc:
                 if _is_missing(exc):
                     raise ObjectNotFound(key) from None
                 raise
-            yield path
-
-    def stat(self, key: str) -> ObjectInfo:
-        try:
-            result = self.client.stat_object(self.bucket, key)
-        except S3Error as exc:
-            if _is_missing(exc):
-                raise ObjectNotFound(key) from None
-            raise
         return ObjectInfo(key=key, size=result.size or 0)
 
     def delete(self, key: str) -> None:
-        self.client.remove_object(self.bucket, key)  # S3 deletes are idempotent
+        with self._span("delete", key):
+            self.client.remove_object(self.bucket, key)  # S3 deletes are idempotent
+
+    def _span(self, operation: str, key: str):
+        """The call's span (inside a trace only: services/common/tracing.py).
+        Manual, rather than opentelemetry-instrumentation-urllib3 around
+        minio's HTTP requests: that package is not released at the version
+        of the gRPC instrumentation installed beside it (both pin
+        opentelemetry-instrumentation exactly), and one span per call (not
+        per multipart part) is what a job's trace wants. No URL is recorded,
+        so no signature can leak into it."""
+        host, _, port = self.config.endpoint.rpartition(":")
+        return store_span(
+            operation,
+            key,
+            "s3",
+            **{
+                "aws.s3.bucket": self.bucket,
+                "aws.s3.key": key,
+                "server.address": host or port,
+                **({"server.port": int(port)} if host and port.isdigit() else {}),
+            },
+        )
 
     def list(self, prefix: str = "") -> Iterator[str]:
         found = self.client.list_objects(self.bucket, prefix=prefix or None, recursive=True)

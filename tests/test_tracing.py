@@ -1,0 +1,107 @@
+"""One trace per job, end to end: a stack exporting over OTLP/gRPC to a
+receiver the test starts (the same receiver `fityard up` runs), a fit and a
+predict, and each job's spans read back by its `Job.trace_id`."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from fityard import Client
+from fityard.traces import read_trace
+from services import span_store
+from services.embedded import EmbeddedStack, free_port
+from tests.support.s3server import s3_env, storage_config_for
+
+pytestmark = pytest.mark.stack
+
+SERVICES = {"fityard-gateway", "fityard-scheduler", "fityard-trainer"}
+
+
+def _spans_of(directory, job, last: str):
+    """The job's spans once the span named `last` has arrived."""
+    deadline = time.monotonic() + 20
+    while True:
+        spans = read_trace(directory, job.trace_id)
+        if any(s.name == last for s in spans) or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.2)
+
+
+def _check_one_tree(spans, root_name: str) -> None:
+    ids = {s.span_id for s in spans}
+    roots = [s for s in spans if not s.parent_span_id]
+    assert [(r.service, r.name, r.kind) for r in roots] == [
+        ("fityard-gateway", root_name, "SERVER")
+    ]
+    orphans = [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids]
+    assert not orphans, f"spans whose parent is not in the trace: {orphans}"
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request):
+    """The store's backend, and the environment a stack on it needs."""
+    if request.param == "local":
+        return "local", {}
+    server = request.getfixturevalue("s3_server")
+    config = storage_config_for(server.endpoint, f"fityard-{uuid.uuid4().hex[:8]}")
+    return "s3", s3_env(config)
+
+
+def test_a_fit_and_a_predict_are_each_one_trace_across_every_hop(tmp_path, seed_files, backend):
+    storage, storage_env = backend
+    receiver_port = free_port()
+    receiver = span_store.serve(tmp_path / "spans", f"127.0.0.1:{receiver_port}")
+    env = {
+        **storage_env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_port}",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    try:
+        with (
+            EmbeddedStack(tmp_path / "data", trainers=1, storage=storage, env=env) as stack,
+            Client(stack.address) as client,
+        ):
+            fit = client.fit(client.upload(seed_files["train"]), max_iter=5).wait(timeout=120)
+            test = client.upload(seed_files["test"])
+            predict = client.predict(fit, test.id).wait(timeout=120)
+    finally:
+        receiver.stop(1)
+    assert len(fit.trace_id) == 32 and len(predict.trace_id) == 32
+    assert fit.trace_id != predict.trace_id  # one trace per job
+
+    spans = _spans_of(tmp_path / "spans", fit, "write model")
+    _check_one_tree(spans, "/fityard.v1.JobService/SubmitFit")
+    assert {s.service for s in spans} == SERVICES
+    by_name = {s.name: s for s in spans}
+    publish, process = by_name["send jobs"], by_name["process jobs"]
+    assert publish.kind == "PRODUCER" and publish.service == "fityard-scheduler"
+    assert publish.attributes["messaging.system"] == "nats"
+    assert publish.attributes["messaging.operation.type"] == "send"
+    assert publish.attributes["messaging.destination.name"].endswith(f".{fit.id}")
+    assert process.kind == "CONSUMER" and process.parent_span_id == publish.span_id
+    assert process.attributes["messaging.consumer.group.name"] == "trainers"
+    assert process.attributes["messaging.message.id"] == fit.id
+    assert by_name["worker fit"].parent_span_id == process.span_id
+    assert by_name["fit"].attributes["fityard.rows"] == fit.rows
+    # The worker's store calls: spans of the backend, under the worker's steps.
+    put, get = by_name["store put"], by_name["store get"]
+    assert put.parent_span_id == by_name["write model"].span_id
+    assert get.parent_span_id == by_name["read dataset"].span_id
+    assert put.attributes["fityard.store.backend"] == storage
+    assert (
+        put.attributes["fityard.object.key"]
+        == by_name["write model"].attributes["fityard.object.key"]
+    )
+    assert put.attributes["fityard.object.size"] > 0
+    if storage == "s3":
+        assert put.kind == "CLIENT" and put.attributes["aws.s3.bucket"]
+    assert any(s.name == "process events" and s.service == "fityard-scheduler" for s in spans)
+
+    spans = _spans_of(tmp_path / "spans", predict, "write predictions")
+    _check_one_tree(spans, "/fityard.v1.JobService/SubmitPredict")
+    names = {s.name for s in spans}
+    assert {"send jobs", "process jobs", "worker predict", "predict", "write predictions"} <= names
+    assert {"store get", "store put"} <= names
