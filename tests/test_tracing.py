@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from fityard import Client
 from fityard.traces import read_trace
@@ -30,13 +31,16 @@ def _spans_of(directory, job, last: str):
         time.sleep(0.2)
 
 
-def _check_one_tree(spans, root_name: str) -> None:
+def _check_one_tree(spans, root_name: str, caller: str = "") -> None:
+    """One tree: the gateway's server span for the submit is the root (its
+    parent the caller's span when the caller traces), and every other span's
+    parent is in the trace."""
     ids = {s.span_id for s in spans}
-    roots = [s for s in spans if not s.parent_span_id]
+    roots = [s for s in spans if s.parent_span_id == caller]
     assert [(r.service, r.name, r.kind) for r in roots] == [
         ("fityard-gateway", root_name, "SERVER")
     ]
-    orphans = [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids]
+    orphans = [s.name for s in spans if s.parent_span_id not in ids and s not in roots]
     assert not orphans, f"spans whose parent is not in the trace: {orphans}"
 
 
@@ -66,7 +70,11 @@ def test_a_fit_and_a_predict_are_each_one_trace_across_every_hop(tmp_path, seed_
         ):
             fit = client.fit(client.upload(seed_files["train"]), max_iter=5).wait(timeout=120)
             test = client.upload(seed_files["test"])
-            predict = client.predict(fit, test.id).wait(timeout=120)
+            # The caller traces too: the job's trace continues the caller's
+            # (the SDK sends its traceparent).
+            with TracerProvider().get_tracer("caller").start_as_current_span("pipeline") as mine:
+                predict = client.predict(fit, test.id)
+            predict = predict.wait(timeout=120)
             # A stream written with context.write (opentelemetry-python-contrib
             # #3066 breaks those) works: streams are left out of the interceptor.
             client.download(predict, tmp_path / "predictions.parquet")
@@ -108,7 +116,9 @@ def test_a_fit_and_a_predict_are_each_one_trace_across_every_hop(tmp_path, seed_
     assert any(s.name == "process events" and s.service == "fityard-scheduler" for s in spans)
 
     spans = _spans_of(tmp_path / "spans", predict, "write predictions")
-    _check_one_tree(spans, "/fityard.v1.JobService/SubmitPredict")
+    assert predict.trace_id == format(mine.get_span_context().trace_id, "032x")
+    caller = format(mine.get_span_context().span_id, "016x")
+    _check_one_tree(spans, "/fityard.v1.JobService/SubmitPredict", caller=caller)
     names = {s.name for s in spans}
     assert {"send jobs", "process jobs", "worker predict", "predict", "write predictions"} <= names
     assert {"store get", "store put"} <= names

@@ -186,3 +186,18 @@ def test_suppressed_store_calls_are_not_spans(spans, tmp_path):
     with tracing.tracer.start_as_current_span("health"), suppress_instrumentation():
         LocalStore(tmp_path).write_file("a", __file__)
     assert [s.name for s in spans.get_finished_spans()] == ["health"]
+
+
+def test_the_sdk_sends_the_callers_traceparent_only_when_there_is_one(spans, monkeypatch):
+    import sys
+
+    from fityard.client import _trace_metadata
+
+    assert _trace_metadata() == []  # no current span
+    with tracing.tracer.start_as_current_span("caller") as caller:
+        [(name, value)] = _trace_metadata()
+        context = caller.get_span_context()
+        assert name == "traceparent"
+        assert value.startswith(f"00-{context.trace_id:032x}-{context.span_id:016x}-")
+        monkeypatch.setitem(sys.modules, "opentelemetry", None)  # a light install
+        assert _trace_metadata() == []
