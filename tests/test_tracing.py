@@ -4,6 +4,7 @@ predict, and each job's spans read back by its `Job.trace_id`."""
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 
@@ -14,6 +15,7 @@ from fityard import Client
 from fityard.traces import read_trace
 from services import span_store
 from services.embedded import EmbeddedStack, free_port
+from tests.support.faults import fault_env, fit_of_seconds, wait_for_run
 from tests.support.s3server import s3_env, storage_config_for
 
 pytestmark = pytest.mark.stack
@@ -122,3 +124,36 @@ def test_a_fit_and_a_predict_are_each_one_trace_across_every_hop(tmp_path, seed_
     names = {s.name for s in spans}
     assert {"send jobs", "process jobs", "worker predict", "predict", "write predictions"} <= names
     assert {"store get", "store put"} <= names
+
+
+def test_a_job_handed_back_runs_again_as_another_process_span_in_its_trace(tmp_path):
+    """A trainer stopped with SIGTERM hands its job back (a nak): the message
+    comes again with the same headers, so the next attempt's process span is
+    another child of the same publish span, in the job's one trace."""
+    receiver_port = free_port()
+    receiver = span_store.serve(tmp_path / "spans", f"127.0.0.1:{receiver_port}")
+    env = fault_env(
+        tmp_path,
+        FITYARD_ACK_WAIT_SECONDS="2",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver_port}",
+        OTEL_BSP_SCHEDULE_DELAY="200",
+    )
+    try:
+        with EmbeddedStack(tmp_path / "data", trainers=2, env=env) as stack:
+            with Client(stack.address) as client:
+                job = fit_of_seconds(client)
+                first = wait_for_run(stack, job, 1)
+                stack.process(first).send_signal(signal.SIGTERM)
+                stack.process(first).wait(30)
+                job = job.wait(timeout=120)
+    finally:
+        receiver.stop(1)
+    assert job.state == "SUCCEEDED" and job.attempts == 2
+
+    spans = _spans_of(tmp_path / "spans", job, "write model")
+    _check_one_tree(spans, "/fityard.v1.JobService/SubmitFit")
+    [publish] = [s for s in spans if s.name == "send jobs"]
+    processes = [s for s in spans if s.name == "process jobs"]
+    assert [s.parent_span_id for s in processes] == [publish.span_id] * 2
+    trainer_ids = {s.attributes["fityard.trainer.id"] for s in processes}
+    assert trainer_ids == {"trainer-1", "trainer-2"}
