@@ -201,3 +201,40 @@ def test_the_sdk_sends_the_callers_traceparent_only_when_there_is_one(spans, mon
         assert value.startswith(f"00-{context.trace_id:032x}-{context.span_id:016x}-")
         monkeypatch.setitem(sys.modules, "opentelemetry", None)  # a light install
         assert _trace_metadata() == []
+
+
+def test_a_flush_waits_a_bounded_time_for_a_collector_that_is_away():
+    import threading
+    import time
+
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+
+    from services.common import telemetry
+
+    release = threading.Event()
+
+    class Stuck:  # an exporter retrying a collector that does not answer
+        def export(self, batch):
+            release.wait(10)
+            return SpanExportResult.FAILURE
+
+        def shutdown(self):
+            release.set()
+
+        def force_flush(self, timeout_millis=0):
+            return True
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Stuck(), schedule_delay_millis=60_000))
+    try:
+        with provider.get_tracer("t").start_as_current_span("job"):
+            pass
+        started = time.monotonic()
+        telemetry.flush(0.3, provider)
+        assert 0.25 < time.monotonic() - started < 2
+        started = time.monotonic()
+        telemetry.flush(0.3, provider)  # the first is still trying: no wait
+        assert time.monotonic() - started < 0.1
+    finally:
+        release.set()
+        provider.shutdown()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import threading
 
 from opentelemetry import trace
 
@@ -67,6 +68,30 @@ def tracer_provider(service: str):
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(_exporter()))
     return provider
+
+
+_flushing: threading.Thread | None = None
+
+
+def flush(wait: float = 2.0, provider=None) -> None:
+    """Export the spans ended so far, waiting at most `wait` seconds: for a
+    process that may be killed next (the trainer's worker, after each job).
+
+    Bounded by a thread of its own because the OTLP exporter keeps retrying
+    an unreachable collector for up to its own timeout (OTEL_EXPORTER_OTLP_
+    TIMEOUT, 10 s; measured: 6-8 s) whatever force_flush's timeout says. The
+    flush carries on in the background after `wait`, and while one is still
+    going later calls do not wait at all: a collector that is away delays a
+    job by at most `wait`, and not every job."""
+    global _flushing
+    if _flushing is not None and _flushing.is_alive():
+        return
+    provider = provider or trace.get_tracer_provider()
+    if not hasattr(provider, "force_flush"):
+        return  # the API's provider: nothing is recorded
+    _flushing = threading.Thread(target=provider.force_flush, name="span-flush", daemon=True)
+    _flushing.start()
+    _flushing.join(wait)
 
 
 def _endpoint() -> str:

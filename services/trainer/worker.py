@@ -27,7 +27,7 @@ from services.common import logs
 from services.common.config import Config, StorageConfig
 from services.common.lifecycle import die_with_parent
 from services.common.scratch import scratch_dir, sweep_dead_scratch
-from services.common.telemetry import setup_tracing
+from services.common.telemetry import flush, setup_tracing
 from services.common.tracing import context_of, tracer
 
 log = logging.getLogger(__name__)
@@ -161,11 +161,9 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
 
 def _flush(tracing: bool) -> None:
     """Export the job's spans before reporting it done: a worker killed
-    later must not take them with it."""
+    later must not take them with it (bounded: telemetry.flush)."""
     if tracing:
-        from opentelemetry import trace
-
-        trace.get_tracer_provider().force_flush(timeout_millis=2000)
+        flush()
 
 
 class WorkerProcess:
