@@ -8,8 +8,11 @@ extracts it and runs the job inside a CONSUMER "process" span that is its
 child; a redelivered or handed-back attempt is another process span under
 the same publish span, so every attempt of a job is in the one trace (a
 child rather than a link: the attempts are the job's work, and a viewer
-shows them in place). Trainer events back to the scheduler are traced the
-same way.
+shows them in place under the publish; links are for messages that start
+work of their own, as in a batch). An attempt whose trainer is
+killed outright (SIGKILL, out of memory) leaves no process span: a span is
+exported only once it ends. Trainer events back to the scheduler are traced
+the same way.
 
 Spans follow the OpenTelemetry messaging semantic conventions:
 `messaging.system`, `messaging.destination.name` (the subject),
