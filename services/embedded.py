@@ -13,6 +13,7 @@ while the others keep serving, and no child outlives a killed `fityard up`
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -38,6 +39,9 @@ from services.common.lifecycle import pdeathsig_preexec
 from services.common.runtime import PARENT_PID_ENV
 
 log = logging.getLogger(__name__)
+
+# In the data dir: where a started stack listens (EmbeddedStack.description).
+STACK_FILE = "stack.json"
 
 
 def free_port() -> int:
@@ -172,6 +176,7 @@ class EmbeddedStack:
         supervise: bool = False,
         report: Callable[[str], None] | None = None,
         keep_traces: bool = False,
+        metrics: bool = False,
     ):
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
@@ -191,6 +196,10 @@ class EmbeddedStack:
         self.traces_dir = self.data_dir / TRACES_DIR
         self._span_receiver = None
         self._span_receiver_port = 0
+        # Prometheus metrics of each service child (services/common/metrics.py):
+        # name -> port, chosen in start(); empty when metrics is False.
+        self.metrics = metrics
+        self.metrics_ports: dict[str, int] = {}
         self._kids: dict[str, _Child] = {}  # start order; written only by the stack thread
         self._thread: threading.Thread | None = None
         self._calls: queue.Queue = queue.Queue()
@@ -204,12 +213,15 @@ class EmbeddedStack:
         self.nats_port = free_port()
         self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
         self.scheduler_port = free_port()
+        services = ["scheduler", "gateway", *(f"trainer-{i + 1}" for i in range(self.trainers))]
+        self.metrics_ports = {name: free_port() for name in services} if self.metrics else {}
         if self.keep_traces:
             self._span_receiver_port = free_port()
             self._span_receiver = span_store.serve(
                 self.traces_dir, f"127.0.0.1:{self._span_receiver_port}"
             )
         self._stopping = False
+        (self.data_dir / STACK_FILE).unlink(missing_ok=True)
         self._thread = threading.Thread(target=self._run, name="fityard-stack", daemon=True)
         self._thread.start()
         try:
@@ -219,6 +231,7 @@ class EmbeddedStack:
             self.stop()
             raise
         self._supervising = self.supervise
+        self._describe()
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -239,6 +252,7 @@ class EmbeddedStack:
                 self._calls.put(None)
                 thread.join()
             self._thread = None
+        (self.data_dir / STACK_FILE).unlink(missing_ok=True)
         if self._span_receiver is not None:  # after the services flushed their spans
             self._span_receiver.stop(1)
             self._span_receiver = None
@@ -250,6 +264,25 @@ class EmbeddedStack:
         self.stop()
 
     # -- inspection -------------------------------------------------------
+    def metrics_url(self, name: str) -> str:
+        """Where child `name` serves Prometheus metrics (metrics=True)."""
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
+
+    def description(self) -> dict:
+        """Where everything listens: what <data_dir>/stack.json holds."""
+        return {
+            "pid": os.getpid(),
+            "gateway": self.address,
+            "nats_url": self.nats_url,
+            "metrics": {name: self.metrics_url(name) for name in self.metrics_ports},
+        }
+
+    def _describe(self) -> None:
+        """Write <data_dir>/stack.json, so that tools started later (`fityard
+        top`, an operator's curl) find the ports of a running stack."""
+        path = self.data_dir / STACK_FILE
+        path.write_text(json.dumps(self.description(), indent=2) + "\n")
+
     def names(self) -> list[str]:
         """The children, in start order: nats, scheduler, trainer-1.., gateway."""
         return list(self._kids)
@@ -357,11 +390,23 @@ class EmbeddedStack:
     def _start_children(self, timeout: float) -> None:
         self._start_nats(timeout)
         env = self._service_env()
-        self._spawn("scheduler", [sys.executable, "-m", "services.scheduler"], env)
+        self._spawn(
+            "scheduler",
+            [sys.executable, "-m", "services.scheduler"],
+            self._with_metrics("scheduler", env),
+        )
         for i in range(self.trainers):
             trainer_env = {**env, "FITYARD_TRAINER_ID": f"trainer-{i + 1}"}
-            self._spawn(f"trainer-{i + 1}", [sys.executable, "-m", "services.trainer"], trainer_env)
-        self._spawn("gateway", [sys.executable, "-m", "services.gateway"], env)
+            self._spawn(
+                f"trainer-{i + 1}",
+                [sys.executable, "-m", "services.trainer"],
+                self._with_metrics(f"trainer-{i + 1}", trainer_env),
+            )
+        self._spawn(
+            "gateway",
+            [sys.executable, "-m", "services.gateway"],
+            self._with_metrics("gateway", env),
+        )
 
     def _stop_children(self, timeout: float) -> None:
         kids = list(self._kids.values())
@@ -441,6 +486,11 @@ class EmbeddedStack:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         return env
 
+    def _with_metrics(self, name: str, env: dict[str, str]) -> dict[str, str]:
+        if name not in self.metrics_ports:
+            return env
+        return {**env, "FITYARD_METRICS_LISTEN": f"127.0.0.1:{self.metrics_ports[name]}"}
+
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], note: str = "") -> None:
         assert threading.current_thread() is self._thread, (
             "children are forked by the stack thread only"
@@ -516,6 +566,7 @@ def serve(
         supervise=True,
         report=_print_to_stderr,
         keep_traces=True,
+        metrics=True,
     )
     try:
         stack.start()

@@ -135,6 +135,9 @@ class Config:
     # stderr is a terminal
     log_format: str = ""
     log_level: str = "INFO"
+    # Where a service serves Prometheus metrics (services/common/metrics.py),
+    # host:port; empty: nowhere.
+    metrics_listen: str = ""
     # housekeeping (services/common/scratch.py: sweep_periodically): how often
     # to sweep, and after how long without activity an unfinished upload
     # counts as abandoned (see ObjectStore.sweep_incomplete)
@@ -189,6 +192,7 @@ class Config:
             storage=StorageConfig.from_env(),
             log_format=_env_choice("FITYARD_LOG_FORMAT", "", LOG_FORMATS),
             log_level=_env_choice("FITYARD_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+            metrics_listen=_env("FITYARD_METRICS_LISTEN", ""),
             sweep_seconds=_env_float("FITYARD_SWEEP_SECONDS", 3600.0),
             stale_upload_seconds=_env_float("FITYARD_STALE_UPLOAD_SECONDS", 6 * 3600.0),
             scratch_dir=_env("FITYARD_SCRATCH_DIR", ""),
