@@ -14,6 +14,16 @@ TERMINAL_STATES = frozenset(
 )
 
 
+# Why a job FAILED, in one word: the trainer's FAILED event says it and the
+# scheduler counts it (fityard_jobs_ended_total{reason}); the message the
+# user reads is the job's error.
+FAILED_INVALID_DATA = "invalid_data"  # the user's data or parameters (ml.DataError)
+FAILED_TIMEOUT = "timeout"  # over the job's run limit
+FAILED_PROCESS_DIED = "process_died"  # its process died FITYARD_MAX_ATTEMPTS times
+FAILED_INTERNAL = "internal_error"  # a bug or an environment problem: in the trainer's log
+FAILURE_REASONS = (FAILED_INVALID_DATA, FAILED_TIMEOUT, FAILED_PROCESS_DIED, FAILED_INTERNAL)
+
+
 # What each kind of job produces; the first is its main output (what a
 # download that names none returns).
 OUTPUTS = {

@@ -32,7 +32,15 @@ from nats.aio.msg import Msg
 from fityard.v1 import jobs_pb2
 from ml.messages import bounded
 from services.common import bus
-from services.common.jobs import OUTPUTS, TERMINAL_STATES, kind_name, params_dict, state_name
+from services.common.jobs import (
+    FAILED_PROCESS_DIED,
+    FAILED_TIMEOUT,
+    OUTPUTS,
+    TERMINAL_STATES,
+    kind_name,
+    params_dict,
+    state_name,
+)
 from services.common.keys import dataset_key, model_key, predictions_key
 from services.common.logs import job_context
 from services.common.records import get_record, now
@@ -283,6 +291,7 @@ class Trainer:
             max(attempt, 1),
             lost,
             error=error,
+            failure_reason=FAILED_PROCESS_DIED,
             progress_message="failed",
         )
         await _settle(msg.ack)
@@ -375,6 +384,7 @@ class Trainer:
                         attempt,
                         lost,
                         error=error,
+                        failure_reason=FAILED_TIMEOUT,
                         progress_message="failed",
                     )
                     await _settle(msg.ack)
@@ -460,6 +470,7 @@ class Trainer:
                 attempt,
                 lost,
                 error=outcome.error,
+                failure_reason=outcome.reason,
                 progress_message="failed",
             )
             log.info("job %s failed: %s", job.id, outcome.error)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from services.common import logs
 from services.common.config import Config, StorageConfig
+from services.common.jobs import FAILED_INTERNAL, FAILED_INVALID_DATA, FAILED_PROCESS_DIED
 from services.common.lifecycle import die_with_parent
 from services.common.scratch import scratch_dir, sweep_dead_scratch
 from services.common.telemetry import flush, setup_tracing
@@ -60,6 +61,8 @@ class Outcome:
     # The worker process died (killed, out of memory): worth another try,
     # unlike an error the job itself raised.
     died: bool = False
+    # Why it failed (services/common/jobs.py: FAILURE_REASONS).
+    reason: str = ""
 
 
 def _run(task: Task, store, progress: Callable[[float, str], None]) -> int:
@@ -149,12 +152,12 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
                 )
             outcome = Outcome(ok=True, rows=rows)
         except ml.DataError as exc:
-            outcome = Outcome(ok=False, error=str(exc))
+            outcome = Outcome(ok=False, error=str(exc), reason=FAILED_INVALID_DATA)
         except Exception as exc:  # anything else: an internal error, logged
             with logs.job_context(task.job_id):
                 log.exception("job %s failed in the worker", task.job_id)
             error = f"internal error while running the job: {type(exc).__name__}: {exc}"
-            outcome = Outcome(ok=False, error=bounded(error))
+            outcome = Outcome(ok=False, error=bounded(error), reason=FAILED_INTERNAL)
         _flush(tracing)  # a failed job's spans too
         conn.send(("done", outcome))
 
@@ -209,7 +212,12 @@ class WorkerProcess:
                     if code is not None and code < 0
                     else f"exit code {code}"
                 )
-                return Outcome(ok=False, error=f"the training process died ({reason})", died=True)
+                return Outcome(
+                    ok=False,
+                    error=f"the training process died ({reason})",
+                    died=True,
+                    reason=FAILED_PROCESS_DIED,
+                )
             if message[0] == "progress":
                 await on_progress(message[1], message[2])
             elif message[0] == "done":
