@@ -18,6 +18,7 @@ import time
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from prometheus_client import REGISTRY
 
 from fityard import ResourceExhausted
 from services.common import errors
@@ -60,7 +61,7 @@ def upload(t: Transfers, key: str, chunks, inspect=lambda chunk: None, finish=la
     """Run one upload to the end, inside an admission slot."""
 
     async def run():
-        with t.admit(f"upload of {key}"):
+        with t.admit(f"upload of {key}", "upload"):
             return await t.receive(key, chunks, inspect, finish)
 
     return asyncio.run(run())
@@ -88,15 +89,25 @@ def test_limits_that_would_refuse_everything_stop_the_gateway_naming_the_setting
 # -- the cap ---------------------------------------------------------------------------
 
 
+def _sample(name: str, direction: str) -> float:
+    return REGISTRY.get_sample_value(name, {"direction": direction})
+
+
 def test_one_transfer_over_the_cap_is_refused_at_once_and_the_client_told_when_to_retry(store):
     t = transfers(store, cap=2)
+    refused_before = _sample("fityard_transfers_refused_total", "upload")
     with contextlib.ExitStack() as held:
-        held.enter_context(t.admit("upload 1"))
-        held.enter_context(t.admit("download 2"))
+        held.enter_context(t.admit("upload 1", "upload"))
+        held.enter_context(t.admit("download 2", "download"))
         started = time.monotonic()
         with pytest.raises(errors.ApiError) as raised:
-            held.enter_context(t.admit("upload 3"))
+            held.enter_context(t.admit("upload 3", "upload"))
         assert time.monotonic() - started < 0.1  # refused, never queued
+        # what /metrics says meanwhile
+        assert _sample("fityard_transfers_active", "upload") == 1
+        assert _sample("fityard_transfers_active", "download") == 1
+    assert _sample("fityard_transfers_refused_total", "upload") == refused_before + 1
+    assert _sample("fityard_transfers_active", "upload") == 0
     error = raised.value
     assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "its limit of 2 concurrent uploads and downloads" in error.message
@@ -111,9 +122,9 @@ def test_one_transfer_over_the_cap_is_refused_at_once_and_the_client_told_when_t
 
 def test_a_slot_is_given_back_when_a_transfer_ends_even_by_failing(store):
     t = transfers(store, cap=1)
-    with pytest.raises(RuntimeError), t.admit("upload 1"):
+    with pytest.raises(RuntimeError), t.admit("upload 1", "upload"):
         raise RuntimeError("the store broke")
-    with t.admit("upload 2"):
+    with t.admit("upload 2", "upload"):
         assert t.active == 1
     assert t.active == 0
 
@@ -203,7 +214,7 @@ def test_a_store_slower_than_the_client_holds_only_a_few_chunks_in_memory():
 
     async def run():
         t = transfers(held, idle=10)
-        with t.admit("upload"):
+        with t.admit("upload", "upload"):
             uploading = asyncio.ensure_future(
                 t.receive("k", client(), lambda c: None, lambda: None)
             )
@@ -287,7 +298,7 @@ def test_a_download_holds_a_slot_while_it_runs(store):
         while not context.written:
             await asyncio.sleep(0.01)
         with pytest.raises(errors.ApiError) as raised:
-            with t.admit("an upload"):
+            with t.admit("an upload", "upload"):
                 pass
         sending.cancel()  # the client goes away
         with pytest.raises(asyncio.CancelledError):

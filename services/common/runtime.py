@@ -19,6 +19,7 @@ from fityard.limits import MAX_MESSAGE_BYTES
 from . import logs
 from .config import Config
 from .lifecycle import die_with_parent
+from .metrics import RpcMetrics
 from .telemetry import grpc_server_interceptors
 
 # Set by a supervisor that wants its services to die with it (`fityard up`:
@@ -49,11 +50,15 @@ def stop_event() -> asyncio.Event:
 
 class GrpcServer:
     """A grpc.aio server that also serves grpc.health.v1.Health and server
-    reflection for the given service names (so grpcurl list/describe work)."""
+    reflection for the given service names (so grpcurl list/describe work);
+    with `count_rpcs`, every RPC is counted for /metrics
+    (services/common/metrics.py)."""
 
-    def __init__(self, listen: str, service_names: Iterable[str]):
+    def __init__(self, listen: str, service_names: Iterable[str], *, count_rpcs: bool = False):
+        # RpcMetrics first: it wraps the rest, tracing included.
+        counting = [RpcMetrics()] if count_rpcs else []
         self.server = grpc.aio.server(
-            interceptors=grpc_server_interceptors(),
+            interceptors=[*counting, *grpc_server_interceptors()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

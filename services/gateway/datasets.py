@@ -16,6 +16,7 @@ from services.internal.v1 import records_pb2
 
 from .context import GatewayContext, tenant_of
 from .listing import read_page
+from .metrics import UPLOAD
 from .parquet_check import ParquetChecker
 from .resources import public_dataset
 
@@ -44,7 +45,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
     @errors.handle_errors
     async def Upload(self, request_iterator, context):
         # Admitted (or refused) before anything is read: see transfer.py.
-        with self.transfers.admit("upload"):
+        with self.transfers.admit("upload", UPLOAD):
             return await self._upload(request_iterator, context)
 
     async def _upload(self, request_iterator, context) -> datasets_pb2.UploadResponse:

@@ -42,6 +42,8 @@ from google.rpc import error_details_pb2
 from services.common import errors
 from services.common.storage import ObjectInfo, ObjectNotFound, ObjectStore
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 READ_AHEAD = 4  # chunks (1 MiB from the store; a client's, up to fityard.limits.MAX_MESSAGE_BYTES)
@@ -127,6 +129,7 @@ class _Inbound:
 
     async def pump(self, chunks: AsyncIterator[bytes], watchdog: _Watchdog) -> None:
         """Receive every chunk and queue it; a task beside the writer."""
+        received = metrics.TRANSFER_BYTES.labels(metrics.UPLOAD)
         try:
             while True:
                 watchdog.waiting()
@@ -134,6 +137,7 @@ class _Inbound:
                 watchdog.active()
                 if chunk is _END:
                     break
+                received.inc(len(chunk))
                 await self._room.acquire()
                 self._items.put(chunk)
             self._items.put(_END)
@@ -235,19 +239,24 @@ class Transfers:
 
     # -- admission -------------------------------------------------------------
     @contextlib.contextmanager
-    def admit(self, what: str) -> Iterator[None]:
+    def admit(self, what: str, direction: str) -> Iterator[None]:
         """Hold one of the `max_transfers` slots for the block, or raise
-        RESOURCE_EXHAUSTED (with RetryInfo) at once. Event loop only."""
+        RESOURCE_EXHAUSTED (with RetryInfo) at once. Event loop only.
+        `direction`: metrics.UPLOAD or metrics.DOWNLOAD."""
         if self.active >= self.max_transfers:
             log.warning(
                 "refused %s: %d transfers in progress (FITYARD_MAX_TRANSFERS)", what, self.active
             )
+            metrics.TRANSFERS_REFUSED.labels(direction).inc()
             raise self._busy()
         self.active += 1
+        active = metrics.TRANSFERS_ACTIVE.labels(direction)
+        active.inc()
         try:
             yield
         finally:
             self.active -= 1
+            active.dec()
 
     def _busy(self) -> errors.ApiError:
         limit = self.max_transfers
@@ -360,7 +369,8 @@ class Transfers:
         means the store lost something a record points to: DATA_LOSS."""
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
-        with self.admit(f"download of {what}"):
+        sent = metrics.TRANSFER_BYTES.labels(metrics.DOWNLOAD)
+        with self.admit(f"download of {what}", metrics.DOWNLOAD):
             reader = _Outbound(loop, self.store, key)
             watchdog = _Watchdog(loop, self.idle_seconds, task.cancel)
             try:
@@ -373,6 +383,7 @@ class Transfers:
                 await _write(context, head(info), watchdog)
                 async for chunk in reader:
                     await _write(context, wrap(chunk), watchdog)
+                    sent.inc(len(chunk))
             except asyncio.CancelledError:
                 if not watchdog.fired:
                     raise  # the client cancelled

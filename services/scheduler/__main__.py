@@ -14,12 +14,14 @@ import sys
 
 from services.common.config import Config
 from services.common.health import Health
+from services.common.metrics import serve_metrics
 from services.common.runtime import GrpcServer, setup_logging, stop_event
 from services.common.telemetry import setup_tracing
 from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 from .context import SchedulerContext
 from .events import EventFolder
+from .metrics import watch_queue
 from .reconcile import reconcile_periodically
 from .service import SchedulerService
 
@@ -30,9 +32,12 @@ async def main() -> int:
     config = Config.from_env()
     stop = stop_event()
     ctx = await SchedulerContext.connect(config)
+    if serve_metrics(config.metrics_listen, "scheduler"):
+        watch_queue(ctx.js)
     server = GrpcServer(
         config.scheduler_listen,
         [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
+        count_rpcs=bool(config.metrics_listen),
     )
     scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(ctx), server.server)
     await server.start()

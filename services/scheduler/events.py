@@ -30,6 +30,7 @@ from services.common.logs import job_context
 from services.common.retry import TRANSIENT, retrying
 from services.internal.v1 import bus_pb2, records_pb2
 
+from . import metrics
 from .context import SchedulerContext
 from .store import update_job
 
@@ -146,8 +147,10 @@ class EventFolder:
             await _settle(msg.ack)
             return
         changed: list[bool] = []
+        attempts_before: list[int] = []
 
         def mutate(job: records_pb2.JobRecord) -> bool:
+            attempts_before[:] = [job.attempts]
             changed[:] = [apply_event(job, event)]
             return changed[0]
 
@@ -173,7 +176,10 @@ class EventFolder:
             log.warning("dropping an event of %s: no such job", event.job_id)
         elif changed[0] and job.state in TERMINAL_STATES:
             log.info("job %s ended: %s", job.id, state_name(job.state))
+            metrics.ended(job, event.failure_reason)
             self.janitor.job_ended(job)
+        elif changed[0] and job.state == jobs_pb2.JOB_STATE_RUNNING:
+            metrics.started(job, attempts_before[0])
         elif not changed[0] and event.outputs and event.attempt != job.attempts:
             self.janitor.attempt_ignored(event.tenant, event.job_id, event.attempt, event.outputs)
         await _settle(msg.ack)

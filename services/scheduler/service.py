@@ -17,6 +17,7 @@ from services.common.retry import retrying
 from services.common.tracing import current_traceparent
 from services.internal.v1 import records_pb2, scheduler_pb2, scheduler_pb2_grpc
 
+from . import metrics
 from .admission import Admission
 from .context import SchedulerContext
 from .store import update_job
@@ -81,6 +82,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             return scheduler_pb2.SubmitJobResponse(
                 job=await self._resubmitted(job.id, tenant, request)
             )
+        metrics.submitted(job)
         # The record is what makes the job accepted: if publishing fails even
         # after retries, the scheduler's reconciliation queues it later.
         with job_context(job.id):
@@ -149,6 +151,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 "JOB_ENDED",
                 f"{JOBS.name(job_id)} has already ended ({state_name(was[0])}); there is nothing to cancel",
             )
+        metrics.ended(job)
         # The record says CANCELLED: that alone stops the job (a trainer
         # checks the record before it starts a job and at every heartbeat).
         # Taking the message off the queue and telling the trainers at once
