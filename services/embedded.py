@@ -575,7 +575,8 @@ def serve(
         return 1
     print(
         f"fityard is up at localhost:{stack.port} ({stack.trainers} trainer(s), {storage} store, "
-        f"data and logs in {stack.data_dir}); Ctrl-C to stop",
+        f"data and logs in {stack.data_dir}, ports and metrics in {stack.data_dir / STACK_FILE}); "
+        "Ctrl-C to stop",
         flush=True,
     )
     while not stop.wait(0.5):
