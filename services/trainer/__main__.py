@@ -12,11 +12,13 @@ import asyncio
 
 from services.common.config import Config
 from services.common.health import Health
+from services.common.metrics import serve_metrics
 from services.common.runtime import GrpcServer, setup_logging, stop_event
 from services.common.scratch import sweep_periodically
 from services.common.storage import open_store
 from services.common.telemetry import setup_tracing
 
+from . import metrics
 from .context import TrainerContext
 from .runner import Trainer
 
@@ -34,6 +36,8 @@ async def main() -> None:
         )
     )
     ctx = await TrainerContext.connect(config)
+    if serve_metrics(config.metrics_listen, f"trainer {ctx.trainer_id}"):
+        metrics.watch(ctx.trainer_id, ctx.cores)
     log.info(
         "trainer %s starting: up to %d threads a job, core leases %s",
         ctx.trainer_id,
