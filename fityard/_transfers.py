@@ -27,6 +27,7 @@ import grpc
 
 from fityard._errors import ResourceExhausted, error_for, error_from
 from fityard._models import Dataset
+from fityard._tracing import trace_metadata
 from fityard.limits import UPLOAD_CHUNK_BYTES
 from fityard.v1 import datasets_pb2, jobs_pb2
 
@@ -170,7 +171,7 @@ def _upload_once(
                 bar.update(len(chunk))
                 yield datasets_pb2.UploadRequest(chunk=chunk)
 
-        return stub.Upload(requests()), digest
+        return stub.Upload(requests(), metadata=trace_metadata()), digest
 
 
 def upload_dataframe(

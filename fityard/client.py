@@ -39,6 +39,7 @@ from fityard._models import (
     state_name,
 )
 from fityard._params import fit_params
+from fityard._tracing import trace_metadata
 from fityard._transfers import (
     CHUNK_SIZE,
     PARQUET_CONTENT_TYPE,
@@ -219,7 +220,7 @@ class Client:
         )
         with self._rpc():
             response = self._jobs.SubmitFit(
-                request, timeout=self.timeout, metadata=_trace_metadata()
+                request, timeout=self.timeout, metadata=trace_metadata()
             )
         return Job(response.job, self)
 
@@ -234,7 +235,7 @@ class Client:
         )
         with self._rpc():
             response = self._jobs.SubmitPredict(
-                request, timeout=self.timeout, metadata=_trace_metadata()
+                request, timeout=self.timeout, metadata=trace_metadata()
             )
         return Job(response.job, self)
 
@@ -376,7 +377,7 @@ class Client:
             job_id=id_of(job, "job"), output=_OUTPUTS[output]
         )
         call, responses, first = open_download(
-            lambda: self._jobs.DownloadJobOutput(request), self.address
+            lambda: self._jobs.DownloadJobOutput(request, metadata=trace_metadata()), self.address
         )
         try:
             with self._rpc():
@@ -398,7 +399,7 @@ class Client:
         a directory to keep its name); return the Path."""
         request = datasets_pb2.DownloadDatasetRequest(dataset_id=id_of(dataset, "dataset"))
         call, responses, first = open_download(
-            lambda: self._datasets.DownloadDataset(request), self.address
+            lambda: self._datasets.DownloadDataset(request, metadata=trace_metadata()), self.address
         )
         try:
             with self._rpc():
@@ -412,19 +413,3 @@ class Client:
                 return receive(responses, info, Path(path), progress)
         finally:
             call.cancel()
-
-
-def _trace_metadata() -> list[tuple[str, str]]:
-    """The caller's trace context (W3C traceparent) when the caller traces
-    with OpenTelemetry, so a job's trace continues the caller's. The SDK does
-    not depend on OpenTelemetry: without it, or without a current span,
-    nothing is sent and the server starts the job's trace."""
-    try:
-        from opentelemetry import propagate, trace
-    except ImportError:
-        return []
-    if not trace.get_current_span().get_span_context().is_valid:
-        return []
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return list(carrier.items())

@@ -4,6 +4,7 @@ predict, and each job's spans read back by its `Job.trace_id`."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 import uuid
@@ -12,7 +13,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from fityard import Client
-from fityard.traces import read_trace
+from fityard.traces import Span, read_trace
 from services import span_store
 from services.embedded import EmbeddedStack, free_port
 from tests.support.faults import fault_env, fit_of_seconds, wait_for_run
@@ -44,6 +45,29 @@ def _check_one_tree(spans, root_name: str, caller: str = "") -> None:
     ]
     orphans = [s.name for s in spans if s.parent_span_id not in ids and s not in roots]
     assert not orphans, f"spans whose parent is not in the trace: {orphans}"
+
+
+def _all_spans(directory) -> list:
+    lines = (directory / "spans.jsonl").read_text().splitlines()
+    return [Span(**json.loads(line)) for line in lines]
+
+
+def _transfer(directory, name: str, dataset_id: str):
+    """The one span named `name` (for an upload: of `dataset_id`)."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = [s for s in _all_spans(directory) if s.name == name]
+        if dataset_id:
+            found = [s for s in found if s.attributes.get("fityard.dataset.id") == dataset_id]
+        if len(found) == 1 or time.monotonic() > deadline:
+            assert len(found) == 1, f"{len(found)} spans named {name}"
+            return found[0]
+        time.sleep(0.2)
+
+
+def _children(directory, parent) -> list[str]:
+    spans = [s for s in _all_spans(directory) if s.trace_id == parent.trace_id]
+    return sorted(s.name for s in spans if s.parent_span_id == parent.span_id)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -79,15 +103,23 @@ def test_a_fit_and_a_predict_are_each_one_trace_across_every_hop(tmp_path, seed_
             predict = predict.wait(timeout=120)
             # A stream written with context.write (opentelemetry-python-contrib
             # #3066 breaks those) works: streams are left out of the interceptor.
-            client.download(predict, tmp_path / "predictions.parquet")
-            assert (tmp_path / "predictions.parquet").stat().st_size > 0
+            saved = client.download(predict, tmp_path / "predictions.parquet")
+            assert saved.stat().st_size > 0
     finally:
         receiver.stop(1)
     assert len(fit.trace_id) == 32 and len(predict.trace_id) == 32
     assert fit.trace_id != predict.trace_id  # one trace per job
     everything = (tmp_path / "spans" / "spans.jsonl").read_text()
-    for stream in ("Upload", "WatchJob", "DownloadJobOutput"):  # no span open for a stream's life
-        assert f"/{stream}" not in everything
+    assert "/WatchJob" not in everything  # no span open for a watch's life (hours)
+    # A transfer is a span of its own that ends with it, its store call under it.
+    upload = _transfer(tmp_path / "spans", "/fityard.v1.DatasetService/Upload", test.id)
+    assert upload.parent_span_id == "" and upload.service == "fityard-gateway"
+    assert upload.attributes["fityard.transfer.bytes"] == seed_files["test"].stat().st_size
+    assert _children(tmp_path / "spans", upload) == ["store put"]
+    download = _transfer(tmp_path / "spans", "/fityard.v1.JobService/DownloadJobOutput", "")
+    assert download.attributes["rpc.grpc.status_code"] == 0
+    assert download.attributes["fityard.transfer.bytes"] == saved.stat().st_size
+    assert "store get" in _children(tmp_path / "spans", download)
 
     spans = _spans_of(tmp_path / "spans", fit, "write model")
     _check_one_tree(spans, "/fityard.v1.JobService/SubmitFit")

@@ -191,16 +191,16 @@ def test_suppressed_store_calls_are_not_spans(spans, tmp_path):
 def test_the_sdk_sends_the_callers_traceparent_only_when_there_is_one(spans, monkeypatch):
     import sys
 
-    from fityard.client import _trace_metadata
+    from fityard._tracing import trace_metadata
 
-    assert _trace_metadata() == []  # no current span
+    assert trace_metadata() == []  # no current span
     with tracing.tracer.start_as_current_span("caller") as caller:
-        [(name, value)] = _trace_metadata()
+        [(name, value)] = trace_metadata()
         context = caller.get_span_context()
         assert name == "traceparent"
         assert value.startswith(f"00-{context.trace_id:032x}-{context.span_id:016x}-")
         monkeypatch.setitem(sys.modules, "opentelemetry", None)  # a light install
-        assert _trace_metadata() == []
+        assert trace_metadata() == []
 
 
 def test_a_flush_waits_a_bounded_time_for_a_collector_that_is_away():

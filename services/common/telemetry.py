@@ -117,12 +117,13 @@ def _exporter():
     )
 
 
-# Streaming methods stay out of the gRPC spans: a WatchJob or a download
-# stream can last hours and its span would stay open (unexported) as long,
-# and opentelemetry-instrumentation-grpc's aio server interceptor mishandles
+# Streaming methods stay out of the gRPC spans: a WatchJob stream can last
+# hours and its span would stay open (unexported) as long, and
+# opentelemetry-instrumentation-grpc's aio server interceptor mishandles
 # streaming handlers (open-telemetry/opentelemetry-python-contrib#3066). The
 # unary calls (submits, gets, lists, cancels, gateway -> scheduler) are
-# traced; health checks and reflection are not.
+# traced; transfers get spans of their own (tracing.traced_transfer), which
+# end with them; health checks and reflection are not traced.
 UNTRACED_METHODS = ("Upload", "DownloadDataset", "WatchJob", "DownloadJobOutput")
 
 

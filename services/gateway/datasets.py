@@ -6,12 +6,15 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+from opentelemetry import trace
+
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
 from services.common import errors
 from services.common.bus import record_key
 from services.common.keys import dataset_key
 from services.common.records import encode, new_record_id
 from services.common.resources import DATASETS
+from services.common.tracing import traced_transfer
 from services.internal.v1 import records_pb2
 
 from .context import GatewayContext, tenant_of
@@ -43,6 +46,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         self.transfers = ctx.transfers
 
     @errors.handle_errors
+    @traced_transfer("/fityard.v1.DatasetService/Upload")
     async def Upload(self, request_iterator, context):
         # Admitted (or refused) before anything is read: see transfer.py.
         with self.transfers.admit("upload", UPLOAD):
@@ -67,6 +71,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
                 f"{header.size_bytes} is outside 0..{self.gw.config.max_upload_bytes} (FITYARD_MAX_UPLOAD_BYTES)",
             )
         dataset_id, created = new_record_id(DATASETS.id_prefix)
+        trace.get_current_span().set_attribute("fityard.dataset.id", dataset_id)
         key = dataset_key(tenant, dataset_id)
         checker = ParquetChecker(
             expected_size=header.size_bytes,
@@ -116,6 +121,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         return datasets_pb2.GetDatasetResponse(dataset=public_dataset(record))
 
     @errors.handle_errors
+    @traced_transfer("/fityard.v1.DatasetService/DownloadDataset")
     async def DownloadDataset(self, request, context):
         tenant = tenant_of(context)
         dataset = public_dataset(await self.gw.dataset_record(tenant, request.dataset_id))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from opentelemetry import trace
+
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import errors
 from services.common.jobs import (
@@ -19,6 +21,7 @@ from services.common.keys import OUTPUT_KEYS
 from services.common.logs import for_job, job_context
 from services.common.records import watch_record
 from services.common.resources import DATASETS, JOBS
+from services.common.tracing import traced_transfer
 from services.internal.v1 import records_pb2, scheduler_pb2
 
 from .context import GatewayContext, tenant_of
@@ -136,9 +139,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
 
     @for_job()
     @errors.handle_errors
+    @traced_transfer("/fityard.v1.JobService/DownloadJobOutput")
     async def DownloadJobOutput(self, request, context):
         tenant = tenant_of(context)
         job = await self.gw.job_record(tenant, request.job_id)
+        trace.get_current_span().set_attribute("fityard.job.id", job.id)
         output = request.output or OUTPUTS[job.kind][0]
         if job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
             hint = (

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import queue
 import threading
@@ -38,6 +39,7 @@ import grpc
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
+from opentelemetry import trace
 
 from services.common import errors
 from services.common.storage import ObjectInfo, ObjectNotFound, ObjectStore
@@ -174,7 +176,12 @@ class _Outbound:
         self._ready: asyncio.Queue = asyncio.Queue()
         self._slots = threading.Semaphore(READ_AHEAD)
         self._stop = False
-        threading.Thread(target=self._read, name=f"download {key}", daemon=True).start()
+        threading.Thread(
+            target=contextvars.copy_context().run,  # the transfer's span: the store's parent
+            args=(self._read,),
+            name=f"download {key}",
+            daemon=True,
+        ).start()
 
     def _settle(self, result: Any = None, exc: BaseException | None = None) -> None:  # on the loop
         if self.opened.done():
@@ -338,9 +345,16 @@ class Transfers:
 
         watchdog = _Watchdog(loop, self.idle_seconds, idle)
         receiving = loop.create_task(inbound.pump(chunks, watchdog))
-        threading.Thread(target=write, name=f"upload {key}", daemon=True).start()
+        threading.Thread(
+            target=contextvars.copy_context().run,  # the transfer's span: the store's parent
+            args=(write,),
+            name=f"upload {key}",
+            daemon=True,
+        ).start()
         try:
-            return await done
+            info = await done
+            trace.get_current_span().set_attribute("fityard.transfer.bytes", info.size)
+            return info
         finally:
             watchdog.close()
             receiving.cancel()
@@ -370,6 +384,8 @@ class Transfers:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         sent = metrics.TRANSFER_BYTES.labels(metrics.DOWNLOAD)
+        span = trace.get_current_span()  # the download's (tracing.traced_transfer)
+        total = 0
         with self.admit(f"download of {what}", metrics.DOWNLOAD):
             reader = _Outbound(loop, self.store, key)
             watchdog = _Watchdog(loop, self.idle_seconds, task.cancel)
@@ -384,6 +400,7 @@ class Transfers:
                 async for chunk in reader:
                     await _write(context, wrap(chunk), watchdog)
                     sent.inc(len(chunk))
+                    total += len(chunk)
             except asyncio.CancelledError:
                 if not watchdog.fired:
                     raise  # the client cancelled
@@ -400,6 +417,7 @@ class Transfers:
                     f"download that is not read for FITYARD_TRANSFER_IDLE_SECONDS={s:g}); download it again",
                 ) from None
             finally:
+                span.set_attribute("fityard.transfer.bytes", total)
                 watchdog.close()
                 reader.close()
 
