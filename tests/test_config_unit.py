@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.common.config import Config, StorageConfig
+from tests.support.settings import service_settings
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +118,9 @@ def test_a_count_below_its_least_names_the_variable(monkeypatch, name, value, sa
 
 
 def test_an_empty_variable_means_the_default(monkeypatch):
-    for name in ("FITYARD_MAX_TRANSFERS", "FITYARD_SWEEP_SECONDS", "FITYARD_S3_SECURE"):
+    """Every setting: docker-compose.yml passes each as `${NAME:-}`, empty
+    unless .env sets it, and the services must then keep their defaults."""
+    for name in service_settings():
         monkeypatch.setenv(name, "")
     assert Config.from_env() == Config()
 

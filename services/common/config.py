@@ -27,7 +27,10 @@ DEFAULT_LANE = "default"
 
 
 def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    """The variable, or `default` when it is unset or empty: every reader
+    here treats empty as unset, so a deployment can list a setting with an
+    empty value (docker compose's `${NAME:-}`) and keep the default."""
+    return os.environ.get(name) or default
 
 
 def _env_int(name: str, default: int, minimum: int = 1) -> int:
