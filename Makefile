@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench mutants protos lint format api-release up
+.PHONY: demo test bench mutants protos lint format api-release up lock
 
 demo: $(VENV)/.installed  ## the seed workflow on an embedded stack
 	$(BIN)/fityard demo
@@ -36,6 +36,10 @@ lint: $(VENV)/.installed  ## what tests/test_lint.py and tests/test_protos.py ch
 api-release: $(VENV)/.installed  ## when cutting a release: the public API the next must stay compatible with
 	$(BIN)/buf build --path protos/fityard/v1 --exclude-source-info -o protos/released/fityard-v1.json
 	$(BIN)/python -m json.tool --indent 1 protos/released/fityard-v1.json protos/released/fityard-v1.json
+
+lock: $(VENV)/.installed  ## re-pin the server's dependencies for the image (deploy/requirements-server.txt)
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --extra server \
+		--no-emit-index-url --no-emit-find-links --no-header --output-file deploy/requirements-server.txt pyproject.toml
 
 format: $(VENV)/.installed  ## fix what ruff can: import order, formatting
 	$(BIN)/ruff check --fix .
