@@ -11,16 +11,21 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cpu_limit import cpu_limit
+
 DEFAULT_TENANT = "default"
 
 
 def usable_cores() -> int:
-    """CPUs this process may run on (respects taskset/cpusets, unlike
-    os.cpu_count(); a CPU quota set by a container runtime is not seen)."""
+    """CPUs this process may use: the CPUs it may run on (taskset/cpusets,
+    unlike os.cpu_count()), and no more than its container's CPU limit
+    (the cgroup CPU quota, rounded up: services/common/cpu_limit.py)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    limit = cpu_limit()
+    return min(cores, limit) if limit else cores
 
 
 DEFAULT_LANE = "default"
