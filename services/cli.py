@@ -66,6 +66,32 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
 
 
+# -- top -------------------------------------------------------------------------
+
+
+def add_top(command) -> None:
+    """`fityard top`: queue, trainers, running jobs, recent failures, live."""
+    p = command("top", cmd_top, "watch the queue, trainers, running jobs and recent failures")
+    p.add_argument(
+        "--data-dir", default=".fityard", help="the data dir of `fityard up` (default .fityard)"
+    )
+    p.add_argument(
+        "--nats",
+        default=None,
+        help="NATS URL (default: the running `fityard up`'s, else $FITYARD_NATS_URL)",
+    )
+    p.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    p.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between refreshes (default 1)"
+    )
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from services.top import main
+
+    return main(args.nats, args.data_dir, args.once, args.interval)
+
+
 # -- make-data ------------------------------------------------------------------
 
 

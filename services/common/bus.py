@@ -25,6 +25,10 @@ buckets and subject names, declared once here.
 - KV bucket ``fityard_requests`` (key ``<tenant>.<hash of a request id>``):
   the job each idempotency key created, written once (create-if-absent) by
   the scheduler, so a repeated submit finds its job.
+- KV bucket ``fityard_trainers`` (key ``<trainer_id>``): each trainer's
+  TrainerStatus, for operators (`fityard top`); entries expire after
+  TRAINER_STATUS_TTL_SECONDS, so a trainer that died without a word drops
+  out of the list.
 
 Every service calls `ensure_topology` at start-up; it is idempotent, so start
 order does not matter.
@@ -51,7 +55,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 from nats.js.kv import KeyValue
 
-from .config import Config
+from .config import DEFAULT_LANE, Config
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,15 @@ EVENTS_STREAM = "FITYARD_EVENTS"
 JOBS_BUCKET = "fityard_jobs"
 DATASETS_BUCKET = "fityard_datasets"
 REQUESTS_BUCKET = "fityard_requests"
+TRAINERS_BUCKET = "fityard_trainers"
+# A trainer refreshes its status this often; an entry not refreshed for the
+# TTL (three refreshes missed) is gone.
+TRAINER_STATUS_REFRESH_SECONDS = 5.0
+TRAINER_STATUS_TTL_SECONDS = 15.0
 TRAINERS_CONSUMER = "trainers"
 SCHEDULER_CONSUMER = "scheduler"
+# The trainers' consumer of each lane: one consumer serves every lane today.
+LANE_CONSUMERS = {DEFAULT_LANE: TRAINERS_CONSUMER}
 
 # Message header names. Trace context (W3C traceparent) travels in headers too.
 HDR_TENANT = "Fityard-Tenant"
@@ -200,15 +211,22 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
     await jobs_bucket(js)
     await datasets_bucket(js)
     await requests_bucket(js)
+    await trainers_bucket(js)
 
 
-async def _bucket(js: JetStreamContext, name: str, description: str) -> KeyValue:
+async def _bucket(
+    js: JetStreamContext, name: str, description: str, ttl: float | None = None
+) -> KeyValue:
     try:
         return await js.key_value(name)
     except Exception:  # noqa: BLE001 - missing bucket: create it
         return await js.create_key_value(
             KeyValueConfig(
-                bucket=name, description=description, history=1, storage=StorageType.FILE
+                bucket=name,
+                description=description,
+                history=1,
+                storage=StorageType.FILE,
+                ttl=ttl,
             )
         )
 
@@ -219,6 +237,15 @@ async def jobs_bucket(js: JetStreamContext) -> KeyValue:
 
 async def datasets_bucket(js: JetStreamContext) -> KeyValue:
     return await _bucket(js, DATASETS_BUCKET, "fityard dataset records (written by the gateway)")
+
+
+async def trainers_bucket(js: JetStreamContext) -> KeyValue:
+    return await _bucket(
+        js,
+        TRAINERS_BUCKET,
+        "fityard trainers' own status (each trainer writes its key; entries expire)",
+        ttl=TRAINER_STATUS_TTL_SECONDS,
+    )
 
 
 async def requests_bucket(js: JetStreamContext) -> KeyValue:

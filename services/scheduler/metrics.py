@@ -23,7 +23,6 @@ from prometheus_client.registry import Collector
 
 from fityard.v1 import jobs_pb2
 from services.common import bus
-from services.common.config import DEFAULT_LANE
 from services.common.jobs import kind_name, state_name
 from services.internal.v1 import records_pb2
 
@@ -70,8 +69,6 @@ RUN_TIME = Histogram(
     buckets=JOB_BUCKETS,
 )
 
-# Which consumer serves which lane: one consumer serves every lane today.
-LANE_CONSUMERS = {DEFAULT_LANE: bus.TRAINERS_CONSUMER}
 # A scrape waits this long for JetStream, then reports no queue figures.
 QUEUE_READ_SECONDS = 2.0
 
@@ -132,7 +129,7 @@ class QueueCollector(Collector):
             "Jobs held by a trainer that were delivered more than once, by lane.",
             labels=["lane"],
         )
-        for lane, consumer in LANE_CONSUMERS.items():
+        for lane, consumer in bus.LANE_CONSUMERS.items():
             info = self._consumer_info(consumer)
             if info is None:
                 continue

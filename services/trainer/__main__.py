@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from services.common import bus
 from services.common.config import Config
 from services.common.health import Health
 from services.common.metrics import serve_metrics
@@ -21,6 +22,7 @@ from services.common.telemetry import setup_tracing
 from . import metrics
 from .context import TrainerContext
 from .runner import Trainer
+from .status import StatusReporter
 
 
 async def main() -> None:
@@ -52,8 +54,12 @@ async def main() -> None:
         await server.start()
     health = Health(stop, server.set_serving if server is not None else None)
     checking = asyncio.create_task(health.run(nc=ctx.nc, store=open_store(config.storage)))
+    trainer = Trainer(ctx)
+    # What `fityard top` shows of it (services/trainer/status.py).
+    reporter = StatusReporter(await bus.trainers_bucket(ctx.js), trainer, ctx)
+    reporting = asyncio.create_task(reporter.run(stop))
     try:
-        jobs = asyncio.create_task(Trainer(ctx).run(stop), name="job loop")
+        jobs = asyncio.create_task(trainer.run(stop), name="job loop")
         health.watch_loop(jobs)
         await jobs
     finally:
@@ -62,6 +68,7 @@ async def main() -> None:
         if server is not None:
             await server.stop()
         await checking
+        await reporting
         await sweeper
         await ctx.close()
 

@@ -114,6 +114,11 @@ class Trainer:
         self._current: tuple[str, str] | None = None
         self._cancel = asyncio.Event()
 
+    @property
+    def current_job(self) -> tuple[str, str] | None:
+        """(tenant, job_id) of the job this trainer holds, if any."""
+        return self._current
+
     async def _on_cancel(self, msg: Msg) -> None:
         _, _, tenant, job_id = msg.subject.split(".", 3)
         if self._current == (tenant, job_id):

@@ -84,3 +84,29 @@ class DatasetRecord(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     tenant: str
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., rows: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[_datasets_pb2.Column, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class TrainerStatus(_message.Message):
+    __slots__ = ("trainer_id", "host", "pid", "state", "tenant", "job_id", "cores", "threads", "start_time", "update_time", "state_time")
+    TRAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CORES_FIELD_NUMBER: _ClassVar[int]
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    trainer_id: str
+    host: str
+    pid: int
+    state: str
+    tenant: str
+    job_id: str
+    cores: int
+    threads: int
+    start_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    state_time: _timestamp_pb2.Timestamp
+    def __init__(self, trainer_id: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., state: _Optional[str] = ..., tenant: _Optional[str] = ..., job_id: _Optional[str] = ..., cores: _Optional[int] = ..., threads: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
