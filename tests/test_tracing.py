@@ -12,7 +12,7 @@ import uuid
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from fityard import Client
+from fityard import Client, NotFound
 from fityard.traces import Span, read_trace
 from services import span_store
 from services.embedded import EmbeddedStack, free_port
@@ -105,12 +105,24 @@ def test_a_fit_and_a_predict_are_each_one_trace_across_every_hop(tmp_path, seed_
             # #3066 breaks those) works: streams are left out of the interceptor.
             saved = client.download(predict, tmp_path / "predictions.parquet")
             assert saved.stat().st_size > 0
+            with pytest.raises(NotFound):  # a caller's mistake: a status code, not an error
+                client.job("job_0000000000000000000000")
     finally:
         receiver.stop(1)
     assert len(fit.trace_id) == 32 and len(predict.trace_id) == 32
     assert fit.trace_id != predict.trace_id  # one trace per job
     everything = (tmp_path / "spans" / "spans.jsonl").read_text()
     assert "/WatchJob" not in everything  # no span open for a watch's life (hours)
+    (missing,) = [
+        s
+        for s in _all_spans(tmp_path / "spans")
+        if s.name == "/fityard.v1.JobService/GetJob"
+        and s.attributes["rpc.grpc.status_code"] == 5  # NOT_FOUND
+    ]
+    assert missing.kind == "SERVER" and missing.status == ""
+    assert (
+        missing.attributes["rpc.method"] == "GetJob" and missing.attributes["rpc.system"] == "grpc"
+    )
     # A transfer is a span of its own that ends with it, its store call under it.
     upload = _transfer(tmp_path / "spans", "/fityard.v1.DatasetService/Upload", test.id)
     assert upload.parent_span_id == "" and upload.service == "fityard-gateway"

@@ -117,35 +117,14 @@ def _exporter():
     )
 
 
-# Streaming methods stay out of the gRPC spans: a WatchJob stream can last
-# hours and its span would stay open (unexported) as long, and
-# opentelemetry-instrumentation-grpc's aio server interceptor mishandles
-# streaming handlers (open-telemetry/opentelemetry-python-contrib#3066). The
-# unary calls (submits, gets, lists, cancels, gateway -> scheduler) are
-# traced; transfers get spans of their own (tracing.traced_transfer), which
-# end with them; health checks and reflection are not traced.
-UNTRACED_METHODS = ("Upload", "DownloadDataset", "WatchJob", "DownloadJobOutput")
-
-
-def _traced_calls():
-    from opentelemetry.instrumentation.grpc import filters
-
-    return filters.negate(
-        filters.any_of(
-            filters.health_check(),
-            filters.service_prefix("grpc.reflection"),
-            *(filters.method_name(name) for name in UNTRACED_METHODS),
-        )
-    )
-
-
 def grpc_server_interceptors() -> list:
-    """Server-span interceptors for a grpc.aio server ([] when not tracing)."""
+    """Server-span interceptors for a grpc.aio server ([] when not tracing;
+    services/common/rpc_tracing.py)."""
     if not tracing_wanted():
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+    from .rpc_tracing import TracingServerInterceptor
 
-    return [aio_server_interceptor(filter_=_traced_calls())]
+    return [TracingServerInterceptor()]
 
 
 def grpc_client_interceptors() -> list:
@@ -153,6 +132,6 @@ def grpc_client_interceptors() -> list:
     they also carry the trace context to the server in the call's metadata."""
     if not tracing_wanted():
         return []
-    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+    from .rpc_tracing import TracingClientInterceptor
 
-    return list(aio_client_interceptors(filter_=_traced_calls()))
+    return [TracingClientInterceptor()]

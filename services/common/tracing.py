@@ -25,18 +25,13 @@ all of this nearly free: no span is recorded and nothing is injected.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-
-from .errors import ApiError
+from opentelemetry.trace import Span, SpanKind
 
 tracer = trace.get_tracer("fityard")
 
@@ -111,75 +106,11 @@ def process_span(
         yield span
 
 
-# Codes that are the server's fault: a transfer span ends with ERROR status
-# for these (OpenTelemetry's gRPC convention for server spans); the others
-# are the caller's mistakes and leave the status unset.
-_SERVER_FAULTS = frozenset(
-    {
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.UNIMPLEMENTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DATA_LOSS,
-    }
-)
-
-
-def traced_transfer(full_method: str):
-    """Decorate a transfer handler (Upload, DownloadDataset,
-    DownloadJobOutput) with a SERVER span of its own that ends with the
-    transfer, the store calls of the transfer its children.
-
-    The gRPC interceptor leaves streams out (services/common/telemetry.py);
-    a transfer, unlike a WatchJob, ends when its bytes have moved, so it is
-    traced here, as `full_method` with the rpc.* attributes, continuing the
-    caller's trace when the call's metadata carries a traceparent. The
-    status code is the ApiError's (services/common/errors.py), set before
-    handle_errors (outside this decorator) turns it into the call's status."""
-    service, _, method = full_method.strip("/").rpartition("/")
-
-    def decorate(handler):
-        @functools.wraps(handler)
-        async def traced(self, request, context):
-            carrier = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-            with tracer.start_as_current_span(
-                full_method,
-                context=propagate.extract(carrier),
-                kind=SpanKind.SERVER,
-                attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
-                code = grpc.StatusCode.UNKNOWN
-                try:
-                    result = await handler(self, request, context)
-                    code = grpc.StatusCode.OK
-                    return result
-                except ApiError as exc:
-                    code = exc.code
-                    raise
-                except asyncio.CancelledError:
-                    code = grpc.StatusCode.CANCELLED
-                    raise
-                except Exception as exc:
-                    span.record_exception(exc)
-                    raise
-                finally:
-                    span.set_attribute("rpc.grpc.status_code", code.value[0])
-                    if code in _SERVER_FAULTS:
-                        span.set_status(Status(StatusCode.ERROR, code.name))
-
-        return traced
-
-    return decorate
-
-
 def store_span(operation: str, key: str, backend: str, **attributes):
     """A span for one object-store call (put, get, stat, delete) of either
     backend, recorded only inside a trace: the store is one hop of a job's
     trace (the worker's reads and writes) and of a transfer's (the gateway's
-    uploads and downloads: `traced_transfer`), while calls made outside any
+    uploads and downloads: rpc_tracing.traced_transfer), while calls made outside any
     span (sweeps, health checks) do not each start a trace of their own. `suppress_instrumentation()`
     silences it like any instrumentation. The context manager yields the
     span (a non-recording one when nothing is recorded)."""

@@ -14,7 +14,7 @@ from services.common.bus import record_key
 from services.common.keys import dataset_key
 from services.common.records import encode, new_record_id
 from services.common.resources import DATASETS
-from services.common.tracing import traced_transfer
+from services.common.rpc_tracing import traced_transfer
 from services.internal.v1 import records_pb2
 
 from .context import GatewayContext, tenant_of

@@ -21,7 +21,7 @@ from services.common.keys import OUTPUT_KEYS
 from services.common.logs import for_job, job_context
 from services.common.records import watch_record
 from services.common.resources import DATASETS, JOBS
-from services.common.tracing import traced_transfer
+from services.common.rpc_tracing import traced_transfer
 from services.internal.v1 import records_pb2, scheduler_pb2
 
 from .context import GatewayContext, tenant_of

@@ -243,8 +243,8 @@ class S3Store(ObjectStore):
         """The call's span (inside a trace only: services/common/tracing.py).
         Manual, rather than opentelemetry-instrumentation-urllib3 around
         minio's HTTP requests: that package is not released at the version
-        of the gRPC instrumentation installed beside it (both pin
-        opentelemetry-instrumentation exactly), and one span per call (not
+        of opentelemetry-instrumentation the SDK installs (it pins it
+        exactly; 0.66b2 has no urllib3 release), and one span per call (not
         per multipart part) is what a job's trace wants. No URL is recorded,
         so no signature can leak into it."""
         host, _, port = self.config.endpoint.rpartition(":")
