@@ -27,6 +27,7 @@ from .baselines import bare_fit, bare_tiny_fits_per_second, jetstream_round_trip
 from .measure import Figure, bare_fit_seconds, percentile
 from .peers.base import Peer
 from .peers.fityard_peer import FityardPeer
+from .tracing_cost import measure_tracing_cost
 from .transfer import MiB, make_parquet, measure_transfer
 
 
@@ -37,10 +38,11 @@ class Sizes:
     concurrent_fits: int
     transfer_bytes: tuple[int, ...]
     scale_jobs: int
+    tracing_rounds: int  # alternating off/on rounds of the tracing cost
 
 
-FULL = Sizes(200, 100_000, 20, (64 * MiB, 1024 * MiB), 1000)
-QUICK = Sizes(10, 4_000, 4, (8 * MiB,), 40)
+FULL = Sizes(200, 100_000, 20, (64 * MiB, 1024 * MiB), 1000, 5)
+QUICK = Sizes(10, 4_000, 4, (8 * MiB,), 40, 2)
 
 
 def machine() -> dict:
@@ -390,6 +392,18 @@ def main(argv: list[str] | None = None) -> int:
         run.say(f"baselines: {baselines}")
         run_fityard(run, files, sizes, baselines, work, transfer_files)
         run.attempt("fityard on S3", lambda: run_fityard_s3(run, work, transfer_files))
+        run.attempt(
+            "fityard: tracing off and on, alternating rounds",
+            lambda: run.figures.extend(
+                measure_tracing_cost(
+                    run.say,
+                    files,
+                    max(10, sizes.dispatch_fits // 2),
+                    work,
+                    rounds=sizes.tracing_rounds,
+                )
+            ),
+        )
         if not args.skip_peers:
             run_peers(run, files, sizes, baselines, work)
 

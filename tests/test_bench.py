@@ -53,6 +53,17 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
         assert (
             figure["value"] >= floor and figure["baseline"] > 0 and math.isfinite(figure["ratio"])
         ), figure
+    # tracing on and off, side by side; the tracing-on stack really exported spans
+    tracing = {f["benchmark"]: f for f in figures if f["benchmark"].startswith("tracing on")}
+    assert set(tracing) == {
+        "tracing on: dispatch latency p50",
+        "tracing on: dispatch latency p95",
+        "tracing on: seed fit end to end",
+    }
+    for figure in tracing.values():
+        assert figure["system"] == "fityard (tracing on)"
+        assert len(figure["extra"]["on"]) == len(figure["extra"]["off"]) == 2
+        assert figure["extra"]["spans_exported"] > 0
     (scale,) = [f for f in figures if f["benchmark"].startswith("scale")]
     assert scale["extra"]["succeeded"] == scale["extra"]["submitted"]
     assert "| benchmark" in result.stdout  # the table is printed

@@ -13,9 +13,17 @@ from .base import Peer
 
 
 class FityardPeer(Peer):
-    def __init__(self, workdir: Path, trainers: int | None = None, label: str = ""):
+    def __init__(
+        self,
+        workdir: Path,
+        trainers: int | None = None,
+        label: str = "",
+        keep_traces: bool = False,
+    ):
         self.workdir = Path(workdir)
         self.trainers = trainers
+        # tracing on, exported to the stack's own OTLP receiver (as `fityard up`)
+        self.keep_traces = keep_traces
         self.name = (
             f"fityard ({label or ('defaults' if trainers is None else f'{trainers} trainer(s)')})"
         )
@@ -24,7 +32,9 @@ class FityardPeer(Peer):
         self._datasets: dict[Path, str] = {}
 
     def start(self) -> FityardPeer:
-        self.stack = EmbeddedStack(self.workdir, trainers=self.trainers).start()
+        self.stack = EmbeddedStack(
+            self.workdir, trainers=self.trainers, keep_traces=self.keep_traces
+        ).start()
         self.client = Client(self.stack.address)
         self._warm_up()
         return self
