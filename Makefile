@@ -5,13 +5,17 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# KEDA's CRD schemas, from npm, for the Helm chart's tests
+SCHEMAS := tools/k8s-schemas
+# checkov in a venv of its own: its pins (boto3, packaging) clash with ours
+CHECKOV := .venv-checkov
 
 .PHONY: demo test bench mutants protos lint format api-release up lock
 
 demo: $(VENV)/.installed  ## the seed workflow on an embedded stack
 	$(BIN)/fityard demo
 
-test: $(VENV)/.installed-bench  ## the whole test suite (includes a quick run of the benchmarks)
+test: $(VENV)/.installed-bench $(SCHEMAS)/node_modules/.installed $(CHECKOV)/.installed  ## the whole test suite (includes a quick run of the benchmarks)
 	$(BIN)/pytest
 
 mutants: $(VENV)/.installed  ## break core behaviours on purpose; every breakage must fail the tests
@@ -55,4 +59,16 @@ $(VENV)/.installed: pyproject.toml
 $(VENV)/.installed-bench: $(VENV)/.installed bench/setup.sh
 	bash bench/setup.sh
 	$(BIN)/pip install --quiet -e '.[server,dev,bench]'
+	touch $@
+
+# KEDA's CRD validators (npm, pinned by package-lock.json) for tests/test_helm.py.
+$(SCHEMAS)/node_modules/.installed: $(SCHEMAS)/package-lock.json
+	npm ci --prefix $(SCHEMAS) --no-audit --no-fund --loglevel=error
+	touch $@
+
+# checkov, for the chart's security scan in tests/test_helm.py.
+$(CHECKOV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV)/bin/pip install --quiet checkov==3.3.30
 	touch $@
