@@ -58,6 +58,18 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
+def keda_check(*objects: dict) -> subprocess.CompletedProcess:
+    """KEDA objects through KEDA's CRD schemas (tools/k8s-schemas)."""
+    return subprocess.run(
+        ["node", str(KEDA_VALIDATOR)],
+        input=json.dumps(list(objects)),
+        capture_output=True,
+        text=True,
+        cwd=KEDA_VALIDATOR.parent,
+        timeout=60,
+    )
+
+
 def workloads(docs: list[dict]) -> list[dict]:
     return [d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "Job")]
 
@@ -72,14 +84,7 @@ def test_every_manifest_is_valid_kubernetes(manifests):
 def test_the_scaled_object_is_valid_keda_and_scales_trainers_on_the_jobs_consumer():
     docs = render("values-prod.yaml")
     (scaled,) = by_kind(docs, "ScaledObject").values()
-    done = subprocess.run(
-        ["node", str(KEDA_VALIDATOR)],
-        input=json.dumps([scaled]),
-        capture_output=True,
-        text=True,
-        cwd=KEDA_VALIDATOR.parent,
-        timeout=60,
-    )
+    done = keda_check(scaled)
     assert done.returncode == 0, done.stdout + done.stderr
     spec = scaled["spec"]
     assert spec["scaleTargetRef"]["name"] in by_kind(docs, "Deployment")
@@ -98,14 +103,7 @@ def test_the_keda_check_catches_a_wrong_field():
     """The validator is not a rubber stamp: KEDA wants strings in metadata."""
     (scaled,) = by_kind(render("values-prod.yaml"), "ScaledObject").values()
     scaled["spec"]["triggers"][0]["metadata"]["lagThreshold"] = 5
-    done = subprocess.run(
-        ["node", str(KEDA_VALIDATOR)],
-        input=json.dumps([scaled]),
-        capture_output=True,
-        text=True,
-        cwd=KEDA_VALIDATOR.parent,
-        timeout=60,
-    )
+    done = keda_check(scaled)
     assert done.returncode == 1 and "lagThreshold must be string" in done.stdout
 
 

@@ -89,6 +89,32 @@ def server_span(full_method: str, metadata) -> Iterator[Span]:
         yield span
 
 
+@contextlib.contextmanager
+def _status(span: Span, context) -> Iterator[None]:
+    """End a server span with the call's status code: an ApiError's (a
+    transfer handler, inside handle_errors), the code an abort set (the
+    interceptor, outside it), CANCELLED for a call the client dropped,
+    UNKNOWN (and the exception recorded) for anything else."""
+    code = grpc.StatusCode.UNKNOWN
+    try:
+        yield
+        code = _code(context.code())
+    except ApiError as exc:
+        code = exc.code
+        raise
+    except grpc.aio.AbortError:
+        code = _code(context.code())
+        raise
+    except asyncio.CancelledError:
+        code = grpc.StatusCode.CANCELLED
+        raise
+    except Exception as exc:
+        span.record_exception(exc)
+        raise
+    finally:
+        _end(span, code)
+
+
 class TracingServerInterceptor(grpc.aio.ServerInterceptor):
     """A SERVER span around each unary-unary call (see the module's doc)."""
 
@@ -104,23 +130,11 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
         behavior, method = handler.unary_unary, details.method
 
         async def traced(request, context):
-            with server_span(method, context.invocation_metadata()) as span:
-                code = grpc.StatusCode.UNKNOWN
-                try:
-                    response = await behavior(request, context)
-                    code = _code(context.code())
-                    return response
-                except grpc.aio.AbortError:
-                    code = _code(context.code())
-                    raise
-                except asyncio.CancelledError:
-                    code = grpc.StatusCode.CANCELLED
-                    raise
-                except Exception as exc:
-                    span.record_exception(exc)
-                    raise
-                finally:
-                    _end(span, code)
+            with (
+                server_span(method, context.invocation_metadata()) as span,
+                _status(span, context),
+            ):
+                return await behavior(request, context)
 
         return handler._replace(unary_unary=traced)
 
@@ -162,23 +176,11 @@ def traced_transfer(full_method: str):
     def decorate(handler):
         @functools.wraps(handler)
         async def traced(self, request, context):
-            with server_span(full_method, context.invocation_metadata()) as span:
-                code = grpc.StatusCode.UNKNOWN
-                try:
-                    result = await handler(self, request, context)
-                    code = grpc.StatusCode.OK
-                    return result
-                except ApiError as exc:
-                    code = exc.code
-                    raise
-                except asyncio.CancelledError:
-                    code = grpc.StatusCode.CANCELLED
-                    raise
-                except Exception as exc:
-                    span.record_exception(exc)
-                    raise
-                finally:
-                    _end(span, code)
+            with (
+                server_span(full_method, context.invocation_metadata()) as span,
+                _status(span, context),
+            ):
+                return await handler(self, request, context)
 
         return traced
 
