@@ -59,8 +59,13 @@ TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 # The trainer's message when a job's runs died FITYARD_MAX_ATTEMPTS times
 # (services/trainer/runner.py, _give_up).
 KILLED_TOO_OFTEN = re.compile(r"stopped \d+ time\(s\) by the death of the process")
-# What the bad jobs must fail with (ml/model.py).
-EXPECTED_ERRORS = {"bad-fit": "no column 'y'", "bad-predict": "col_0"}
+# What the bad jobs must fail with (ml/model.py). Their data passes
+# admission (its schema is fine) and fails in the trainer on its values:
+# one class in y; text in a feature trained on numbers.
+EXPECTED_ERRORS = {
+    "bad-fit": "at least two classes in 'y'",
+    "bad-predict": "holding other values than the model was trained on",
+}
 # Job mix: kind -> weight.
 MIX = {"fit": 0.45, "predict": 0.35, "bad-fit": 0.10, "bad-predict": 0.10}
 
@@ -139,13 +144,13 @@ def _next_ticket(soak: Soak) -> bool:
 def _submit(soak: Soak, client: Client, kind: str, rng: random.Random):
     d = soak.datasets
     if kind in ("fit", "bad-fit"):
-        dataset = d["train"] if kind == "fit" else d["bad_train"]
+        dataset = d["train"] if kind == "fit" else d["one_class_train"]
         return client.fit(
             dataset, max_iter=rng.randint(10, 200), learning_rate=rng.choice([0.05, 0.1, 0.2])
         )
     with soak.lock:
         model = rng.choice(soak.models)
-    return client.predict(model, d["test"] if kind == "predict" else d["bad_test"])
+    return client.predict(model, d["test"] if kind == "predict" else d["text_test"])
 
 
 def _wait(soak: Soak, job, kind: str) -> None:
@@ -162,6 +167,19 @@ def _wait(soak: Soak, job, kind: str) -> None:
     if kind == "fit" and job.state == "SUCCEEDED":
         with soak.lock:
             soak.models.append(job.id)
+
+
+def _soak_data(directory: Path, rows: int, seed: int) -> dict[str, Path]:
+    """The seed files, and the bad ones that fail in the trainer (the seed's
+    BAD files are refused at submission now, before any trainer)."""
+    import pandas as pd
+
+    files = make_data(directory, rows=rows, seed=seed)
+    files["one_class_train"] = directory / "one_class_train.parquet"
+    pd.read_parquet(files["train"]).assign(y=0).to_parquet(files["one_class_train"], index=False)
+    files["text_test"] = directory / "text_test.parquet"
+    pd.read_parquet(files["test"]).assign(col_0="text").to_parquet(files["text_test"], index=False)
+    return files
 
 
 def client_loop(soak: Soak, index: int, window: int) -> None:
@@ -442,7 +460,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict:
         f"~{args.kill_every:g} s, ack deadline {args.ack_wait:g} s, FITYARD_MAX_ATTEMPTS={args.max_attempts}; "
         f"data and logs in {data_dir}",
     )
-    files = make_data(data_dir / "data", rows=args.rows, seed=args.seed)
+    files = _soak_data(data_dir / "data", args.rows, args.seed)
     env = fault_env(
         data_dir,
         FITYARD_ACK_WAIT_SECONDS=str(args.ack_wait),

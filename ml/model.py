@@ -18,7 +18,11 @@ trainer's worker process imports this module once and then runs many jobs.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +37,8 @@ from pandas.api.types import infer_dtype, is_numeric_dtype
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.utils.multiclass import type_of_target
 
+from ml.columns import TARGET, check_prediction_columns, check_training_columns, near_target
 from ml.messages import DataError, bounded, count, name_list, quoted
-
-TARGET = "y"
 
 # The default for fit(max_classes=...); the trainer passes its configured
 # FITYARD_MAX_CLASSES. HistGradientBoostingClassifier grows one tree per class
@@ -109,7 +112,11 @@ def fit(
     X, y = _training_data(df, params, max_classes)
 
     report(0.15, f"fitting on {count(len(X), 'row')} × {count(X.shape[1], 'feature')}")
-    model = HistGradientBoostingClassifier(**params).fit(X, y)
+    with contextlib.redirect_stdout(_Rounds(report, 0.15, 0.95)):
+        # verbose=2 prints one line per boosting round, read as progress; it
+        # changes what is printed, never what is fitted (tests/test_ml.py)
+        model = HistGradientBoostingClassifier(**{**params, "verbose": 2}).fit(X, y)
+    model.set_params(verbose=params.get("verbose", 0))
 
     report(0.95, "saving the model")
     joblib.dump(model, model_path)
@@ -143,6 +150,44 @@ def predict(
     report(0.90, "writing predictions")
     predictions.to_parquet(predictions_path, index=False)
     return PredictSummary(rows=len(predictions))
+
+
+class _Rounds(io.TextIOBase):
+    """stdout while scikit-learn fits with verbose=2: its "[k/n] ..." line
+    after each boosting round becomes a progress report ("boosting round k
+    of n", from `start` to `end`), at most every ROUNDS_REPORT_SECONDS and
+    for the last round; everything else it prints is dropped.
+    HistGradientBoostingClassifier has no callback: this is how a user sees
+    how far a fit of hours has come."""
+
+    def __init__(self, report: Progress, start: float, end: float):
+        self.report, self.start, self.end = report, start, end
+        self._pending = ""
+        self._said = 0.0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            match = _ROUND.match(line)
+            if match:
+                self._round(int(match[1]), int(match[2]))
+        return len(text)
+
+    def _round(self, done: int, rounds: int) -> None:
+        now = time.monotonic()
+        if done < rounds and now - self._said < ROUNDS_REPORT_SECONDS:
+            return
+        self._said = now
+        fraction = self.start + (self.end - self.start) * done / max(rounds, 1)
+        self.report(fraction, f"boosting round {done:,} of {rounds:,}")
+
+
+_ROUND = re.compile(r"^\[(\d+)/(\d+)\]")
+ROUNDS_REPORT_SECONDS = 0.5
 
 
 def _read_parquet(path: str | Path, what: str) -> pd.DataFrame:
@@ -179,21 +224,8 @@ def _training_data(
     The label checks come first: they are cheap and a wrong `y` (ids, say)
     makes everything else moot.
     """
-    if TARGET not in df.columns:
-        raise DataError(
-            f"training data has no column 'y'{_target_hint(df)}; columns found: {name_list(df.columns)}. "
-            "Add the target column 'y' (the label to learn) and upload again."
-        )
-    if len(df) == 0:
-        raise DataError(
-            "training data has 0 rows. Upload a file with labelled rows (at least two different classes in 'y')."
-        )
+    check_training_columns(list(df.columns), len(df), hint=_target_hint(df))
     X, y = df.drop(columns=[TARGET]), _labels(df[TARGET])
-    if X.shape[1] == 0:
-        raise DataError(
-            "training data has no feature columns: only 'y' was found. "
-            "Add the columns to learn from (every column other than 'y' is a feature) and upload again."
-        )
     classes = _check_labels(y, max_classes)
     _check_early_stopping_split(y, params, n_classes=len(classes))
     return _training_features(X, max_bins=params.get("max_bins") or 255), y
@@ -355,17 +387,9 @@ def _prediction_data(df: pd.DataFrame, model: HistGradientBoostingClassifier) ->
     categories, silently predicted as if missing.
     """
     features = list(model.feature_names_in_)
-    missing = [name for name in features if name not in df.columns]
-    if missing:
-        raise DataError(
-            f"prediction data is missing {count(len(missing), 'column')} the model was trained on: "
-            f"{name_list(missing)}{_index_hint(df, missing)}. Upload a file with every training feature column "
-            f"({name_list(features, limit=5)}) — extra columns are ignored."
-        )
-    if len(df) == 0:
-        raise DataError(
-            "prediction data has 0 rows. Upload a file with at least one row to predict."
-        )
+    check_prediction_columns(
+        list(df.columns), features, len(df), hint=lambda missing: _index_hint(df, missing)
+    )
     X = df[features]
     categorical = (
         model.is_categorical_ if model.is_categorical_ is not None else [False] * len(features)
@@ -415,10 +439,7 @@ def _schema_names(path: str | Path) -> list[str]:
 
 def _target_hint(df: pd.DataFrame) -> str:
     """Why 'y' may seem to be there to the user, for the "no column 'y'" message."""
-    near = [name for name in df.columns if str(name).strip().lower() == TARGET]
-    if near:
-        return f" (found {quoted(near[0])}: rename it to 'y'; names must match exactly, in case and spaces)"
-    return _index_hint(df, [TARGET])
+    return near_target(df.columns) or _index_hint(df, [TARGET])
 
 
 def _index_hint(df: pd.DataFrame, missing: list) -> str:

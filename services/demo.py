@@ -93,10 +93,12 @@ def _run_demo(c: Client, data_dir: Path, rows: int) -> int:
     if not accuracy_ok:
         return 1
 
-    _step(f"upload {files['bad_train'].name} and fit on it (should fail: it has no 'y')")
+    _step(f"upload {files['bad_train'].name} and fit on it (refused at submission: it has no 'y')")
     bad_train = c.upload(files["bad_train"])
     bad_fit = _demo_expect_failure(lambda: c.fit(bad_train), FityardError)
-    _step(f"upload {files['bad_test'].name} and predict on it (should fail: it lacks a feature)")
+    _step(
+        f"upload {files['bad_test'].name} and predict on it (refused at submission: it lacks a feature)"
+    )
     bad_test = c.upload(files["bad_test"])
     bad_predict = _demo_expect_failure(lambda: c.predict(fit, bad_test), FityardError)
 

@@ -94,11 +94,19 @@ def stack(request):
 
 @pytest.fixture(scope="session")
 def seed_files(tmp_path_factory):
-    """The seed's four files, small enough for quick fits."""
-    files = make_data(tmp_path_factory.mktemp("seed"), rows=3000)
+    """The seed's four files, small enough for quick fits, and a training
+    file that passes admission but fails in the trainer (one class in y:
+    only the values show it, so it is refused after a trainer read it)."""
+    import pandas as pd
+
+    directory = tmp_path_factory.mktemp("seed")
+    files = make_data(directory, rows=3000)
+    one_class = pd.read_parquet(files["train"]).assign(y=0)
+    one_class.to_parquet(directory / "one_class_train.parquet", index=False)
     return {
         "train": files["train"],
         "test": files["test"],
         "bad_train": files["bad_train"],
         "bad_test": files["bad_test"],
+        "one_class_train": directory / "one_class_train.parquet",
     }

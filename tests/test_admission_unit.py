@@ -28,12 +28,14 @@ from tests.support.fake_kv import TENANT, FakeBucket
 S = jobs_pb2
 
 
-def _dataset(dataset_id="ds_train", rows=1000, columns=10) -> records_pb2.DatasetRecord:
+def _dataset(dataset_id="ds_train", rows=1000, columns=10, y=True) -> records_pb2.DatasetRecord:
+    """A dataset of `columns` columns: col_0.. and, with `y`, the target last."""
+    names = [f"col_{i}" for i in range(columns - 1 if y else columns)] + (["y"] if y else [])
     return records_pb2.DatasetRecord(
         id=dataset_id,
         tenant=TENANT,
         rows=rows,
-        columns=[datasets_pb2.Column(name=f"col_{i}", type="double") for i in range(columns)],
+        columns=[datasets_pb2.Column(name=name, type="double") for name in names],
     )
 
 
@@ -224,3 +226,76 @@ def test_an_admitted_fit_without_a_limit_gets_the_derived_one():
     admitted = asyncio.run(admission.admit(_fit(), TENANT))
     expected = TIMEOUT_FLOOR_SECONDS + 1000 * 10 * DEFAULT_MAX_ITER * SECONDS_PER_CELL_ROUND
     assert admitted.timeout_seconds == pytest.approx(expected)
+
+
+# -- fail early: what the recorded schema shows, refused with the trainer's words --
+
+
+def _trainer_says(tmp_path, frame, model_features=None) -> str:
+    """The DataError ml.fit (or ml.predict on a model trained on
+    `model_features`) raises for this DataFrame: the trainer's message."""
+    import pandas as pd
+
+    import ml
+
+    path = tmp_path / "data.parquet"
+    frame.to_parquet(path, index=False)
+    with pytest.raises(ml.DataError) as raised:
+        if model_features is None:
+            ml.fit(path, tmp_path / "model.joblib")
+        else:
+            train = pd.DataFrame(
+                {**{n: [0.0, 1.0, 0.0, 1.0] for n in model_features}, "y": [0, 1, 0, 1]}
+            )
+            train.to_parquet(tmp_path / "train.parquet", index=False)
+            ml.fit(tmp_path / "train.parquet", tmp_path / "model.joblib")
+            ml.predict(tmp_path / "model.joblib", path, tmp_path / "out.parquet")
+    return str(raised.value)
+
+
+def _schema_of(frame) -> records_pb2.DatasetRecord:
+    return records_pb2.DatasetRecord(
+        id="ds_train",
+        tenant=TENANT,
+        rows=len(frame),
+        columns=[datasets_pb2.Column(name=str(n), type="double") for n in frame.columns],
+    )
+
+
+@pytest.mark.parametrize(
+    "columns, rows",
+    [
+        (["col_0", "col_1", "Y "], 3),  # no y (a near miss, named in the hint)
+        (["y"], 3),  # no feature
+        (["col_0", "y"], 0),  # no rows
+    ],
+)
+def test_a_fit_the_schema_rules_out_is_refused_with_the_trainers_message(tmp_path, columns, rows):
+    import pandas as pd
+
+    frame = pd.DataFrame({name: [0.0, 1.0, 0.0][:rows] for name in columns})
+    error = _refusal(_admission(datasets=[_schema_of(frame)]), _fit())
+    ((field, description),) = _violations(error)
+    assert field == "dataset_id"
+    assert description == _trainer_says(tmp_path, frame)
+
+
+def test_a_predict_lacking_a_feature_of_the_model_is_refused_naming_it(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"col_1": [0.5], "extra": [1.0]})
+    model = _fit_job(features=["col_0", "col_1"], attempts=1)
+    error = _refusal(_admission(datasets=[_schema_of(frame)], jobs=[model]), _predict())
+    ((field, description),) = _violations(error)
+    assert (
+        field == "dataset_id" and "missing 1 column the model was trained on: col_0" in description
+    )
+    assert description == _trainer_says(tmp_path, frame, model_features=["col_0", "col_1"])
+
+
+def test_a_predict_with_every_feature_or_a_model_without_a_recorded_list_is_admitted():
+    dataset = _dataset(columns=3, y=False)  # col_0, col_1, col_2
+    with_list = _fit_job(features=["col_2", "col_0"], attempts=1)
+    asyncio.run(_admission(datasets=[dataset], jobs=[with_list]).admit(_predict(), TENANT))
+    older = _fit_job(attempts=1)  # recorded before features were kept: the trainer checks
+    asyncio.run(_admission(datasets=[dataset], jobs=[older]).admit(_predict(), TENANT))

@@ -126,19 +126,31 @@ def test_watch_follows_a_job_to_the_end(stack, fityard, data):
     # The run is shown as it happens: a RUNNING line with progress on the way.
     running = [line.split()[1] for line in lines if line.startswith("RUNNING")]
     assert any(0 < int(p.rstrip("%")) < 100 for p in running), lines
+    # ... saying how far the boosting has come (ml.fit reads sklearn's rounds)
+    assert any("boosting round" in line and "of 30" in line for line in lines), lines
     assert len(lines) == len(set(lines))  # a line per change, no repeats
 
 
-def test_a_failing_fit_exits_1_with_the_reason(fityard, data):
+def test_a_fit_on_bad_train_is_refused_at_once_naming_y(fityard, data):
     bad_id = upload(fityard, data / "BAD_train.parquet")
     result = fityard("fit", bad_id, "--wait")
+    assert "no column 'y'" in failed(result)
+    assert result.stdout == ""  # no job was made
+
+
+def test_a_failing_fit_exits_1_with_the_reason(fityard, data):
+    import pandas as pd
+
+    one_class = data / "one_class.parquet"
+    pd.read_parquet(data / "train.parquet").assign(y=0).to_parquet(one_class, index=False)
+    result = fityard("fit", upload(fityard, one_class), "--wait")
     error = failed(result)
-    assert "'y'" in error
+    assert "at least two classes in 'y'" in error
     job_id = result.stdout.split()[0]
     status = ok(fityard("status", job_id))
-    assert "FAILED" in status and "'y'" in status
+    assert "FAILED" in status and "two classes" in status
     watched = fityard("watch", job_id)
-    assert "'y'" in failed(watched)
+    assert "two classes" in failed(watched)
     assert watched.stdout.split()[0] == "FAILED"
 
 

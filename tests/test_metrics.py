@@ -64,7 +64,7 @@ def test_counters_move_by_exactly_the_work_done(stack, seed_files, tmp_path):
     s0, g0 = scrape(scheduler), scrape(gateway)
     with Client(stack.address) as client:
         train = client.upload(seed_files["train"])
-        bad = client.upload(seed_files["bad_train"])
+        bad = client.upload(seed_files["one_class_train"])
         test = client.upload(seed_files["test"])
         fit = client.fit(train, max_iter=5).wait(timeout=120)
         failed = client.fit(bad, max_iter=5)
@@ -90,7 +90,7 @@ def test_counters_move_by_exactly_the_work_done(stack, seed_files, tmp_path):
     assert 0 < run < 60
 
     # bytes, exactly the files' sizes
-    uploaded = sum(seed_files[name].stat().st_size for name in ("train", "bad_train", "test"))
+    uploaded = sum(seed_files[name].stat().st_size for name in ("train", "one_class_train", "test"))
     assert moved(g0, g1, "fityard_transfer_bytes_total", direction="upload") == uploaded
     assert moved(g0, g1, "fityard_transfer_bytes_total", direction="download") == (
         saved.stat().st_size

@@ -914,3 +914,43 @@ def test_params_module_stays_light():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "[]"
+
+
+# -- progress by boosting round ----------------------------------------------------
+
+
+def test_a_fit_reports_its_boosting_rounds_and_fits_exactly_what_a_plain_fit_does(
+    tmp_path, monkeypatch
+):
+    """Progress comes from scikit-learn's verbose output (no callback
+    exists); it must not change the model: same predictions and
+    probabilities as HistGradientBoostingClassifier fitted plainly."""
+    import ml.model
+
+    monkeypatch.setattr(ml.model, "ROUNDS_REPORT_SECONDS", 0.0)  # every round
+    files = make_data(tmp_path, rows=3000, seed=3)
+    reports: list[tuple[float, str]] = []
+    params = {"max_iter": 30, "learning_rate": 0.2, "random_state": 0}
+    ml.fit(files["train"], tmp_path / "m.joblib", params, lambda f, m: reports.append((f, m)))
+    rounds = [m for _, m in reports if m.startswith("boosting round")]
+    assert rounds[0] == "boosting round 1 of 30" and rounds[-1] == "boosting round 30 of 30"
+    assert len(rounds) == 30
+    fractions = [f for f, m in reports if m.startswith("boosting round")]
+    assert fractions == sorted(fractions) and 0.15 < fractions[0] < fractions[-1] <= 0.95
+
+    train = pd.read_parquet(files["train"])
+    plain = HistGradientBoostingClassifier(**params).fit(train.drop(columns=["y"]), train["y"])
+    ours = joblib.load(tmp_path / "m.joblib")
+    test = pd.read_parquet(files["test"]).drop(columns=["y"], errors="ignore")
+    np.testing.assert_array_equal(ours.predict(test), plain.predict(test))
+    np.testing.assert_array_equal(ours.predict_proba(test), plain.predict_proba(test))
+    assert ours.get_params() == plain.get_params()  # verbose back to 0 in the saved model
+
+
+def test_round_reports_are_throttled_but_the_last_is_always_said(tmp_path):
+    files = make_data(tmp_path, rows=2000, seed=4)
+    reports: list[str] = []
+    ml.fit(files["train"], tmp_path / "m.joblib", {"max_iter": 50}, lambda f, m: reports.append(m))
+    rounds = [m for m in reports if m.startswith("boosting round")]
+    assert 1 <= len(rounds) < 50  # a fast fit: a few reports, not one per round
+    assert rounds[-1] == "boosting round 50 of 50"  # 2,000 rows: no early stopping

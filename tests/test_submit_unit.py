@@ -47,7 +47,10 @@ def _scheduler() -> tuple[SchedulerService, SimpleNamespace]:
         requests=FakeBucket(),
     )
     dataset = records_pb2.DatasetRecord(
-        id="ds_train", tenant=TENANT, rows=100, columns=[datasets_pb2.Column(name="y")]
+        id="ds_train",
+        tenant=TENANT,
+        rows=100,
+        columns=[datasets_pb2.Column(name="col_0"), datasets_pb2.Column(name="y")],
     )
     ctx.datasets.values[bus.record_key(TENANT, dataset.id)] = dataset.SerializeToString()
     return SchedulerService(ctx), ctx

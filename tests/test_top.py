@@ -50,7 +50,7 @@ def test_top_shows_queue_trainers_running_jobs_and_failures(tmp_path, seed_files
     with EmbeddedStack(tmp_path / "stack", trainers=2) as stack, Client(stack.address) as client:
         train = client.upload(seed_files["train"])
         with pytest.raises(JobFailed):
-            client.fit(client.upload(seed_files["bad_train"]), max_iter=5).wait(timeout=60)
+            client.fit(client.upload(seed_files["one_class_train"]), max_iter=5).wait(timeout=60)
         running = wait_for_state(long_fit(client, train.id), "RUNNING")
         # the other trainer holds the next one until a core frees; two wait in the stream
         queued = [long_fit(client, train.id) for _ in range(3)]
@@ -65,7 +65,7 @@ def test_top_shows_queue_trainers_running_jobs_and_failures(tmp_path, seed_files
             (line,) = [x for x in section(text, "RUNNING").splitlines() if running.id in x]
             assert "fit" in line and "core(s)" in line and "attempt 1" in line, line
             failures = section(text, "RECENT FAILURES")
-            assert "no column 'y'" in failures, text
+            assert "at least two classes in 'y'" in failures, text
             return text
 
         eventually(shows_it_all)

@@ -60,8 +60,9 @@ def model(client, train_ds) -> Job:
 
 @pytest.fixture(scope="module")
 def failed_fit(client, seed_files) -> Job:
-    """A fit on data without `y`, which fails."""
-    job = client.fit(client.upload(seed_files["bad_train"]), **QUICK)
+    """A fit that fails in the trainer: one class in `y` (only the values
+    show it, so admission lets it through)."""
+    job = client.fit(client.upload(seed_files["one_class_train"]), **QUICK)
     with pytest.raises(JobFailed):
         job.wait(timeout=WAIT_SECONDS)
     return job
@@ -108,9 +109,9 @@ def test_full_workflow_predicts_the_held_out_labels(client, seed_files, tmp_path
     np.testing.assert_array_equal(local, predicted["y"].to_numpy())
 
 
-def test_fit_on_data_without_y_fails_saying_so(failed_fit):
+def test_a_fit_the_trainer_cannot_do_fails_saying_why(failed_fit):
     assert failed_fit.state == "FAILED" and failed_fit.done
-    assert "'y'" in failed_fit.error
+    assert "at least two classes in 'y'" in failed_fit.error
     # The exception carries the server's message unchanged, and the job.
     with pytest.raises(JobFailed) as raised:
         failed_fit.wait(timeout=WAIT_SECONDS)
@@ -118,13 +119,20 @@ def test_fit_on_data_without_y_fails_saying_so(failed_fit):
     assert raised.value.job.id == failed_fit.id
 
 
-def test_predict_on_data_without_a_feature_fails_naming_it(client, model, seed_files):
-    pred = client.predict(model, client.upload(seed_files["bad_test"]))
-    with pytest.raises(JobFailed) as raised:
-        pred.wait(timeout=WAIT_SECONDS)
-    assert "col_0" in str(raised.value)
-    assert raised.value.job.state == "FAILED"
-    assert client.job(pred.id).error == str(raised.value)
+def test_bad_train_and_bad_test_are_refused_at_submission_naming_the_column(
+    client, model, seed_files
+):
+    """What the recorded schema already shows is refused before any queue,
+    with the message the trainer would give, and no job is made."""
+    before = {job.id for job in client.jobs()}
+    with pytest.raises(InvalidArgument) as raised:
+        client.fit(client.upload(seed_files["bad_train"]), **QUICK)
+    assert "training data has no column 'y'" in str(raised.value)
+    assert [field for field, _ in raised.value.field_violations] == ["dataset_id"]
+    with pytest.raises(InvalidArgument) as raised:
+        client.predict(model, client.upload(seed_files["bad_test"]))
+    assert "missing 1 column the model was trained on: col_0" in str(raised.value)
+    assert {job.id for job in client.jobs()} == before
 
 
 def test_a_file_that_is_not_parquet_is_refused_and_nothing_is_stored(client, stack, tmp_path):

@@ -2,9 +2,11 @@
 it is queued with.
 
 Everything a user can get wrong in a submit request is caught here, before a
-trainer spends time on it, with a message that names the field or id.
-Data-content problems (a missing column) are found by the trainer, which has
-the data.
+trainer spends time on it, with a message that names the field or id. So is
+what the dataset's recorded schema already shows (no `y`, no feature, no
+rows, a feature the model needs missing): ml.columns gives the very message
+the trainer would. What only the values show (one class, text where numbers
+belong) is found by the trainer, which reads the data.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import TYPE_CHECKING
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from fityard.v1 import jobs_pb2
+from ml.columns import check_prediction_columns, check_training_columns
+from ml.messages import DataError
 from ml.params import validate_params
 from services.common import errors
 from services.common.jobs import output_attempt, params_dict, state_name
@@ -69,13 +73,17 @@ class Admission:
                 "dataset_id", "is required: the id returned by DatasetService.Upload"
             )
         dataset = await self._dataset(request.dataset_id, tenant)
+        columns = [column.name for column in dataset.columns]
         if request.kind == jobs_pb2.JOB_KIND_FIT:
             problems = [_split_problem(p) for p in validate_params(params_dict(request.params))]
             problems += _unknown_params(request.params)
             if problems:
                 raise errors.invalid_arguments(problems)
+            _check_data(check_training_columns, columns, dataset.rows)
             return Admitted(self._timeout(request, dataset))
         model = await self._model(request.model_id, tenant)
+        if model.features:  # fits recorded before features were kept: the trainer checks
+            _check_data(check_prediction_columns, columns, model.features, dataset.rows)
         return Admitted(self._timeout(request, dataset), model_attempt=output_attempt(model))
 
     async def _dataset(self, dataset_id: str, tenant: str) -> records_pb2.DatasetRecord:
@@ -150,6 +158,15 @@ def derived_timeout(
         )
     work = dataset.rows * max(1, len(dataset.columns)) * rounds * SECONDS_PER_CELL_ROUND
     return min(TIMEOUT_FLOOR_SECONDS + work, DERIVED_TIMEOUT_CAP_SECONDS, limit)
+
+
+def _check_data(check, *args) -> None:
+    """INVALID_ARGUMENT naming dataset_id, with the trainer's own message,
+    for a dataset whose schema `check` (ml.columns) refuses."""
+    try:
+        check(*args)
+    except DataError as exc:
+        raise errors.invalid_argument("dataset_id", str(exc)) from None
 
 
 def _unknown_params(params: jobs_pb2.FitParams) -> list[tuple[str, str]]:

@@ -88,6 +88,8 @@ def apply_event(job: records_pb2.JobRecord, event: bus_pb2.TrainerEvent) -> bool
         if event.state == jobs_pb2.JOB_STATE_SUCCEEDED:
             job.progress = 1.0
             job.output_attempt = event.attempt
+            del job.features[:]
+            job.features.extend(event.features)
         return True
     log.warning("ignoring event with state %s for %s", event.state, event.job_id)
     return False

@@ -448,6 +448,7 @@ class Trainer:
                 attempt,
                 lost,
                 rows=outcome.rows,
+                features=outcome.features,
                 outputs=OUTPUTS[job.kind],
                 progress=1.0,
                 progress_message=f"done in {elapsed:.1f}s",

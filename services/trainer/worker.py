@@ -63,10 +63,14 @@ class Outcome:
     died: bool = False
     # Why it failed (services/common/jobs.py: FAILURE_REASONS).
     reason: str = ""
+    # A fit's feature columns, in the model's order.
+    features: list[str] = field(default_factory=list)
 
 
-def _run(task: Task, store, progress: Callable[[float, str], None]) -> int:
-    """Run one task in the worker; return the number of rows processed."""
+def _run(task: Task, store, progress: Callable[[float, str], None]) -> tuple[int, list[str]]:
+    """Run one task in the worker; return the number of rows processed and,
+    for a fit, the model's feature columns (predicts are checked against them
+    at submission)."""
     import ml
 
     # Temp files go in this process's scratch directory: if the worker is
@@ -99,7 +103,7 @@ def _run(task: Task, store, progress: Callable[[float, str], None]) -> int:
             progress(0.97, "storing the model")
             with span("write model", attributes={"fityard.object.key": task.model_key}):
                 store.write_file(task.model_key, model_path)
-            return summary.rows
+            return summary.rows, [str(name) for name in summary.features]
         predictions_path = Path(tmp) / "predictions.parquet"
         with span("read model and dataset", attributes={"fityard.object.key": task.dataset_key}):
             model_path = inputs.enter_context(store.local_copy(task.model_key, dir=tmp))
@@ -110,7 +114,7 @@ def _run(task: Task, store, progress: Callable[[float, str], None]) -> int:
         progress(0.97, "storing the predictions")
         with span("write predictions", attributes={"fityard.object.key": task.predictions_key}):
             store.write_file(task.predictions_key, predictions_path)
-        return summary.rows
+        return summary.rows, []
 
 
 def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_pid: int) -> None:
@@ -145,12 +149,12 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
                     f"worker {task.kind}", context=context_of(task.traceparent)
                 ),
             ):
-                rows = _run(
+                rows, features = _run(
                     task,
                     store,
                     lambda fraction, message: conn.send(("progress", fraction, message)),
                 )
-            outcome = Outcome(ok=True, rows=rows)
+            outcome = Outcome(ok=True, rows=rows, features=features)
         except ml.DataError as exc:
             outcome = Outcome(ok=False, error=str(exc), reason=FAILED_INVALID_DATA)
         except Exception as exc:  # anything else: an internal error, logged
