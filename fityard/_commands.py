@@ -213,7 +213,22 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    if args.all == bool(args.job_id):
+        print(
+            "error: name one job (fityard cancel JOB_ID) or use --all (with --state/--kind to narrow it)",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.all and (args.state or args.kind):
+        print("error: --state and --kind go with --all", file=sys.stderr)
+        return 2
     with _client(args) as c:
+        if args.all:
+            jobs = c.cancel_all(state=args.state, kind=args.kind)
+            for job in jobs:
+                print(f"{job.id}  {job.state}")
+            print(f"cancelled {len(jobs)} job(s)", file=sys.stderr)
+            return 0
         job = c.cancel(args.job_id)
     print(f"{job.id}  {job.state}")
     return 0

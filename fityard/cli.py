@@ -228,8 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("jobs", cmd_jobs, "list jobs, newest first")
 
-    p = command("cancel", cmd_cancel, "stop a queued or running job")
-    p.add_argument("job_id")
+    p = command("cancel", cmd_cancel, "stop a queued or running job, or all of them (--all)")
+    p.add_argument("job_id", nargs="?", help="the job to stop")
+    p.add_argument("--all", action="store_true", help="every job not done yet (narrow it below)")
+    p.add_argument(
+        "--state", choices=["QUEUED", "RUNNING"], type=str.upper, help="with --all: only these"
+    )
+    p.add_argument("--kind", choices=["fit", "predict"], help="with --all: only this kind")
 
     p = command("trace", cmd_trace, "show where a job's time went: its trace as a tree")
     p.add_argument("job_id")

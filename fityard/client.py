@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from fityard._errors import FityardError, JobFailed, JobTimeout, error_for, error_from
+from fityard._errors import (
+    FailedPrecondition,
+    FityardError,
+    JobFailed,
+    JobTimeout,
+    error_for,
+    error_from,
+)
 from fityard._models import (
     TERMINAL_STATES,
     Dataset,
@@ -128,6 +135,10 @@ _OUTPUTS = {
     "model": jobs_pb2.JOB_OUTPUT_MODEL,
     "predictions": jobs_pb2.JOB_OUTPUT_PREDICTIONS,
 }
+
+
+# The states a job can be cancelled in.
+_CANCELLABLE = ("QUEUED", "RUNNING")
 
 
 class Client:
@@ -268,6 +279,34 @@ class Client:
     def cancel(self, job: JobRef) -> Job:
         """Stop a queued or running job; FAILED_PRECONDITION if it already ended."""
         return Job(self._cancel(id_of(job, "job")), self)
+
+    def cancel_all(
+        self,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        dataset: DatasetRef | None = None,
+        model: JobRef | None = None,
+    ) -> list[Job]:
+        """Cancel every job that is not done and matches the keywords (as
+        for `jobs`: state "QUEUED" or "RUNNING", kind, dataset, model); the
+        jobs cancelled, newest first. A job that ends on its own meanwhile
+        is left out, not an error. `state` must be a state a job can be
+        cancelled in."""
+        if state is not None and state.upper() not in _CANCELLABLE:
+            raise ValueError(
+                f"state must be one of {', '.join(_CANCELLABLE)} (jobs in other states are done), not {state!r}"
+            )
+        cancelled = []
+        states = [state.upper()] if state else list(_CANCELLABLE)
+        for wanted in states:
+            for job in self.jobs(state=wanted, kind=kind, dataset=dataset, model=model):
+                try:
+                    cancelled.append(self.cancel(job))
+                except FailedPrecondition:  # it ended between the list and the cancel
+                    continue
+        cancelled.sort(key=lambda j: (j.create_time is not None, j.create_time), reverse=True)
+        return cancelled
 
     def wait(self, job: JobRef, timeout: float | None = None) -> Job:
         """Client-side spelling of Job.wait for when all you have is an id."""
