@@ -182,7 +182,7 @@ class _Rounds(io.TextIOBase):
         if done < rounds and now - self._said < ROUNDS_REPORT_SECONDS:
             return
         self._said = now
-        fraction = self.start + (self.end - self.start) * done / max(rounds, 1)
+        fraction = round(self.start + (self.end - self.start) * done / max(rounds, 1), 4)
         self.report(fraction, f"boosting round {done:,} of {rounds:,}")
 
 

@@ -203,17 +203,25 @@ def test_the_gateway_killed_during_an_upload_and_a_watch(stack, client):
 def test_a_poison_dataset_fails_with_a_bounded_message_and_trainers_survive(
     stack, client, tmp_path
 ):
-    # No y, and as many long column names as an upload may carry: the list
-    # of columns alone is hundreds of KiB.
+    # As many long column names as an upload may carry (the list of columns
+    # alone is hundreds of KiB), all of them text a model cannot use: the
+    # trainer's message names them, bounded.
     names = [f"{'x' * 1000}_{i}" for i in range(400)]
     path = tmp_path / "poison.parquet"
-    pq.write_table(pa.table({name: [0.0, 1.0] for name in names}), path, store_schema=False)
+    table = pa.table({**{name: ["a", "b"] for name in names}, "y": [0, 1]})
+    pq.write_table(table, path, store_schema=False)
     job = client.fit(client.upload(path))
     with pytest.raises(JobFailed) as failed:
         job.wait(timeout=WAIT_SECONDS)
     message = str(failed.value)
-    assert "'y'" in message and len(message.encode()) <= 4096
+    assert "cannot use" in message and len(message.encode()) <= 4096
     assert stack.restarts("trainer-1") == stack.restarts("trainer-2") == 0
+    # Without y it is refused at submission, the message as bounded.
+    pq.write_table(pa.table({name: [0.0, 1.0] for name in names}), path, store_schema=False)
+    with pytest.raises(FityardError) as refused:
+        client.fit(client.upload(path))
+    assert "no column 'y'" in refused.value.message
+    assert len(refused.value.message.encode()) <= 4096
     # One name longer still is refused at upload, naming the limit.
     pq.write_table(pa.table({"x" * 2000: [0.0, 1.0], "y": [0, 1]}), path, store_schema=False)
     with pytest.raises(FityardError) as refused:
