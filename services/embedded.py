@@ -34,7 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fityard.traces import TRACES_DIR
 from services import span_store
-from services.common.config import usable_cores
+from services.common.config import SMALL_LANE, usable_cores
 from services.common.lifecycle import pdeathsig_preexec
 from services.common.runtime import PARENT_PID_ENV
 
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # In the data dir: where a started stack listens (EmbeddedStack.description).
 STACK_FILE = "stack.json"
+# The trainer that serves only the small lane (express_trainer=True).
+EXPRESS_TRAINER = "trainer-small"
 
 
 def free_port() -> int:
@@ -177,6 +179,7 @@ class EmbeddedStack:
         report: Callable[[str], None] | None = None,
         keep_traces: bool = False,
         metrics: bool = False,
+        express_trainer: bool = False,
     ):
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
@@ -200,6 +203,10 @@ class EmbeddedStack:
         # name -> port, chosen in start(); empty when metrics is False.
         self.metrics = metrics
         self.metrics_ports: dict[str, int] = {}
+        # One more trainer that serves only the small lane (`fityard up`):
+        # a toy job starts at once even when every other trainer is busy
+        # with, or holding, a long one.
+        self.express_trainer = express_trainer
         self._kids: dict[str, _Child] = {}  # start order; written only by the stack thread
         self._thread: threading.Thread | None = None
         self._calls: queue.Queue = queue.Queue()
@@ -213,7 +220,7 @@ class EmbeddedStack:
         self.nats_port = free_port()
         self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
         self.scheduler_port = free_port()
-        services = ["scheduler", "gateway", *(f"trainer-{i + 1}" for i in range(self.trainers))]
+        services = ["scheduler", "gateway", *self._trainer_names()]
         self.metrics_ports = {name: free_port() for name in services} if self.metrics else {}
         if self.keep_traces:
             self._span_receiver_port = free_port()
@@ -395,12 +402,14 @@ class EmbeddedStack:
             [sys.executable, "-m", "services.scheduler"],
             self._with_metrics("scheduler", env),
         )
-        for i in range(self.trainers):
-            trainer_env = {**env, "FITYARD_TRAINER_ID": f"trainer-{i + 1}"}
+        for name in self._trainer_names():
+            trainer_env = {**env, "FITYARD_TRAINER_ID": name}
+            if name == EXPRESS_TRAINER:
+                trainer_env["FITYARD_TRAINER_LANES"] = SMALL_LANE
             self._spawn(
-                f"trainer-{i + 1}",
+                name,
                 [sys.executable, "-m", "services.trainer"],
-                self._with_metrics(f"trainer-{i + 1}", trainer_env),
+                self._with_metrics(name, trainer_env),
             )
         self._spawn(
             "gateway",
@@ -486,6 +495,10 @@ class EmbeddedStack:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         return env
 
+    def _trainer_names(self) -> list[str]:
+        names = [f"trainer-{i + 1}" for i in range(self.trainers)]
+        return [*names, EXPRESS_TRAINER] if self.express_trainer else names
+
     def _with_metrics(self, name: str, env: dict[str, str]) -> dict[str, str]:
         if name not in self.metrics_ports:
             return env
@@ -567,6 +580,7 @@ def serve(
         report=_print_to_stderr,
         keep_traces=True,
         metrics=True,
+        express_trainer=True,
     )
     try:
         stack.start()
@@ -574,7 +588,8 @@ def serve(
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(
-        f"fityard is up at localhost:{stack.port} ({stack.trainers} trainer(s), {storage} store, "
+        f"fityard is up at localhost:{stack.port} ({stack.trainers} trainer(s) and one for small "
+        f"jobs, {storage} store, "
         f"data and logs in {stack.data_dir}, ports and metrics in {stack.data_dir / STACK_FILE}); "
         "Ctrl-C to stop",
         flush=True,

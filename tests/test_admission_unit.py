@@ -299,3 +299,14 @@ def test_a_predict_with_every_feature_or_a_model_without_a_recorded_list_is_admi
     asyncio.run(_admission(datasets=[dataset], jobs=[with_list]).admit(_predict(), TENANT))
     older = _fit_job(attempts=1)  # recorded before features were kept: the trainer checks
     asyncio.run(_admission(datasets=[dataset], jobs=[older]).admit(_predict(), TENANT))
+
+
+def test_the_lane_is_chosen_by_the_work_rows_columns_rounds():
+    admission = _admission(datasets=[_dataset(rows=1000, columns=10)], small_job_cells=1e6)
+    # 1,000 x 10 x 100 rounds = 1e6: small; one more round is not
+    assert asyncio.run(admission.admit(_fit(), TENANT)).lane == "small"
+    big = _fit(params=jobs_pb2.FitParams(max_iter=101))
+    assert asyncio.run(admission.admit(big, TENANT)).lane == "default"
+    model = _fit_job(attempts=1)
+    admission = _admission(datasets=[_dataset(rows=1000, columns=10)], jobs=[model])
+    assert asyncio.run(admission.admit(_predict(), TENANT)).lane == "small"  # one round

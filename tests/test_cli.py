@@ -105,8 +105,11 @@ def test_upload_fit_predict_download(fityard, data, tmp_path):
 def test_watch_follows_a_job_to_the_end(stack, fityard, data):
     train_id = upload(fityard, data / "train.parquet")
     with Client(stack.address) as client, cores_taken(client, train_id):
-        # Every core busy: the job is QUEUED when the watch starts.
-        job_id = ok(fityard("fit", train_id, "--param", "max_iter=30")).strip()
+        # Every core busy: the job is QUEUED when the watch starts (enough
+        # rounds for the default lane: a small job would run at once).
+        job_id = ok(
+            fityard("fit", train_id, "--param", "max_iter=400", "--param", "early_stopping=false")
+        ).strip()
         assert job_id.startswith("job_")  # without --wait only the id is printed
         watch = subprocess.Popen(
             [FITYARD, "watch", job_id, "--timeout", "30"],
@@ -127,7 +130,7 @@ def test_watch_follows_a_job_to_the_end(stack, fityard, data):
     running = [line.split()[1] for line in lines if line.startswith("RUNNING")]
     assert any(0 < int(p.rstrip("%")) < 100 for p in running), lines
     # ... saying how far the boosting has come (ml.fit reads sklearn's rounds)
-    assert any("boosting round" in line and "of 30" in line for line in lines), lines
+    assert any("boosting round" in line and "of 400" in line for line in lines), lines
     assert len(lines) == len(set(lines))  # a line per change, no repeats
 
 

@@ -23,6 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.common import bus
 from tests.support.settings import service_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,12 +90,15 @@ def test_the_scaled_object_is_valid_keda_and_scales_trainers_on_the_jobs_consume
     spec = scaled["spec"]
     assert spec["scaleTargetRef"]["name"] in by_kind(docs, "Deployment")
     assert spec["scaleTargetRef"]["name"].endswith("-trainer")
-    (trigger,) = spec["triggers"]
-    assert trigger["type"] == "nats-jetstream"
-    assert trigger["metadata"]["stream"] == "FITYARD_JOBS"  # services/common/bus.py
-    assert trigger["metadata"]["consumer"] == "trainers"
-    assert "-nats-headless." in trigger["metadata"]["natsServerMonitoringEndpoint"]
-    assert trigger["metadata"]["natsServerMonitoringEndpoint"].endswith(":8222")
+    # one trigger per lane's consumer (services/common/bus.py)
+    assert sorted(t["metadata"]["consumer"] for t in spec["triggers"]) == sorted(
+        bus.LANE_CONSUMERS.values()
+    )
+    for trigger in spec["triggers"]:
+        assert trigger["type"] == "nats-jetstream"
+        assert trigger["metadata"]["stream"] == bus.JOBS_STREAM
+        assert "-nats-headless." in trigger["metadata"]["natsServerMonitoringEndpoint"]
+        assert trigger["metadata"]["natsServerMonitoringEndpoint"].endswith(":8222")
     # the trainer Deployment leaves its replica count to KEDA
     assert "replicas" not in by_kind(docs, "Deployment")["fy-fityard-trainer"]["spec"]
 

@@ -81,12 +81,12 @@ def test_a_submit_records_a_queued_job_and_queues_it_once():
     assert (job.state, job.tenant, job.lane, job.request_id) == (
         jobs_pb2.JOB_STATE_QUEUED,
         TENANT,
-        "default",
+        "small",  # 100 rows x 2 columns x 5 rounds: a toy job
         "r1",
     )
     assert job.create_time == id_time(job.id)  # key order is list order
     ((subject, payload, headers),) = ctx.js.published
-    assert subject == f"jobs.default.fit.{TENANT}.{job.id}"
+    assert subject == f"jobs.small.fit.{TENANT}.{job.id}"
     assert bus_pb2.JobTask.FromString(payload).job == job
     assert headers[bus.HDR_MSG_ID] == job.id
 

@@ -231,7 +231,15 @@ def test_a_killed_trainer_is_restarted_with_backoff_while_the_stack_keeps_servin
     with Client(stack.address) as client:
         train = client.upload(_frame())
         before = stack.children()
-        assert set(before) == {"nats", "scheduler", "gateway", "trainer-1", "trainer-2"}
+        # two trainers, and the one for small jobs (`fityard up`'s express lane)
+        assert set(before) == {
+            "nats",
+            "scheduler",
+            "gateway",
+            "trainer-1",
+            "trainer-2",
+            "trainer-small",
+        }
 
         killed = time.monotonic()
         os.kill(before["trainer-2"], signal.SIGKILL)
@@ -340,7 +348,7 @@ def test_killing_fityard_up_takes_its_children_and_a_new_one_carries_on(up, tmp_
         train = client.upload(_frame())
         fit = client.fit(train, max_iter=5).wait(timeout=120)
     children = first.children()
-    assert len(children) == 5
+    assert len(children) == 6  # nats, scheduler, gateway, 2 trainers, the small-lane trainer
     everything = _descendants(first.pid)  # trainers' worker processes too
     nats_port = int(re.search(r"-p (\d+)", _cmdline(children["nats"]))[1])
 

@@ -2,8 +2,10 @@
 buckets and subject names, declared once here.
 
 - JOBS stream (work queue), subjects ``jobs.<lane>.<kind>.<tenant>.<job_id>``:
-  the scheduler publishes one message per queued job; trainers share one
-  durable pull consumer, so each job goes to exactly one trainer. A subject
+  the scheduler publishes one message per queued job on its lane (``small``
+  or ``default``, by its work); trainers share one durable pull consumer per
+  lane (LANE_CONSUMERS), so each job goes to exactly one trainer, and take
+  from the small lane first. A subject
   per job lets the scheduler see whether a job's message is still there
   (reconciliation) and remove it (cancellation) without reading the queue. A job is acked only
   once its outputs are stored; a trainer that dies leaves it to be
@@ -55,7 +57,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 from nats.js.kv import KeyValue
 
-from .config import DEFAULT_LANE, Config
+from .config import DEFAULT_LANE, SMALL_LANE, Config
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,11 @@ TRAINER_STATUS_REFRESH_SECONDS = 5.0
 TRAINER_STATUS_TTL_SECONDS = 15.0
 TRAINERS_CONSUMER = "trainers"
 SCHEDULER_CONSUMER = "scheduler"
-# The trainers' consumer of each lane: one consumer serves every lane today.
-LANE_CONSUMERS = {DEFAULT_LANE: TRAINERS_CONSUMER}
+# The trainers' consumer of each lane, in the order trainers take from
+# them: small jobs first. The default lane keeps the consumer every lane
+# used to share (its filter narrowed), so jobs queued before lanes existed
+# are still delivered.
+LANE_CONSUMERS = {SMALL_LANE: f"{TRAINERS_CONSUMER}-{SMALL_LANE}", DEFAULT_LANE: TRAINERS_CONSUMER}
 
 # Message header names. Trace context (W3C traceparent) travels in headers too.
 HDR_TENANT = "Fityard-Tenant"
@@ -184,18 +189,21 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
             storage=StorageType.FILE,
         ),
     )
-    await js.add_consumer(
-        JOBS_STREAM,
-        ConsumerConfig(
-            durable_name=TRAINERS_CONSUMER,
-            filter_subject="jobs.>",
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=config.ack_wait_seconds,
-            max_deliver=-1,  # attempts are counted in the record, not here
-            deliver_policy=DeliverPolicy.ALL,
-            max_ack_pending=-1,
-        ),
-    )
+    # One durable pull consumer per lane (a work-queue stream's consumers
+    # may not overlap: the default lane's is narrowed first).
+    for lane in (DEFAULT_LANE, *(lane for lane in LANE_CONSUMERS if lane != DEFAULT_LANE)):
+        await js.add_consumer(
+            JOBS_STREAM,
+            ConsumerConfig(
+                durable_name=LANE_CONSUMERS[lane],
+                filter_subject=f"jobs.{lane}.>",
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=config.ack_wait_seconds,
+                max_deliver=-1,  # attempts are counted in the record, not here
+                deliver_policy=DeliverPolicy.ALL,
+                max_ack_pending=-1,
+            ),
+        )
     await js.add_consumer(
         EVENTS_STREAM,
         ConsumerConfig(

@@ -28,7 +28,11 @@ def usable_cores() -> int:
     return min(cores, limit) if limit else cores
 
 
+# Lanes (services/common/bus.py): a job's work decides its lane; trainers
+# take from the small lane first, so a toy job never waits behind long ones.
 DEFAULT_LANE = "default"
+SMALL_LANE = "small"
+LANES = (SMALL_LANE, DEFAULT_LANE)  # the order trainers take from
 
 
 def _env(name: str, default: str) -> str:
@@ -94,6 +98,18 @@ def _env_choice(name: str, default: str, choices: tuple[str, ...], *, upper: boo
     if word not in choices:
         raise SystemExit(f"{name}={raw!r} is not one of {', '.join(choices)}")
     return word
+
+
+def _trainer_lanes() -> str:
+    """FITYARD_TRAINER_LANES, checked: known lane names, comma-separated."""
+    raw = _env("FITYARD_TRAINER_LANES", "")
+    lanes = [lane.strip() for lane in raw.split(",") if lane.strip()]
+    unknown = [lane for lane in lanes if lane not in LANES]
+    if unknown:
+        raise SystemExit(
+            f"FITYARD_TRAINER_LANES={raw!r} names unknown lane(s) {', '.join(unknown)}: the lanes are {', '.join(LANES)}"
+        )
+    return ",".join(lanes)
 
 
 # What services/common/logs.py accepts (kept here so config imports nothing).
@@ -192,6 +208,12 @@ class Config:
     # How often the scheduler re-publishes queued jobs whose message is
     # missing from the JOBS stream (and once at start).
     reconcile_seconds: float = 10.0
+    # A job whose work (rows x columns x boosting rounds; 1 round for a
+    # predict) is at most this goes on the small lane.
+    small_job_cells: float = 20e6
+    # The lanes a trainer takes jobs from, in order (comma-separated); empty:
+    # every lane, small first. A GPU trainer would serve its own lane.
+    trainer_lanes: str = ""
 
     @classmethod
     def from_env(cls) -> Config:
@@ -220,4 +242,6 @@ class Config:
             max_classes=_env_int("FITYARD_MAX_CLASSES", 1000),
             max_job_timeout_seconds=_env_float("FITYARD_MAX_JOB_TIMEOUT_SECONDS", 7 * 24 * 3600.0),
             reconcile_seconds=_env_float("FITYARD_RECONCILE_SECONDS", 10.0),
+            small_job_cells=_env_float("FITYARD_SMALL_JOB_CELLS", 20e6),
+            trainer_lanes=_trainer_lanes(),
         )

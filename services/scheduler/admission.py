@@ -21,6 +21,7 @@ from ml.columns import check_prediction_columns, check_training_columns
 from ml.messages import DataError
 from ml.params import validate_params
 from services.common import errors
+from services.common.config import DEFAULT_LANE, SMALL_LANE
 from services.common.jobs import output_attempt, params_dict, state_name
 from services.common.records import get_record
 from services.common.resources import DATASETS, JOBS
@@ -48,6 +49,9 @@ class Admitted:
     """What the scheduler needs to queue an admitted job."""
 
     timeout_seconds: float
+    # The lane it is queued on: small if its work is at most
+    # FITYARD_SMALL_JOB_CELLS, so toy jobs never wait behind long ones.
+    lane: str = DEFAULT_LANE
     # Predict jobs: the attempt of the model's fit whose output is the model.
     model_attempt: int = 0
 
@@ -80,11 +84,15 @@ class Admission:
             if problems:
                 raise errors.invalid_arguments(problems)
             _check_data(check_training_columns, columns, dataset.rows)
-            return Admitted(self._timeout(request, dataset))
+            return Admitted(self._timeout(request, dataset), self._lane(request, dataset))
         model = await self._model(request.model_id, tenant)
         if model.features:  # fits recorded before features were kept: the trainer checks
             _check_data(check_prediction_columns, columns, model.features, dataset.rows)
-        return Admitted(self._timeout(request, dataset), model_attempt=output_attempt(model))
+        return Admitted(
+            self._timeout(request, dataset),
+            self._lane(request, dataset),
+            model_attempt=output_attempt(model),
+        )
 
     async def _dataset(self, dataset_id: str, tenant: str) -> records_pb2.DatasetRecord:
         known = self._datasets.get((tenant, dataset_id))
@@ -128,6 +136,12 @@ class Admission:
             )
         return model_job
 
+    def _lane(
+        self, request: scheduler_pb2.SubmitJobRequest, dataset: records_pb2.DatasetRecord
+    ) -> str:
+        small = work_cells(request, dataset) <= self.config.small_job_cells
+        return SMALL_LANE if small else DEFAULT_LANE
+
     def _timeout(
         self, request: scheduler_pb2.SubmitJobRequest, dataset: records_pb2.DatasetRecord
     ) -> float:
@@ -151,13 +165,20 @@ def derived_timeout(
     """TIMEOUT_FLOOR_SECONDS plus SECONDS_PER_CELL_ROUND for each row x
     column x boosting round (one round for a predict job), at most a day
     and at most `limit`."""
+    work = work_cells(request, dataset) * SECONDS_PER_CELL_ROUND
+    return min(TIMEOUT_FLOOR_SECONDS + work, DERIVED_TIMEOUT_CAP_SECONDS, limit)
+
+
+def work_cells(request: scheduler_pb2.SubmitJobRequest, dataset: records_pb2.DatasetRecord) -> int:
+    """A job's work, estimated before it runs: rows x columns x boosting
+    rounds (max_iter, or scikit-learn's default; one round for a predict).
+    Early stopping can only make a fit cheaper than this."""
     rounds = 1
     if request.kind == jobs_pb2.JOB_KIND_FIT:
         rounds = (
             request.params.max_iter if request.params.HasField("max_iter") else DEFAULT_MAX_ITER
         )
-    work = dataset.rows * max(1, len(dataset.columns)) * rounds * SECONDS_PER_CELL_ROUND
-    return min(TIMEOUT_FLOOR_SECONDS + work, DERIVED_TIMEOUT_CAP_SECONDS, limit)
+    return dataset.rows * max(1, len(dataset.columns)) * rounds
 
 
 def _check_data(check, *args) -> None:

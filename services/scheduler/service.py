@@ -8,7 +8,7 @@ from nats.js.errors import KeyWrongLastSequenceError
 
 from fityard.v1 import jobs_pb2
 from services.common import bus, errors, job_queue
-from services.common.config import DEFAULT_LANE, DEFAULT_TENANT
+from services.common.config import DEFAULT_TENANT
 from services.common.jobs import TERMINAL_STATES, kind_name, state_name
 from services.common.logs import for_job, job_context
 from services.common.records import encode, get_record, id_time, new_record_id, now
@@ -64,7 +64,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             params=request.params,
             create_time=created,
             progress_message="waiting for a trainer",
-            lane=DEFAULT_LANE,
+            lane=admitted.lane,
             tenant=tenant,
             request_id=request.request_id,
             model_attempt=admitted.model_attempt,

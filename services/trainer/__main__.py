@@ -38,8 +38,6 @@ async def main() -> None:
         )
     )
     ctx = await TrainerContext.connect(config)
-    if serve_metrics(config.metrics_listen, f"trainer {ctx.trainer_id}"):
-        metrics.watch(ctx.trainer_id, ctx.cores)
     log.info(
         "trainer %s starting: up to %d threads a job, core leases %s",
         ctx.trainer_id,
@@ -55,6 +53,8 @@ async def main() -> None:
     health = Health(stop, server.set_serving if server is not None else None)
     checking = asyncio.create_task(health.run(nc=ctx.nc, store=open_store(config.storage)))
     trainer = Trainer(ctx)
+    if serve_metrics(config.metrics_listen, f"trainer {ctx.trainer_id}"):
+        metrics.watch(trainer, ctx.cores)
     # What `fityard top` shows of it (services/trainer/status.py).
     reporter = StatusReporter(await bus.trainers_bucket(ctx.js), trainer, ctx)
     reporting = asyncio.create_task(reporter.run(stop))

@@ -1,9 +1,8 @@
 """The trainer's metrics: is it busy, and how many cores it holds.
 
-Read from its core leases at scrape time (services/trainer/cores.py): a
-trainer holds at least one core exactly while it runs a job (a job waiting
-for a core is not running yet), and the cores it holds are the threads its
-job uses. Summed over trainers they give busy/idle trainers and the cores
+Read at scrape time: busy while its worker runs a job (a job waiting for a
+core is not running yet); the cores it leases (services/trainer/cores.py),
+which are its job's threads (a small job may run on none of its own). Summed over trainers they give busy/idle trainers and the cores
 in use (the Grafana dashboard's "Trainers" panel).
 """
 
@@ -21,7 +20,8 @@ CORES_LEASED = Gauge(
 )
 
 
-def watch(trainer_id: str, cores) -> None:
-    """Report `cores` (a CoreLeases or AllCores) of trainer `trainer_id`."""
-    TRAINER_BUSY.labels(trainer_id).set_function(lambda: float(cores.held > 0))
-    CORES_LEASED.labels(trainer_id).set_function(lambda: float(cores.held))
+def watch(trainer, cores) -> None:
+    """Report `trainer` (services/trainer/runner.py: Trainer) and `cores`
+    (its CoreLeases or AllCores)."""
+    TRAINER_BUSY.labels(trainer.trainer_id).set_function(lambda: float(trainer.running))
+    CORES_LEASED.labels(trainer.trainer_id).set_function(lambda: float(cores.held))

@@ -32,6 +32,7 @@ from nats.aio.msg import Msg
 from fityard.v1 import jobs_pb2
 from ml.messages import bounded
 from services.common import bus
+from services.common.config import LANES, SMALL_LANE
 from services.common.jobs import (
     FAILED_PROCESS_DIED,
     FAILED_TIMEOUT,
@@ -111,13 +112,23 @@ class Trainer:
         self.config = ctx.config
         self.trainer_id = ctx.trainer_id
         self.max_threads = ctx.threads
+        # The lanes it serves, in the order it takes from them (small first).
+        self.lanes = [
+            lane for lane in LANES if lane in ctx.config.trainer_lanes.split(",")
+        ] or list(LANES)
         self._current: tuple[str, str] | None = None
+        self._running = False  # its worker has a job (a small one may run without a core lease)
         self._cancel = asyncio.Event()
 
     @property
     def current_job(self) -> tuple[str, str] | None:
         """(tenant, job_id) of the job this trainer holds, if any."""
         return self._current
+
+    @property
+    def running(self) -> bool:
+        """Whether a job runs now (not merely held, waiting for a core)."""
+        return self._running
 
     async def _on_cancel(self, msg: Msg) -> None:
         _, _, tenant, job_id = msg.subject.split(".", 3)
@@ -128,17 +139,22 @@ class Trainer:
     async def run(self, stop: asyncio.Event) -> None:
         cancels = await self.nc.subscribe(bus.CANCEL_WILDCARD, cb=self._on_cancel)
         await self.worker.start()
-        sub = await retrying(
-            lambda: self.js.pull_subscribe_bind(bus.TRAINERS_CONSUMER, stream=bus.JOBS_STREAM),
-            "subscribing to jobs",
-        )
-        log.info("trainer %s waiting for jobs", self.trainer_id)
+        subs = []
+        for lane in self.lanes:
+            consumer = bus.LANE_CONSUMERS[lane]
+            subs.append(
+                await retrying(
+                    lambda consumer=consumer: self.js.pull_subscribe_bind(
+                        consumer, stream=bus.JOBS_STREAM
+                    ),
+                    f"subscribing to the {lane} lane",
+                )
+            )
+        log.info("trainer %s waiting for jobs (lanes: %s)", self.trainer_id, ", ".join(self.lanes))
         try:
             while not stop.is_set():
                 try:
-                    msgs = await sub.fetch(1, timeout=1.0)
-                except asyncio.TimeoutError:
-                    continue
+                    msgs = await _next_job(subs)
                 except TRANSIENT as exc:  # NATS is restarting: wait for it
                     log.warning("fetching jobs failed (%s); retrying", exc)
                     await asyncio.sleep(1.0)
@@ -147,7 +163,7 @@ class Trainer:
                     await self.handle(msg, stop)
         finally:
             log.info("trainer %s stopping", self.trainer_id)
-            for subscription in (sub, cancels):
+            for subscription in (*subs, cancels):
                 try:
                     await subscription.unsubscribe()
                 except Exception:  # noqa: BLE001 - the connection may be gone
@@ -206,12 +222,20 @@ class Trainer:
         if lost >= self.config.max_attempts:
             await self._give_up(msg, job, record.attempts, lost, "its trainer died each time")
             return
-        # The job stays QUEUED until a core is free for it.
-        got_core = await self.cores.take_one(
-            msg.in_progress,
-            self.config.heartbeat_seconds,
-            give_up=lambda: self._cancel.is_set() or stop.is_set(),
-        )
+        if job.lane == SMALL_LANE:
+            # A small job never waits for a core: it takes one if one is
+            # free, else runs single-threaded beside the jobs holding them
+            # (seconds of oversubscription, rather than waiting hours behind
+            # a long fit that holds every core).
+            got_core = True
+            self.cores.try_take_free(1)
+        else:
+            # The job stays QUEUED until a core is free for it.
+            got_core = await self.cores.take_one(
+                msg.in_progress,
+                self.config.heartbeat_seconds,
+                give_up=lambda: self._cancel.is_set() or stop.is_set(),
+            )
         if self._cancel.is_set():
             log.info("job %s was cancelled while waiting for a core", job.id)
             await _settle(msg.ack)
@@ -219,8 +243,14 @@ class Trainer:
         if not got_core:
             await _settle(msg.nak)  # shutting down before it started: nothing to count
             return
-        threads = 1 + self._take_extra_cores(msg.metadata.num_pending)
-        await self._execute(msg, task, record.timeout_seconds, attempt, lost, stop, threads)
+        threads = (
+            1 if job.lane == SMALL_LANE else 1 + self._take_extra_cores(msg.metadata.num_pending)
+        )
+        self._running = True
+        try:
+            await self._execute(msg, task, record.timeout_seconds, attempt, lost, stop, threads)
+        finally:
+            self._running = False
 
     async def _record(
         self, job: records_pb2.JobRecord, wait: float = 0.0
@@ -481,6 +511,31 @@ class Trainer:
             )
             log.info("job %s failed: %s", job.id, outcome.error)
         await _settle(msg.ack)
+
+
+# An idle trainer looks at each of its lanes (a pull answered at once when a
+# job waits), then waits this long on its first lane: a small job is taken
+# the moment it arrives, a job of the default lane (seconds of work at
+# least) within this long.
+QUICK_LOOK_SECONDS = 0.01
+FIRST_LANE_WAIT_SECONDS = 1.0
+
+
+async def _next_job(subs: list) -> list[Msg]:
+    """The next job message, from the first of its lanes (in priority
+    order) that has one; [] if none came within FIRST_LANE_WAIT_SECONDS."""
+    for sub in subs:
+        msgs = await _fetch(sub, QUICK_LOOK_SECONDS)
+        if msgs:
+            return msgs
+    return await _fetch(subs[0], FIRST_LANE_WAIT_SECONDS)
+
+
+async def _fetch(sub, timeout: float) -> list[Msg]:
+    try:
+        return await sub.fetch(1, timeout=timeout)
+    except asyncio.TimeoutError:
+        return []
 
 
 async def _settle(action, **kwargs) -> None:

@@ -50,8 +50,8 @@ class StatusReporter:
         """Update the status from the trainer; True if it changed."""
         held = self.trainer.current_job
         cores = self.ctx.cores.held
-        # holding a job without a core: it waits for one (services/trainer/cores.py)
-        state = "idle" if held is None else "busy" if cores else "waiting"
+        # holding a job not running yet: it waits for a core (services/trainer/cores.py)
+        state = "idle" if held is None else "busy" if self.trainer.running else "waiting"
         tenant, job_id = held or ("", "")
         changed = (state, tenant, job_id, cores) != (
             self.status.state,
