@@ -39,10 +39,11 @@ class Sizes:
     transfer_bytes: tuple[int, ...]
     scale_jobs: int
     tracing_rounds: int  # alternating off/on rounds of the tracing cost
+    long_rounds: int  # boosting rounds of the long fit a toy fit is measured behind
 
 
-FULL = Sizes(200, 100_000, 20, (64 * MiB, 1024 * MiB), 1000, 5)
-QUICK = Sizes(10, 4_000, 4, (8 * MiB,), 40, 2)
+FULL = Sizes(200, 100_000, 20, (64 * MiB, 1024 * MiB), 1000, 5, 600)
+QUICK = Sizes(10, 4_000, 4, (8 * MiB,), 40, 2, 3000)
 
 
 def machine() -> dict:
@@ -95,6 +96,7 @@ def measure_peer(
     dispatch=True,
     fit=True,
     concurrency=True,
+    toy=True,
     baselines: dict,
 ) -> None:
     with peer:
@@ -174,6 +176,38 @@ def measure_peer(
                 )
 
             run.attempt(f"{peer.name}: {sizes.concurrent_fits} fits at once", _concurrency)
+        if toy:
+
+            def _toy():
+                # A toy fit alone, then behind a long fit that is running;
+                # fityard's three times (median, spread), the peers once.
+                is_fityard = peer.name.startswith("fityard")
+                long_params = {"max_iter": sizes.long_rounds, "early_stopping": False}
+                alone, behind = [], []
+                for _ in range(3 if is_fityard else 1):
+                    alone.append(peer.fit_seconds(files["tiny"]))
+                    behind.append(peer.toy_behind_long(files["seed"], long_params, files["tiny"]))
+                value, baseline = statistics.median(behind), statistics.median(alone)
+                ratios = [b / a for a, b in zip(alone, behind, strict=True)]
+                run.figures.append(
+                    Figure(
+                        "toy fit behind a long fit (end to end)",
+                        peer.name,
+                        value,
+                        "s",
+                        baseline,
+                        "the same toy fit alone",
+                        "<= 3" if is_fityard else "",
+                        met=value / baseline <= 3 if is_fityard else None,
+                        extra={
+                            "alone": alone,
+                            "behind": behind,
+                            "spread": [min(ratios), max(ratios)],
+                        },
+                    )
+                )
+
+            run.attempt(f"{peer.name}: a toy fit behind a long fit", _toy)
 
 
 def run_fityard(
@@ -213,6 +247,7 @@ def run_fityard(
             sizes,
             dispatch=False,
             fit=False,
+            toy=False,
             baselines=baselines,
         )
     if usable_cores() != 2:
@@ -223,6 +258,7 @@ def run_fityard(
             sizes,
             dispatch=False,
             fit=False,
+            toy=False,
             baselines=baselines,
         )
     else:
@@ -285,6 +321,9 @@ class _Borrowed(Peer):
     def makespan(self, train_path, jobs):
         return self.peer.makespan(train_path, jobs)
 
+    def toy_behind_long(self, long_path, long_params, toy_path):
+        return self.peer.toy_behind_long(long_path, long_params, toy_path)
+
 
 def _pid(stack, name: str) -> int:
     return stack.pid(name)
@@ -313,6 +352,7 @@ def run_peers(run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path) 
             sizes,
             dispatch=False,
             fit=False,
+            toy=False,
             baselines=baselines,
         )
     try:

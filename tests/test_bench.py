@@ -40,6 +40,7 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
             "dispatch latency p95",
             "fit overhead (seed fit end to end)",
             "concurrency",
+            "toy fit behind a long fit (end to end)",
         ]:
             assert (benchmark, system) in seen, (benchmark, system)
     assert ("concurrency", "RQ, 2 worker(s)") in seen

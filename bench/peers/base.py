@@ -43,3 +43,10 @@ class Peer(abc.ABC):
     def makespan(self, train_path: Path, jobs: int) -> float:
         """Submit `jobs` fits of one dataset at once; seconds until the last
         one is known finished. Raise if any failed."""
+
+    @abc.abstractmethod
+    def toy_behind_long(self, long_path: Path, long_params: dict, toy_path: Path) -> float:
+        """Start a long fit (`long_params`: HistGradientBoosting keywords),
+        and once it runs submit a toy fit of `toy_path`; return the toy
+        fit's seconds from submit to known finished. The long fit is
+        waited out before returning."""

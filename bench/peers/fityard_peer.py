@@ -85,3 +85,18 @@ class FityardPeer(Peer):
         for job in submitted:
             job.wait()  # raises JobFailed
         return time.perf_counter() - started
+
+    def toy_behind_long(self, long_path: Path, long_params: dict, toy_path: Path) -> float:
+        """The toy fit goes on the small lane and runs at once, beside the
+        long fit that leases every core (README, "Lanes")."""
+        long = self.client.fit(self.dataset(long_path), **long_params)
+        while long.refresh().state == "QUEUED":
+            time.sleep(0.01)
+        toy = self.dataset(toy_path)
+        t0 = time.perf_counter()
+        self.client.fit(toy).wait()
+        seconds = time.perf_counter() - t0
+        # waited out, not cancelled: a cancel kills the trainer's worker, and
+        # the next measurement would time its restart
+        long.wait()
+        return seconds

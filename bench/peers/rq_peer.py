@@ -228,8 +228,22 @@ class RQPeer(Peer):
 
     # -- measurements --------------------------------------------------------
 
-    def _enqueue(self, train_path: Path):
-        return self._queue.enqueue(JOB_FUNC, str(train_path), job_timeout=JOB_TIMEOUT)
+    def _enqueue(self, train_path: Path, params: dict | None = None):
+        return self._queue.enqueue(JOB_FUNC, str(train_path), params, job_timeout=JOB_TIMEOUT)
+
+    def toy_behind_long(self, long_path: Path, long_params: dict, toy_path: Path) -> float:
+        """The toy job waits in the queue while the worker(s) run the long
+        one: RQ's queue is first in, first out."""
+        from rq.job import JobStatus
+
+        long = self._enqueue(long_path, long_params)
+        while long.get_status() not in (JobStatus.STARTED, JobStatus.FINISHED):
+            time.sleep(POLL)
+        t0 = time.perf_counter()
+        self._wait_job(self._enqueue(toy_path))
+        seconds = time.perf_counter() - t0
+        self._wait_job(long)
+        return seconds
 
     @staticmethod
     def _result(job) -> dict | None:

@@ -11,12 +11,13 @@ import tempfile
 import time
 
 
-def fit_job(train_path: str) -> dict:
-    """Fit the seed model on a Parquet file; return wall-clock times (time.time())
-    of the body's start and end, so the caller can compute dispatch latency."""
+def fit_job(train_path: str, params: dict | None = None) -> dict:
+    """Fit the seed model on a Parquet file (`params`: HistGradientBoosting
+    keyword arguments); return wall-clock times (time.time()) of the body's
+    start and end, so the caller can compute dispatch latency."""
     start = time.time()
     import ml
 
     with tempfile.TemporaryDirectory(prefix="bench-fit-") as tmp:
-        ml.fit(train_path, os.path.join(tmp, "model.joblib"))
+        ml.fit(train_path, os.path.join(tmp, "model.joblib"), params=params)
     return {"start": start, "end": time.time(), "pid": os.getpid()}
