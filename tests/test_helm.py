@@ -282,6 +282,15 @@ def test_containers_are_probed_over_grpc_limited_and_locked_down(manifests):
         assert annotations["prometheus.io/port"] == "9464"
 
 
+def test_minio_writes_only_to_its_volume_and_tmp(renders):
+    """Its certs directory would be $HOME/.minio/certs, on the read-only root."""
+    minio = by_kind(renders["dev"], "StatefulSet")["fy-fityard-minio"]
+    (container,) = minio["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["server", "--certs-dir", "/tmp/minio-certs", "/data"]
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/data", "/tmp"}
+    assert "@sha256:" in container["image"]  # pinned: upstream publishes source only
+
+
 def test_every_service_has_a_disruption_budget(manifests):
     budgets = by_kind(manifests, "PodDisruptionBudget").values()
     for workload in workloads(manifests):
