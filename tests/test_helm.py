@@ -16,6 +16,7 @@ version Chart.yaml names (tests/data/charts, tests/support/helm.py)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import helm_python as helm_sdk
@@ -86,6 +87,36 @@ def keda_check(*objects: dict) -> subprocess.CompletedProcess:
     )
 
 
+KEDA_TYPES = (
+    KEDA_VALIDATOR.parent / "node_modules" / "@kubernetes-models" / "keda" / "keda.sh" / "v1alpha1"
+)
+
+
+def keda_fields(type_name: str) -> set[str]:
+    """The fields of one of KEDA's types, as the same npm package declares
+    them from KEDA's CRD (its TypeScript interface)."""
+    text = (KEDA_TYPES / f"{type_name}.d.ts").read_text()
+    interface = text.split("export interface", 1)[1].split("\n}", 1)[0]
+    return set(re.findall(r'^\s+"(\w+)"\??:', interface, re.MULTILINE))
+
+
+def unknown_keda_fields(scaled: dict) -> list[str]:
+    """What Kubernetes' strict field validation would refuse and the
+    schema check lets through: fields KEDA's ScaledObject does not have
+    (the CRD's schema allows unknown ones; the API server does not)."""
+    spec = scaled["spec"]
+    unknown = [f"spec.{k}" for k in spec.keys() - keda_fields("ScaledObjectSpec")]
+    unknown += [
+        f"spec.scaleTargetRef.{k}"
+        for k in spec["scaleTargetRef"].keys() - keda_fields("ScaleTarget")
+    ]
+    for i, trigger in enumerate(spec["triggers"]):
+        unknown += [
+            f"spec.triggers[{i}].{k}" for k in trigger.keys() - keda_fields("ScaleTriggers")
+        ]
+    return unknown
+
+
 def workloads(docs: list[dict]) -> list[dict]:
     return [d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "Job")]
 
@@ -110,6 +141,7 @@ def test_the_scaled_object_is_valid_keda_and_scales_trainers_on_the_jobs_consume
     (scaled,) = by_kind(docs, "ScaledObject").values()
     done = keda_check(scaled)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert not unknown_keda_fields(scaled)
     spec = scaled["spec"]
     assert spec["scaleTargetRef"]["name"] in by_kind(docs, "Deployment")
     assert spec["scaleTargetRef"]["name"].endswith("-trainer")
@@ -150,6 +182,10 @@ def test_the_keda_check_catches_a_wrong_field(renders):
     scaled["spec"]["triggers"][0]["metadata"]["lagThreshold"] = 5
     done = keda_check(scaled)
     assert done.returncode == 1 and "lagThreshold must be string" in done.stdout
+    # and a field KEDA does not have (a misspelling) is caught too
+    scaled["spec"]["minReplicas"] = scaled["spec"].pop("minReplicaCount")
+    assert unknown_keda_fields(scaled) == ["spec.minReplicas"]
+    assert {"minReplicaCount", "maxReplicaCount", "triggers"} <= keda_fields("ScaledObjectSpec")
 
 
 def test_nats_is_a_three_node_jetstream_cluster_on_file_storage_fenced_to_fityard(renders):
