@@ -173,7 +173,8 @@ def test_a_fit_and_a_predict_are_each_one_trace_across_every_hop(tmp_path, seed_
 def test_a_job_handed_back_runs_again_as_another_process_span_in_its_trace(tmp_path):
     """A trainer stopped with SIGTERM hands its job back (a nak): the message
     comes again with the same headers, so the next attempt's process span is
-    another child of the same publish span, in the job's one trace."""
+    another child of the same publish span, in the job's one trace. The
+    stopped attempt's spans are complete: its worker unwinds before exiting."""
     receiver_port = free_port()
     receiver = span_store.serve(tmp_path / "spans", f"127.0.0.1:{receiver_port}")
     env = fault_env(
@@ -201,3 +202,7 @@ def test_a_job_handed_back_runs_again_as_another_process_span_in_its_trace(tmp_p
     assert [s.parent_span_id for s in processes] == [publish.span_id] * 2
     trainer_ids = {s.attributes["fityard.trainer.id"] for s in processes}
     assert trainer_ids == {"trainer-1", "trainer-2"}
+    # The stopped attempt's worker unwound: its span arrived, marked as an
+    # error (the "read dataset" under it is not an orphan).
+    workers = sorted((s for s in spans if s.name == "worker fit"), key=lambda s: s.start_ns)
+    assert [w.status for w in workers] == ["ERROR", ""]

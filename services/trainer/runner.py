@@ -458,7 +458,7 @@ class Trainer:
         return True
 
     async def _stop_work(self, work: asyncio.Task) -> None:
-        self.worker.kill()
+        await self.worker.stop()
         await asyncio.gather(work, return_exceptions=True)
 
     async def _finish(

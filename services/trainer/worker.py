@@ -2,8 +2,10 @@
 
 It is a separate, long-lived process so that
 - pandas and scikit-learn are imported once per trainer, not once per job;
-- a job can be stopped at once (cancellation, shutdown) by killing the
-  process, which no thread can offer; a new worker is started after that;
+- a job can be stopped at once (cancellation, shutdown) by signalling the
+  process, which no thread can offer: SIGTERM unwinds the job (its spans end,
+  marked stopped, and are exported; its temp files go), SIGKILL follows if it
+  does not exit within STOP_GRACE_SECONDS; a new worker is started after that;
 - a crash or out-of-memory kill in scikit-learn fails one job, not the trainer.
 It reads its input from the store and writes its outputs there itself, so only
 small messages cross the pipe: the task, progress reports and the result.
@@ -23,6 +25,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from opentelemetry.trace import StatusCode
+
 from services.common import logs
 from services.common.config import Config, StorageConfig
 from services.common.jobs import FAILED_INTERNAL, FAILED_INVALID_DATA, FAILED_PROCESS_DIED
@@ -32,6 +36,27 @@ from services.common.telemetry import flush, setup_tracing
 from services.common.tracing import context_of, tracer
 
 log = logging.getLogger(__name__)
+
+# How long a stopped worker may take to unwind its job and export its spans
+# (a bounded flush, below) before it is killed. Python reaches the signal
+# handler between scikit-learn's boosting rounds, so this is rarely waited.
+STOP_GRACE_SECONDS = 3.0
+# Of which the span export may take at most this long.
+STOP_FLUSH_SECONDS = 1.0
+
+
+class Stopped(BaseException):
+    """Raised in the worker by SIGTERM: the trainer is stopping the job
+    (cancelled, handed back, timed out, or a newer attempt took over).
+
+    A BaseException so that no `except Exception` on the job's path takes it
+    for an error of the job; unwinding ends the job's spans with an error
+    status (in Jaeger the stopped attempt is a complete span, not a child
+    whose parent never arrives) and removes its temp files."""
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise Stopped(f"stopped by the trainer (signal {signum})")
 
 
 @dataclass
@@ -128,14 +153,26 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
     tracing = setup_tracing("trainer")
     from threadpoolctl import threadpool_limits
 
-    import ml
-    import ml.model  # the heavy import (pandas, sklearn), paid once here
-    from ml.messages import bounded
+    import ml.model  # noqa: F401 - the heavy import (pandas, sklearn), paid once here
     from services.common.storage import open_store
 
     limits = threadpool_limits(limits=threads)  # noqa: F841 - kept for the process's life
     store = open_store(storage)
+    signal.signal(signal.SIGTERM, _raise_stopped)
     conn.send(("ready", os.getpid()))
+    try:
+        _serve(conn, store, tracing)
+    except Stopped:
+        _flush(tracing, wait=STOP_FLUSH_SECONDS)  # the stopped job's spans
+
+
+def _serve(conn: Connection, store, tracing: bool) -> None:
+    """Run the tasks the trainer sends until it goes away."""
+    from threadpoolctl import threadpool_limits
+
+    import ml
+    from ml.messages import bounded
+
     while True:
         try:
             task = conn.recv()
@@ -147,13 +184,17 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
                 logs.job_context(task.job_id),
                 tracer.start_as_current_span(
                     f"worker {task.kind}", context=context_of(task.traceparent)
-                ),
+                ) as span,
             ):
-                rows, features = _run(
-                    task,
-                    store,
-                    lambda fraction, message: conn.send(("progress", fraction, message)),
-                )
+                try:
+                    rows, features = _run(
+                        task,
+                        store,
+                        lambda fraction, message: conn.send(("progress", fraction, message)),
+                    )
+                except Stopped as exc:  # OTel marks only Exceptions as errors
+                    span.set_status(StatusCode.ERROR, str(exc))
+                    raise
             outcome = Outcome(ok=True, rows=rows, features=features)
         except ml.DataError as exc:
             outcome = Outcome(ok=False, error=str(exc), reason=FAILED_INVALID_DATA)
@@ -166,11 +207,11 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
         conn.send(("done", outcome))
 
 
-def _flush(tracing: bool) -> None:
+def _flush(tracing: bool, wait: float = 2.0) -> None:
     """Export the job's spans before reporting it done: a worker killed
     later must not take them with it (bounded: telemetry.flush)."""
     if tracing:
-        flush()
+        flush(wait)
 
 
 class WorkerProcess:
@@ -227,8 +268,19 @@ class WorkerProcess:
             elif message[0] == "done":
                 return message[1]
 
+    async def stop(self) -> None:
+        """Stop the running job, letting it unwind (SIGTERM: its spans end
+        and are exported), killing it after STOP_GRACE_SECONDS; the next
+        run() starts a fresh worker."""
+        proc = self._proc
+        if proc is not None and proc.is_alive():
+            proc.terminate()
+            await asyncio.to_thread(proc.join, STOP_GRACE_SECONDS)
+        self.kill()
+
     def kill(self) -> None:
-        """Stop the running job now; the next run() starts a fresh worker."""
+        """Stop the running job now (no unwinding: for when the trainer
+        itself is going); the next run() starts a fresh worker."""
         if self._proc is not None and self._proc.is_alive():
             self._proc.kill()
         self._reap()
