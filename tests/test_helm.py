@@ -203,6 +203,8 @@ def test_nats_is_a_three_node_jetstream_cluster_on_file_storage_fenced_to_fityar
     assert [p["port"] for p in client["spec"]["ports"]] == [4222]
     (fityard_config,) = [c for c in by_kind(docs, "ConfigMap").values() if is_fityard(c)]
     assert fityard_config["data"]["FITYARD_NATS_URL"] == "nats://fy-nats:4222"
+    # fityard's streams and buckets are kept on every node of the cluster
+    assert fityard_config["data"]["FITYARD_NATS_REPLICAS"] == "3"
     # the chart's policy for NATS selects the NATS pods and lets in only
     # fityard's pods (clients), the NATS pods (routes) and KEDA (monitoring)
     policy = by_kind(docs, "NetworkPolicy")["fy-fityard-nats"]["spec"]
@@ -223,6 +225,8 @@ def test_nats_is_a_three_node_jetstream_cluster_on_file_storage_fenced_to_fityar
     # development: one node, JetStream on
     dev = by_kind(renders["dev"], "StatefulSet")["fy-nats"]
     assert dev["spec"]["replicas"] == 1
+    (dev_config,) = [c for c in by_kind(renders["dev"], "ConfigMap").values() if is_fityard(c)]
+    assert dev_config["data"]["FITYARD_NATS_REPLICAS"] == "1"
     assert (
         "jetstream" in by_kind(renders["dev"], "ConfigMap")["fy-nats-config"]["data"]["nats.conf"]
     )
@@ -234,6 +238,7 @@ def test_an_external_nats_replaces_the_subchart(renders):
     assert "fy-fityard-nats" not in by_kind(docs, "NetworkPolicy")
     (config,) = by_kind(docs, "ConfigMap").values()
     assert config["data"]["FITYARD_NATS_URL"] == EXTERNAL_NATS["nats"]["url"]
+    assert config["data"]["FITYARD_NATS_REPLICAS"] == "1"  # unless the user says how many
     (scaled,) = by_kind(docs, "ScaledObject").values()
     assert {t["metadata"]["natsServerMonitoringEndpoint"] for t in scaled["spec"]["triggers"]} == {
         EXTERNAL_NATS["nats"]["monitoringEndpoint"]

@@ -178,6 +178,7 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=config.nats_replicas,
         ),
     )
     await _add_or_update_stream(
@@ -187,6 +188,7 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
             subjects=["events.>"],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
+            num_replicas=config.nats_replicas,
         ),
     )
     # One durable pull consumer per lane (a work-queue stream's consumers
@@ -216,15 +218,23 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
             deliver_policy=DeliverPolicy.ALL,
         ),
     )
-    await jobs_bucket(js)
-    await datasets_bucket(js)
-    await requests_bucket(js)
-    await trainers_bucket(js)
+    replicas = config.nats_replicas
+    await jobs_bucket(js, replicas)
+    await datasets_bucket(js, replicas)
+    await requests_bucket(js, replicas)
+    await trainers_bucket(js, replicas)
 
 
 async def _bucket(
-    js: JetStreamContext, name: str, description: str, ttl: float | None = None
+    js: JetStreamContext,
+    name: str,
+    description: str,
+    ttl: float | None = None,
+    replicas: int = 1,
 ) -> KeyValue:
+    """The bucket, created with `replicas` copies if it does not exist
+    (ensure_topology creates them all at start, with FITYARD_NATS_REPLICAS;
+    other callers only open them)."""
     try:
         return await js.key_value(name)
     except Exception:  # noqa: BLE001 - missing bucket: create it
@@ -235,28 +245,38 @@ async def _bucket(
                 history=1,
                 storage=StorageType.FILE,
                 ttl=ttl,
+                replicas=replicas,
             )
         )
 
 
-async def jobs_bucket(js: JetStreamContext) -> KeyValue:
-    return await _bucket(js, JOBS_BUCKET, "fityard job records (written by the scheduler)")
+async def jobs_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    return await _bucket(
+        js, JOBS_BUCKET, "fityard job records (written by the scheduler)", replicas=replicas
+    )
 
 
-async def datasets_bucket(js: JetStreamContext) -> KeyValue:
-    return await _bucket(js, DATASETS_BUCKET, "fityard dataset records (written by the gateway)")
+async def datasets_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    return await _bucket(
+        js, DATASETS_BUCKET, "fityard dataset records (written by the gateway)", replicas=replicas
+    )
 
 
-async def trainers_bucket(js: JetStreamContext) -> KeyValue:
+async def trainers_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     return await _bucket(
         js,
         TRAINERS_BUCKET,
         "fityard trainers' own status (each trainer writes its key; entries expire)",
         ttl=TRAINER_STATUS_TTL_SECONDS,
+        replicas=replicas,
     )
 
 
-async def requests_bucket(js: JetStreamContext) -> KeyValue:
+async def requests_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     return await _bucket(
-        js, REQUESTS_BUCKET, "fityard idempotency keys: the job each created (scheduler)"
+        js,
+        REQUESTS_BUCKET,
+        "fityard idempotency keys: the job each created (scheduler)",
+        replicas=replicas,
     )
+

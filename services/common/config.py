@@ -190,6 +190,11 @@ class Config:
     # Directory of per-core lock files shared by the trainers of one machine
     # (see services/trainer/cores.py); empty: this trainer owns its cores.
     core_leases_dir: str = ""
+    # Copies JetStream keeps of each stream and KV bucket fityard creates:
+    # 1 on one nats-server, 3 on a 3-node cluster (the Helm chart's), so the
+    # loss of one NATS node loses no job, event or record. Applied when a
+    # stream or bucket is created (a stream's also when it is converged).
+    nats_replicas: int = 1
     # How long JetStream waits for an ack or heartbeat of a delivered job
     # before giving it to another trainer: the time to notice a dead trainer.
     ack_wait_seconds: float = 8.0
@@ -236,6 +241,7 @@ class Config:
             trainer_threads=_env_int("FITYARD_TRAINER_THREADS", 0, minimum=0),
             trainer_health_listen=_env("FITYARD_TRAINER_HEALTH_LISTEN", ""),
             core_leases_dir=_env("FITYARD_CORE_LEASES_DIR", ""),
+            nats_replicas=_env_int("FITYARD_NATS_REPLICAS", 1),
             ack_wait_seconds=(ack_wait := _env_float("FITYARD_ACK_WAIT_SECONDS", 8.0)),
             heartbeat_seconds=_heartbeat(ack_wait),
             max_attempts=_env_int("FITYARD_MAX_ATTEMPTS", 3),
