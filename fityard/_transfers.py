@@ -119,15 +119,49 @@ def backoff(delay: float, attempt: int) -> float:
 # -- uploads -------------------------------------------------------------------
 
 
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stored_dataset(
+    stub: datasets_pb2_grpc.DatasetServiceStub, address: str, sha256: str
+) -> Dataset | None:
+    """The caller's dataset with these bytes, if the server has one."""
+    try:
+        response = stub.ListDatasets(
+            datasets_pb2.ListDatasetsRequest(filter=f"sha256={sha256}", page_size=1),
+            metadata=trace_metadata(),
+        )
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            return None  # a server that cannot look datasets up by content
+        raise error_from(error, address) from None
+    return Dataset.from_proto(response.datasets[0]) if response.datasets else None
+
+
 def upload_file(
     stub: datasets_pb2_grpc.DatasetServiceStub,
     address: str,
     path: Path,
     name: str,
     progress: bool | None,
+    dedup: bool = True,
 ) -> Dataset:
     """Upload the file at `path` as `name`, retried while the gateway is
-    busy; the Dataset once the server's SHA-256 matches what was sent."""
+    busy; the Dataset once the server's SHA-256 matches what was sent.
+
+    With `dedup`, the file's digest is offered first: if the server holds
+    these bytes already, that dataset is returned and nothing is sent (the
+    server keeps one copy per content in any case; this saves the transfer)."""
+    if dedup:
+        existing = stored_dataset(stub, address, file_sha256(path))
+        if existing is not None:
+            return existing
     size = path.stat().st_size
     attempt = 0
     while True:
@@ -180,6 +214,7 @@ def upload_dataframe(
     frame: pd.DataFrame,
     name: str,
     progress: bool | None,
+    dedup: bool = True,
 ) -> Dataset:
     """Upload a DataFrame (without its index) as Parquet named `name`."""
     require_data("uploading a DataFrame")
@@ -188,7 +223,7 @@ def upload_dataframe(
     with tempfile.TemporaryDirectory(prefix="fityard-") as tmp:
         path = Path(tmp) / "frame.parquet"
         frame.to_parquet(path, index=False)
-        return upload_file(stub, address, path, name, progress)
+        return upload_file(stub, address, path, name, progress, dedup)
 
 
 # -- downloads -----------------------------------------------------------------

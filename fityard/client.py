@@ -185,6 +185,7 @@ class Client:
         name: str | None = None,
         *,
         progress: bool | None = None,
+        dedup: bool = True,
     ) -> Dataset:
         """Upload a Parquet file (path) or a DataFrame and return the Dataset.
 
@@ -193,12 +194,17 @@ class Client:
         defaults to the file name ("dataframe.parquet" for a DataFrame,
         whose index is not uploaded). Not Parquet -> FityardError
         INVALID_ARGUMENT, and nothing is stored.
+
+        The server keeps one dataset per content: bytes already uploaded
+        return the dataset holding them (under the name it was first given).
+        The digest is offered first, so such bytes are not even sent;
+        `dedup=False` sends them anyway (the answer is the same).
         """
         if is_dataframe(source):
             name = name or "dataframe.parquet"
-            return upload_dataframe(self._datasets, self.address, source, name, progress)
+            return upload_dataframe(self._datasets, self.address, source, name, progress, dedup)
         path = Path(source)
-        return upload_file(self._datasets, self.address, path, name or path.name, progress)
+        return upload_file(self._datasets, self.address, path, name or path.name, progress, dedup)
 
     def dataset(self, dataset: DatasetRef) -> Dataset:
         """One dataset by id (NOT_FOUND names an unknown id)."""

@@ -267,7 +267,7 @@ def test_a_bad_filter_is_refused_naming_filter_and_what_to_write(filter_text, sa
 
 def test_a_dataset_filter_lists_the_dataset_fields():
     error = refusal([], filter_text="state=RUNNING", fields=DATASET_FILTERS)
-    assert error.message == "filter: cannot filter on 'state'; fields: name"
+    assert error.message == "filter: cannot filter on 'state'; fields: name, sha256"
 
 
 def test_a_bad_filter_is_refused_even_when_nothing_would_match():

@@ -72,6 +72,8 @@ class DatasetServiceServicer:
         every following message a `chunk` of the file's bytes, in order.
         Errors: INVALID_ARGUMENT if the header is missing or the bytes are not a
         readable Parquet file (nothing is stored then).
+        Bytes the caller already stored (the same sha256) are kept once: the
+        response is the dataset that holds them, with the name it was given.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -66,6 +66,9 @@ EVENTS_STREAM = "FITYARD_EVENTS"
 JOBS_BUCKET = "fityard_jobs"
 DATASETS_BUCKET = "fityard_datasets"
 REQUESTS_BUCKET = "fityard_requests"
+# `<tenant>.<sha256>` -> the id of the tenant's dataset with those bytes
+# (written by the gateway): each content is stored once.
+DIGESTS_BUCKET = "fityard_digests"
 TRAINERS_BUCKET = "fityard_trainers"
 # A trainer refreshes its status this often; an entry not refreshed for the
 # TTL (three refreshes missed) is gone.
@@ -223,6 +226,7 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
     await datasets_bucket(js, replicas)
     await requests_bucket(js, replicas)
     await trainers_bucket(js, replicas)
+    await digests_bucket(js, replicas)
 
 
 async def _bucket(
@@ -280,3 +284,11 @@ async def requests_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
         replicas=replicas,
     )
 
+
+async def digests_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    return await _bucket(
+        js,
+        DIGESTS_BUCKET,
+        "fityard datasets by content: <tenant>.<sha256> -> dataset id (gateway)",
+        replicas=replicas,
+    )

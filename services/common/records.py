@@ -102,9 +102,11 @@ async def list_records(kv: KeyValue, tenant: str, cls: type[M]) -> list[M]:
     nats-py's watcher can signal "no more current values" before it has
     delivered them (the consumer's pending count read before it is known),
     which made lists come back empty under load. The watch is read until it
-    has delivered at least that many records."""
+    has delivered at least that many records. A deleted record's key is
+    among them (its delete marker is its last message): the watch delivers
+    the markers too, so they are counted, and skipped."""
     expected = await _record_count(kv, tenant)
-    watcher = await kv.watch(f"{tenant}.*", ignore_deletes=True)
+    watcher = await kv.watch(f"{tenant}.*", ignore_deletes=False)
     records: dict[str, M] = {}
     seen: set[str] = set()
     caught_up = False

@@ -20,6 +20,7 @@ from services.common.storage import ObjectStore, open_store
 from services.common.telemetry import grpc_client_interceptors
 from services.internal.v1 import records_pb2, scheduler_pb2_grpc
 
+from .digests import DigestIndex
 from .transfer import Transfers
 
 
@@ -34,6 +35,8 @@ class GatewayContext:
     scheduler: scheduler_pb2_grpc.SchedulerServiceStub
     # One per gateway: its DatasetService and JobService share the count.
     transfers: Transfers
+    # The tenant's datasets by content (digests.py).
+    digests: DigestIndex
 
     @classmethod
     async def connect(cls, config: Config) -> GatewayContext:
@@ -53,12 +56,14 @@ class GatewayContext:
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
             interceptors=grpc_client_interceptors(),
         )
+        datasets = await bus.datasets_bucket(js)
         return cls(
             config=config,
             store=store,
             nc=nc,
             jobs=await bus.jobs_bucket(js),
-            datasets=await bus.datasets_bucket(js),
+            datasets=datasets,
+            digests=DigestIndex(await bus.digests_bucket(js), datasets),
             channel=channel,
             scheduler=scheduler_pb2_grpc.SchedulerServiceStub(channel),
             transfers=Transfers(

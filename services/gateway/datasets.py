@@ -18,7 +18,8 @@ from services.common.rpc_tracing import traced_transfer
 from services.internal.v1 import records_pb2
 
 from .context import GatewayContext, tenant_of
-from .listing import read_page
+from .digests import check_sha256
+from .listing import page, parse_filter, read_page
 from .metrics import UPLOAD
 from .parquet_check import ParquetChecker
 from .resources import public_dataset
@@ -37,7 +38,7 @@ async def _file_chunks(requests: AsyncIterator[datasets_pb2.UploadRequest]) -> A
 
 
 # What ListDatasets can filter on.
-DATASET_FILTERS = {"name": lambda dataset: dataset.name}
+DATASET_FILTERS = {"name": lambda dataset: dataset.name, "sha256": lambda dataset: dataset.sha256}
 
 
 class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
@@ -91,6 +92,13 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         except BaseException:
             self.transfers.discard(key)
             raise
+        existing = await self.gw.digests.find(tenant, info.sha256)
+        if existing is not None:  # these bytes are stored already: keep one copy
+            await asyncio.to_thread(self.gw.store.delete, key)
+            log.info(
+                "upload of %s is dataset %s already: not stored twice", header.name, existing.id
+            )
+            return datasets_pb2.UploadResponse(dataset=public_dataset(existing))
         record = records_pb2.DatasetRecord(
             id=dataset_id,
             name=header.name,
@@ -106,6 +114,13 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         except Exception:
             await asyncio.to_thread(self.gw.store.delete, key)  # leave nothing half-recorded
             raise
+        winner = await self.gw.digests.claim(tenant, info.sha256, dataset_id)
+        if winner is not None:  # the same bytes were uploaded at the same time
+            await self.gw.datasets.delete(record_key(tenant, dataset_id))
+            await asyncio.to_thread(self.gw.store.delete, key)
+            return datasets_pb2.UploadResponse(
+                dataset=public_dataset(await self.gw.dataset_record(tenant, winner))
+            )
         log.info(
             "stored dataset %s (%s, %d bytes, %d rows)",
             dataset_id,
@@ -135,15 +150,24 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
 
     @errors.handle_errors
     async def ListDatasets(self, request, context):
-        items, token = await read_page(
-            self.gw.datasets,
-            tenant_of(context),
-            records_pb2.DatasetRecord,
-            request.page_size,
-            request.page_token,
-            request.filter,
-            DATASET_FILTERS,
-        )
+        tenant = tenant_of(context)
+        terms = dict(parse_filter(request.filter, DATASET_FILTERS))
+        if "sha256" in terms:  # at most one dataset has those bytes: the index knows it
+            found = await self.gw.digests.find(tenant, check_sha256("filter", terms["sha256"]))
+            records = [found] if found else []
+            items, token = page(
+                records, request.page_size, request.page_token, request.filter, DATASET_FILTERS
+            )
+        else:
+            items, token = await read_page(
+                self.gw.datasets,
+                tenant,
+                records_pb2.DatasetRecord,
+                request.page_size,
+                request.page_token,
+                request.filter,
+                DATASET_FILTERS,
+            )
         return datasets_pb2.ListDatasetsResponse(
             datasets=[public_dataset(r) for r in items], next_page_token=token
         )
