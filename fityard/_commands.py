@@ -143,7 +143,12 @@ def _submitted(job: Job, wait: bool, timeout: float | None = None) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        job = c.fit(args.dataset_id, timeout_seconds=args.max_run_seconds or 0, **dict(args.param))
+        job = c.fit(
+            args.dataset_id,
+            timeout_seconds=args.max_run_seconds or 0,
+            cache=not args.no_cache,
+            **dict(args.param),
+        )
         return _submitted(job, args.wait, args.timeout)
 
 
@@ -179,6 +184,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         fields.insert(
             6, ("params", " ".join(f"{k}={v}" for k, v in job.params.items()) or "defaults")
         )
+    if job.cached_from:
+        fields.append(("cached", f"the model of {job.cached_from} (same data and parameters)"))
     if job.error:
         fields.append(("error", job.error))
     for name, value in fields:

@@ -140,6 +140,18 @@ class Job:
         return self._message.lost_attempts
 
     @property
+    def cached(self) -> bool:
+        """A fit answered from the cache: its model is `cached_from`'s (the
+        same dataset bytes and parameters, with a fixed random_state), and
+        nothing was trained for it."""
+        return self._message.cached
+
+    @property
+    def cached_from(self) -> str:
+        """For a cached fit: the fit job whose model this job's is."""
+        return self._message.cached_from
+
+    @property
     def trace_id(self) -> str:
         """The job's trace (32 hex digits; `fityard trace JOB_ID` shows it),
         "" if the server was not tracing when it was submitted."""

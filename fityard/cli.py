@@ -190,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a HistGradientBoostingClassifier parameter, e.g. max_iter=50 (repeatable)",
     )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="train even if a fit of the same data and parameters (random_state set) has a model",
+    )
     _add_max_run(p)
     p.add_argument(
         "--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails"

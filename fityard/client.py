@@ -223,17 +223,25 @@ class Client:
         return [Dataset.from_proto(d) for d in pages]
 
     # jobs ------------------------------------------------------------------------
-    def fit(self, dataset: DatasetRef, *, timeout_seconds: float = 0, **params: Any) -> Job:
+    def fit(
+        self, dataset: DatasetRef, *, timeout_seconds: float = 0, cache: bool = True, **params: Any
+    ) -> Job:
         """Submit a fit on a labelled dataset (column `y` is the target) and
         return the QUEUED job at once; `.wait()` for it. Keyword arguments
         are HistGradientBoostingClassifier parameters (max_iter=50, ...).
         `timeout_seconds` limits the run (default: derived by the server
-        from the data size and parameters)."""
+        from the data size and parameters).
+
+        With `random_state` set the fit is deterministic, and a fit of the
+        same dataset bytes with the same parameters is answered from that
+        fit's model (`Job.cached`, at once if it has succeeded); `cache=False`
+        trains anyway."""
         request = jobs_pb2.SubmitFitRequest(
             dataset_id=id_of(dataset, "dataset"),
             params=fit_params(**params),
             request_id=uuid.uuid4().hex,  # a retried call finds the job, not a new one
             timeout_seconds=timeout_seconds,
+            no_cache=not cache,
         )
         with self._rpc():
             response = self._jobs.SubmitFit(

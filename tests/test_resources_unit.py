@@ -24,10 +24,12 @@ INTERNAL_JOB_FIELDS = {
     "model_attempt",
     "output_attempt",
     "traceparent",
+    "model_source_id",
+    "followers",
 }
 # Public fields computed from the record rather than copied: the trace id is
 # the one in the record's traceparent.
-DERIVED_JOB_FIELDS = {"trace_id"}
+DERIVED_JOB_FIELDS = {"trace_id", "cached"}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
@@ -59,6 +61,9 @@ def _job_record() -> records_pb2.JobRecord:
         model_attempt=3,
         output_attempt=2,
         traceparent=f"00-{TRACE_ID}-00f067aa0ba902b7-01",
+        cached_from="job_00112233445566778899",
+        model_source_id="job_99887766554433221100",
+        followers=["job_aabbccddeeff00112233"],
     )
 
 
@@ -76,6 +81,7 @@ def test_a_job_shows_every_public_field_of_its_record():
     for name in public - DERIVED_JOB_FIELDS:
         assert getattr(job, name) == getattr(record, name), name
     assert job.trace_id == TRACE_ID
+    assert job.cached  # its model is another fit's
 
 
 def test_a_job_submitted_without_tracing_has_no_trace_id():

@@ -45,6 +45,7 @@ def _scheduler() -> tuple[SchedulerService, SimpleNamespace]:
         jobs=FakeBucket(),
         datasets=FakeBucket(),
         requests=FakeBucket(),
+        fits=FakeBucket(),
     )
     dataset = records_pb2.DatasetRecord(
         id="ds_train",

@@ -66,7 +66,7 @@ class FitParams(_message.Message):
     def __init__(self, learning_rate: _Optional[float] = ..., max_iter: _Optional[int] = ..., max_leaf_nodes: _Optional[int] = ..., max_depth: _Optional[int] = ..., min_samples_leaf: _Optional[int] = ..., l2_regularization: _Optional[float] = ..., max_bins: _Optional[int] = ..., random_state: _Optional[int] = ..., early_stopping: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "kind", "state", "dataset_id", "model_id", "params", "create_time", "start_time", "end_time", "attempts", "progress", "progress_message", "error", "outputs", "rows", "lost_attempts", "timeout_seconds", "trace_id")
+    __slots__ = ("id", "kind", "state", "dataset_id", "model_id", "params", "create_time", "start_time", "end_time", "attempts", "progress", "progress_message", "error", "outputs", "rows", "lost_attempts", "timeout_seconds", "trace_id", "cached", "cached_from")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,8 @@ class Job(_message.Message):
     LOST_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FROM_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: JobKind
     state: JobState
@@ -103,19 +105,23 @@ class Job(_message.Message):
     lost_attempts: int
     timeout_seconds: float
     trace_id: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., params: _Optional[_Union[FitParams, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[JobOutput, str]]] = ..., rows: _Optional[int] = ..., lost_attempts: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    cached: bool
+    cached_from: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., params: _Optional[_Union[FitParams, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[JobOutput, str]]] = ..., rows: _Optional[int] = ..., lost_attempts: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., cached_from: _Optional[str] = ...) -> None: ...
 
 class SubmitFitRequest(_message.Message):
-    __slots__ = ("dataset_id", "params", "request_id", "timeout_seconds")
+    __slots__ = ("dataset_id", "params", "request_id", "timeout_seconds", "no_cache")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    NO_CACHE_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     params: FitParams
     request_id: str
     timeout_seconds: float
-    def __init__(self, dataset_id: _Optional[str] = ..., params: _Optional[_Union[FitParams, _Mapping]] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+    no_cache: bool
+    def __init__(self, dataset_id: _Optional[str] = ..., params: _Optional[_Union[FitParams, _Mapping]] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., no_cache: _Optional[bool] = ...) -> None: ...
 
 class SubmitFitResponse(_message.Message):
     __slots__ = ("job",)

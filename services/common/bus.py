@@ -69,6 +69,9 @@ REQUESTS_BUCKET = "fityard_requests"
 # `<tenant>.<sha256>` -> the id of the tenant's dataset with those bytes
 # (written by the gateway): each content is stored once.
 DIGESTS_BUCKET = "fityard_digests"
+# `<tenant>.<fit key>` -> the fit job whose model answers fits of the same
+# dataset bytes and parameters with a fixed random_state (scheduler).
+FITS_BUCKET = "fityard_fits"
 TRAINERS_BUCKET = "fityard_trainers"
 # A trainer refreshes its status this often; an entry not refreshed for the
 # TTL (three refreshes missed) is gone.
@@ -227,6 +230,7 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
     await requests_bucket(js, replicas)
     await trainers_bucket(js, replicas)
     await digests_bucket(js, replicas)
+    await fits_bucket(js, replicas)
 
 
 async def _bucket(
@@ -290,5 +294,14 @@ async def digests_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
         js,
         DIGESTS_BUCKET,
         "fityard datasets by content: <tenant>.<sha256> -> dataset id (gateway)",
+        replicas=replicas,
+    )
+
+
+async def fits_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    return await _bucket(
+        js,
+        FITS_BUCKET,
+        "fityard fit cache: <tenant>.<dataset sha256 and params> -> fit job id (scheduler)",
         replicas=replicas,
     )

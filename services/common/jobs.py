@@ -42,6 +42,12 @@ def state_name(state: int) -> str:
     return jobs_pb2.JobState.Name(state).removeprefix("JOB_STATE_")
 
 
+def output_owner(record: records_pb2.JobRecord) -> str:
+    """The job under whose keys the record's outputs are stored: itself, or
+    for a cached fit the fit it was answered from."""
+    return record.cached_from or record.id
+
+
 def output_attempt(record: records_pb2.JobRecord) -> int:
     """The attempt whose outputs count. Records written before the field
     existed name it by their last attempt, which is the same one."""

@@ -15,6 +15,7 @@ from services.common.jobs import (
     TERMINAL_STATES,
     kind_name,
     output_attempt,
+    output_owner,
     state_name,
 )
 from services.common.keys import OUTPUT_KEYS
@@ -83,7 +84,13 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     @errors.handle_errors
     async def SubmitFit(self, request, context):
         errors.check_id("dataset_id", request.dataset_id, DATASETS)
-        job = await self._submit(context, request, jobs_pb2.JOB_KIND_FIT, params=request.params)
+        job = await self._submit(
+            context,
+            request,
+            jobs_pb2.JOB_KIND_FIT,
+            params=request.params,
+            no_cache=request.no_cache,
+        )
         return jobs_pb2.SubmitFitResponse(job=job)
 
     @errors.handle_errors
@@ -165,7 +172,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         suffix, content_type = _OUTPUT_FILES[output]
         await self.gw.transfers.send(
             context,
-            OUTPUT_KEYS[output](tenant, job.id, output_attempt(job)),
+            OUTPUT_KEYS[output](tenant, output_owner(job), output_attempt(job)),
             f"the {suffix} of {JOBS.name(job.id)}",
             lambda info: jobs_pb2.DownloadJobOutputResponse(
                 info=jobs_pb2.OutputInfo(

@@ -32,6 +32,8 @@ def public_job(record: records_pb2.JobRecord) -> jobs_pb2.Job:
         lost_attempts=record.lost_attempts,
         timeout_seconds=record.timeout_seconds,
         trace_id=trace_id_of(record.traceparent),
+        cached=bool(record.cached_from),
+        cached_from=record.cached_from,
     )
     for name in _JOB_MESSAGES:
         if record.HasField(name):

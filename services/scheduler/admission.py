@@ -22,7 +22,7 @@ from ml.messages import DataError
 from ml.params import validate_params
 from services.common import errors
 from services.common.config import DEFAULT_LANE, SMALL_LANE
-from services.common.jobs import output_attempt, params_dict, state_name
+from services.common.jobs import output_attempt, output_owner, params_dict, state_name
 from services.common.records import get_record
 from services.common.resources import DATASETS, JOBS
 from services.internal.v1 import records_pb2, scheduler_pb2
@@ -52,8 +52,12 @@ class Admitted:
     # The lane it is queued on: small if its work is at most
     # FITYARD_SMALL_JOB_CELLS, so toy jobs never wait behind long ones.
     lane: str = DEFAULT_LANE
-    # Predict jobs: the attempt of the model's fit whose output is the model.
+    # Predict jobs: the attempt of the model's fit whose output is the model,
+    # and the job under whose keys it is stored (output_owner).
     model_attempt: int = 0
+    model_source_id: str = ""
+    # The dataset's content digest (the fit cache's key is made of it).
+    dataset_sha256: str = ""
 
 
 class Admission:
@@ -84,7 +88,11 @@ class Admission:
             if problems:
                 raise errors.invalid_arguments(problems)
             _check_data(check_training_columns, columns, dataset.rows)
-            return Admitted(self._timeout(request, dataset), self._lane(request, dataset))
+            return Admitted(
+                self._timeout(request, dataset),
+                self._lane(request, dataset),
+                dataset_sha256=dataset.sha256,
+            )
         model = await self._model(request.model_id, tenant)
         if model.features:  # fits recorded before features were kept: the trainer checks
             _check_data(check_prediction_columns, columns, model.features, dataset.rows)
@@ -92,6 +100,8 @@ class Admission:
             self._timeout(request, dataset),
             self._lane(request, dataset),
             model_attempt=output_attempt(model),
+            model_source_id=output_owner(model),
+            dataset_sha256=dataset.sha256,
         )
 
     async def _dataset(self, dataset_id: str, tenant: str) -> records_pb2.DatasetRecord:

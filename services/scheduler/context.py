@@ -26,6 +26,7 @@ class SchedulerContext:
     jobs: KeyValue  # job records: the scheduler is their only writer
     datasets: KeyValue  # dataset records, read at admission
     requests: KeyValue  # idempotency keys: the job each submit's request_id created
+    fits: KeyValue  # the fit cache's index (fit_cache.py)
     store: ObjectStore
     janitor: OutputJanitor  # removes the outputs of attempts that do not count
 
@@ -45,6 +46,7 @@ class SchedulerContext:
             jobs=await bus.jobs_bucket(js),
             datasets=await bus.datasets_bucket(js),
             requests=await bus.requests_bucket(js),
+            fits=await bus.fits_bucket(js),
             store=store,
             janitor=OutputJanitor(store),
         )

@@ -32,6 +32,7 @@ from services.internal.v1 import bus_pb2, records_pb2
 
 from . import metrics
 from .context import SchedulerContext
+from .fit_cache import FitCache
 from .store import update_job
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class EventFolder:
         self.js = ctx.js
         self.jobs = ctx.jobs
         self.janitor = ctx.janitor
+        self.cache = FitCache(ctx)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fold events until `stop` is set. Transient NATS errors are waited
@@ -180,6 +182,7 @@ class EventFolder:
             log.info("job %s ended: %s", job.id, state_name(job.state))
             metrics.ended(job, event.failure_reason)
             self.janitor.job_ended(job)
+            await self.cache.settle_followers(job)
         elif changed[0] and job.state == jobs_pb2.JOB_STATE_RUNNING:
             metrics.started(job, attempts_before[0])
         elif not changed[0] and event.outputs and event.attempt != job.attempts:

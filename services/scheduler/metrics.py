@@ -53,7 +53,8 @@ JOBS_ENDED = Counter(
     "fityard_jobs_ended",
     "Jobs that reached a terminal state, by kind, state (SUCCEEDED, FAILED, "
     "CANCELLED) and reason (FAILED: invalid_data, timeout, process_died, "
-    "internal_error; CANCELLED: user; SUCCEEDED: none).",
+    "internal_error; CANCELLED: user; SUCCEEDED: none; cached: a fit answered "
+    "by the fit cache, FAILED if the fit it waited for failed).",
     ["kind", "state", "reason"],
 )
 QUEUE_WAIT = Histogram(

@@ -5,7 +5,8 @@ Submission writes the record, then publishes; if NATS fails in between (or
 the scheduler dies there), the record says QUEUED and no trainer will ever
 see the job. At start and every FITYARD_RECONCILE_SECONDS the scheduler
 looks at every QUEUED record and re-publishes those whose message is not on
-the stream. Records younger than a submit's own publish retries are left
+the stream (a job waiting for the same fit has none: it is settled if that
+fit has ended, see fit_cache.py). Records younger than a submit's own publish retries are left
 alone, so a re-publish cannot double a message a slow submit is still
 sending; so are jobs with trainer events not folded yet (a scheduler that
 restarts catches up on events while it reconciles: the record says QUEUED
@@ -29,6 +30,7 @@ from services.common.retry import TRANSIENT
 from services.internal.v1 import records_pb2
 
 from .context import SchedulerContext
+from .fit_cache import FitCache
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +43,15 @@ async def reconcile_once(ctx: SchedulerContext) -> int:
     """Re-publish QUEUED jobs missing from the stream; return how many."""
     js = ctx.js
     republished = 0
+    cache = FitCache(ctx)
     now = datetime.now(timezone.utc)
     for job in await list_records(ctx.jobs, "*", records_pb2.JobRecord):
         if job.state != jobs_pb2.JOB_STATE_QUEUED:
             continue
         if (now - job.create_time.ToDatetime(timezone.utc)).total_seconds() < GRACE_SECONDS:
+            continue
+        if job.cached_from:  # waits for the same fit, is never queued itself (fit_cache.py)
+            await cache.check_waiting(job)
             continue
         if await job_queue.is_queued(js, job):
             continue

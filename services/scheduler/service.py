@@ -20,6 +20,7 @@ from services.internal.v1 import records_pb2, scheduler_pb2, scheduler_pb2_grpc
 from . import metrics
 from .admission import Admission
 from .context import SchedulerContext
+from .fit_cache import CACHED, FitCache, cache_key, cacheable
 from .store import update_job
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         self.jobs = ctx.jobs
         self.requests = ctx.requests
         self.admission = Admission(ctx)
+        self.cache = FitCache(ctx)
 
     @errors.handle_errors
     async def SubmitJob(self, request, context):
@@ -55,6 +57,12 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             job_id = await self._claim(tenant, request.request_id, job_id)
             # An earlier submit's job keeps the time its id was made at.
             created = id_time(job_id) or created
+        # A deterministic fit may be answered by a fit of the same data and
+        # parameters (fit_cache.py).
+        key = source = None
+        if cacheable(request):
+            key = cache_key(tenant, admitted.dataset_sha256, request.params)
+            source = await retrying(lambda: self.cache.source(key, tenant), "reading the fit cache")
         job = records_pb2.JobRecord(
             id=job_id,
             kind=request.kind,
@@ -68,10 +76,13 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             tenant=tenant,
             request_id=request.request_id,
             model_attempt=admitted.model_attempt,
+            model_source_id=admitted.model_source_id,
             timeout_seconds=admitted.timeout_seconds,
             # This call's server span (tracing on): the job's trace.
             traceparent=current_traceparent(),
         )
+        if source is not None:
+            self.cache.answer(job, source)
         try:
             await retrying(
                 lambda: self.jobs.create(bus.record_key(tenant, job.id), encode(job)),
@@ -83,6 +94,16 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 job=await self._resubmitted(job.id, tenant, request)
             )
         metrics.submitted(job)
+        if job.cached_from:
+            with job_context(job.id):
+                log.info("fit %s answered by the fit cache: %s", job.id, job.cached_from)
+            if job.state == jobs_pb2.JOB_STATE_SUCCEEDED:
+                metrics.ended(job, CACHED)
+            else:  # reconciliation finishes this if it fails
+                await retrying(lambda: self.cache.follow(job), f"waiting on {job.cached_from}")
+            return scheduler_pb2.SubmitJobResponse(job=job)
+        if key is not None:
+            await retrying(lambda: self.cache.remember(key, job.id), "recording the fit cache")
         # The record is what makes the job accepted: if publishing fails even
         # after retries, the scheduler's reconciliation queues it later.
         with job_context(job.id):
@@ -152,6 +173,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 f"{JOBS.name(job_id)} has already ended ({state_name(was[0])}); there is nothing to cancel",
             )
         metrics.ended(job)
+        await self.cache.settle_followers(job)  # they train on their own now (never raises)
         # The record says CANCELLED: that alone stops the job (a trainer
         # checks the record before it starts a job and at every heartbeat).
         # Taking the message off the queue and telling the trainers at once

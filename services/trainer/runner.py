@@ -95,7 +95,7 @@ def task_for(
         job.id,
         kind,
         dataset_key(tenant, job.dataset_id),
-        model_key(tenant, job.model_id, job.model_attempt),
+        model_key(tenant, job.model_source_id or job.model_id, job.model_attempt),
         predictions_key(tenant, job.id, attempt),
         threads=threads,
         traceparent=traceparent,
