@@ -219,6 +219,26 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Each id in turn; a refused one is reported and the rest still go."""
+    from fityard._errors import FityardError
+
+    failed = 0
+    with _client(args) as c:
+        for item in args.ids:
+            try:
+                if item.startswith("ds_"):
+                    c.delete_dataset(item)
+                else:
+                    c.delete_job(item)
+            except FityardError as exc:
+                print(f"error: {item}: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            print(f"deleted {item}")
+    return 1 if failed else 0
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     if args.all == bool(args.job_id):
         print(

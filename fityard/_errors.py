@@ -83,6 +83,15 @@ class FityardError(Exception):
         ]
 
     @property
+    def quota(self) -> dict[str, str]:
+        """For a quota refusal: {"setting", "limit", "used"}, e.g.
+        {"setting": "FITYARD_QUOTA_ACTIVE_JOBS", "limit": "10000", "used": "10001"}."""
+        found = [
+            d for d in self._detail(error_details_pb2.ErrorInfo) if d.reason == "QUOTA_EXCEEDED"
+        ]
+        return dict(found[0].metadata) if found else {}
+
+    @property
     def retry_delay(self) -> float | None:
         """Seconds the server asks to wait before retrying, if it says so."""
         found = self._detail(error_details_pb2.RetryInfo)

@@ -37,6 +37,7 @@ from fityard._commands import (
     EXIT_TIMEOUT,
     cmd_cancel,
     cmd_datasets,
+    cmd_delete,
     cmd_download,
     cmd_fit,
     cmd_jobs,
@@ -240,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", choices=["QUEUED", "RUNNING"], type=str.upper, help="with --all: only these"
     )
     p.add_argument("--kind", choices=["fit", "predict"], help="with --all: only this kind")
+
+    p = command(
+        "delete", cmd_delete, "delete datasets (ds_…) or ended jobs (job_…) with their files"
+    )
+    p.add_argument("ids", nargs="+", metavar="ID", help="a dataset or job id (repeatable)")
 
     p = command("trace", cmd_trace, "show where a job's time went: its trace as a tree")
     p.add_argument("job_id")

@@ -294,6 +294,27 @@ class Client:
         """Stop a queued or running job; FAILED_PRECONDITION if it already ended."""
         return Job(self._cancel(id_of(job, "job")), self)
 
+    def delete_dataset(self, dataset: DatasetRef) -> None:
+        """Delete a dataset and its file (freeing its bytes of the stored
+        quota). FailedPrecondition names a job that has not ended and uses it."""
+        with self._rpc():
+            self._datasets.DeleteDataset(
+                datasets_pb2.DeleteDatasetRequest(dataset_id=id_of(dataset, "dataset")),
+                timeout=self.timeout,
+                metadata=trace_metadata(),
+            )
+
+    def delete_job(self, job: JobRef) -> None:
+        """Delete an ended job and its outputs (a fit's model, a predict's
+        predictions). FailedPrecondition if it has not ended, or if its
+        model is in use (the message names who uses it)."""
+        with self._rpc():
+            self._jobs.DeleteJob(
+                jobs_pb2.DeleteJobRequest(job_id=id_of(job, "job")),
+                timeout=self.timeout,
+                metadata=trace_metadata(),
+            )
+
     def cancel_all(
         self,
         *,

@@ -6,6 +6,7 @@ behind the calls the scheduler makes (KV create/get, a JetStream publish)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import grpc
@@ -16,6 +17,7 @@ from services.common import bus
 from services.common.config import Config
 from services.common.records import id_time, new_record_id
 from services.internal.v1 import bus_pb2, records_pb2, scheduler_pb2
+from services.scheduler.active_jobs import ActiveJobs
 from services.scheduler.service import SchedulerService
 from tests.support.fake_kv import TENANT, FakeBucket
 
@@ -46,6 +48,9 @@ def _scheduler() -> tuple[SchedulerService, SimpleNamespace]:
         datasets=FakeBucket(),
         requests=FakeBucket(),
         fits=FakeBucket(),
+        active=ActiveJobs(),
+        digests=FakeBucket(),
+        store=None,
     )
     dataset = records_pb2.DatasetRecord(
         id="ds_train",
@@ -127,3 +132,28 @@ def test_a_request_whose_first_submit_died_before_recording_its_job_gets_that_jo
     job = _submit(service, _fit("r1"))
     assert (job.id, job.create_time) == (claimed, created)
     assert _stored(ctx, claimed) == job and len(ctx.js.published) == 1
+
+
+def test_jobs_over_the_active_quota_are_refused_and_an_ended_one_makes_room():
+    service, ctx = _scheduler()
+    service.config = Config(quota_active_jobs=2)
+    first, _ = _submit(service, _fit()), _submit(service, _fit())
+    with pytest.raises(Aborted) as aborted:
+        _submit(service, _fit())
+    status = aborted.value.args[0]
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "jobs queued or running would be 3" in status.details
+    assert len(ctx.js.published) == 2  # the refused one is neither recorded nor queued
+    ctx.active.remove(TENANT, first.id)  # what a cancel or a trainer's end does
+    _submit(service, _fit())
+
+
+def test_the_active_count_rebuilt_from_records_keeps_jobs_added_while_reading():
+    active = ActiveJobs()
+    active.add("t", "job_old")  # ended since; the records no longer say it is active
+    read_since = time.monotonic()
+    active.add("t", "job_new")  # submitted while the records were being read
+    active.reset({"t": {"job_a", "job_b"}, "u": {"job_c"}}, read_since)
+    assert (active.count("t"), active.count("u"), active.count("v")) == (3, 1, 0)
+    active.remove("t", "job_a")
+    assert active.count("t") == 2

@@ -102,3 +102,13 @@ class DownloadDatasetResponse(_message.Message):
     dataset: Dataset
     chunk: bytes
     def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class DeleteDatasetRequest(_message.Message):
+    __slots__ = ("dataset_id",)
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class DeleteDatasetResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

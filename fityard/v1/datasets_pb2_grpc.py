@@ -58,6 +58,11 @@ class DatasetServiceStub:
                 request_serializer=fityard_dot_v1_dot_datasets__pb2.DownloadDatasetRequest.SerializeToString,
                 response_deserializer=fityard_dot_v1_dot_datasets__pb2.DownloadDatasetResponse.FromString,
                 _registered_method=True)
+        self.DeleteDataset = channel.unary_unary(
+                '/fityard.v1.DatasetService/DeleteDataset',
+                request_serializer=fityard_dot_v1_dot_datasets__pb2.DeleteDatasetRequest.SerializeToString,
+                response_deserializer=fityard_dot_v1_dot_datasets__pb2.DeleteDatasetResponse.FromString,
+                _registered_method=True)
 
 
 class DatasetServiceServicer:
@@ -101,6 +106,16 @@ class DatasetServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteDataset(self, request, context):
+        """DeleteDataset deletes a dataset and its file, freeing its bytes (the
+        stored-bytes quota). FAILED_PRECONDITION if a job that has not ended
+        uses it (the message names it: cancel it or wait). Jobs that used it
+        keep their records and outputs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatasetServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +138,11 @@ def add_DatasetServiceServicer_to_server(servicer, server):
                     servicer.DownloadDataset,
                     request_deserializer=fityard_dot_v1_dot_datasets__pb2.DownloadDatasetRequest.FromString,
                     response_serializer=fityard_dot_v1_dot_datasets__pb2.DownloadDatasetResponse.SerializeToString,
+            ),
+            'DeleteDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDataset,
+                    request_deserializer=fityard_dot_v1_dot_datasets__pb2.DeleteDatasetRequest.FromString,
+                    response_serializer=fityard_dot_v1_dot_datasets__pb2.DeleteDatasetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -237,6 +257,33 @@ class DatasetService:
             '/fityard.v1.DatasetService/DownloadDataset',
             fityard_dot_v1_dot_datasets__pb2.DownloadDatasetRequest.SerializeToString,
             fityard_dot_v1_dot_datasets__pb2.DownloadDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fityard.v1.DatasetService/DeleteDataset',
+            fityard_dot_v1_dot_datasets__pb2.DeleteDatasetRequest.SerializeToString,
+            fityard_dot_v1_dot_datasets__pb2.DeleteDatasetResponse.FromString,
             options,
             channel_credentials,
             insecure,

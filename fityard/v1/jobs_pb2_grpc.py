@@ -73,6 +73,11 @@ class JobServiceStub:
                 request_serializer=fityard_dot_v1_dot_jobs__pb2.DownloadJobOutputRequest.SerializeToString,
                 response_deserializer=fityard_dot_v1_dot_jobs__pb2.DownloadJobOutputResponse.FromString,
                 _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/fityard.v1.JobService/DeleteJob',
+                request_serializer=fityard_dot_v1_dot_jobs__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=fityard_dot_v1_dot_jobs__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -139,6 +144,17 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteJob(self, request, context):
+        """DeleteJob deletes an ended job and its outputs (model, predictions),
+        freeing their storage. FAILED_PRECONDITION if the job has not ended
+        (cancel it first) or, for a fit, if its model is in use: by a predict
+        job that has not ended, or by fits answered from the cache with it
+        (the message names them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +192,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.DownloadJobOutput,
                     request_deserializer=fityard_dot_v1_dot_jobs__pb2.DownloadJobOutputRequest.FromString,
                     response_serializer=fityard_dot_v1_dot_jobs__pb2.DownloadJobOutputResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=fityard_dot_v1_dot_jobs__pb2.DeleteJobRequest.FromString,
+                    response_serializer=fityard_dot_v1_dot_jobs__pb2.DeleteJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -371,6 +392,33 @@ class JobService:
             '/fityard.v1.JobService/DownloadJobOutput',
             fityard_dot_v1_dot_jobs__pb2.DownloadJobOutputRequest.SerializeToString,
             fityard_dot_v1_dot_jobs__pb2.DownloadJobOutputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fityard.v1.JobService/DeleteJob',
+            fityard_dot_v1_dot_jobs__pb2.DeleteJobRequest.SerializeToString,
+            fityard_dot_v1_dot_jobs__pb2.DeleteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

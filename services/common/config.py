@@ -216,6 +216,13 @@ class Config:
     # A job whose work (rows x columns x boosting rounds; 1 round for a
     # predict) is at most this goes on the small lane.
     small_job_cells: float = 20e6
+    # Per-tenant quotas (RESOURCE_EXHAUSTED naming the limit, the use and how
+    # to free some): jobs QUEUED or RUNNING at once (scheduler), the bytes of
+    # its stored datasets, and the rows and columns of one dataset (gateway).
+    quota_active_jobs: int = 10_000
+    quota_stored_bytes: int = 1024**4
+    quota_dataset_rows: int = 1_000_000_000
+    quota_dataset_columns: int = 100_000
     # The lanes a trainer takes jobs from, in order (comma-separated); empty:
     # every lane, small first. A GPU trainer would serve its own lane.
     trainer_lanes: str = ""
@@ -250,4 +257,8 @@ class Config:
             reconcile_seconds=_env_float("FITYARD_RECONCILE_SECONDS", 10.0),
             small_job_cells=_env_float("FITYARD_SMALL_JOB_CELLS", 20e6),
             trainer_lanes=_trainer_lanes(),
+            quota_active_jobs=_env_int("FITYARD_QUOTA_ACTIVE_JOBS", 10_000),
+            quota_stored_bytes=_env_int("FITYARD_QUOTA_STORED_BYTES", 1024**4),
+            quota_dataset_rows=_env_int("FITYARD_QUOTA_DATASET_ROWS", 1_000_000_000),
+            quota_dataset_columns=_env_int("FITYARD_QUOTA_DATASET_COLUMNS", 100_000),
         )

@@ -96,6 +96,35 @@ def failed_precondition(subject: str, kind: str, message: str) -> ApiError:
     )
 
 
+def quota_exceeded(
+    tenant: str, setting: str, limit: int, used: int, what: str, how_to_free: str
+) -> ApiError:
+    """RESOURCE_EXHAUSTED for a tenant over one of its quotas: the message
+    says which (`what`, its setting), the limit, the use and how to free
+    some; a QuotaFailure names the tenant, an ErrorInfo carries the figures
+    for programs. No RetryInfo: waiting alone does not help."""
+    message = (
+        f"quota exceeded: {what} would be {used:,} with this request, over the limit of "
+        f"{limit:,} ({setting}); {how_to_free}"
+    )
+    return ApiError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        message,
+        error_details_pb2.QuotaFailure(
+            violations=[
+                error_details_pb2.QuotaFailure.Violation(
+                    subject=f"tenants/{tenant}", description=message
+                )
+            ]
+        ),
+        error_details_pb2.ErrorInfo(
+            reason="QUOTA_EXCEEDED",
+            domain="fityard",
+            metadata={"setting": setting, "limit": str(limit), "used": str(used)},
+        ),
+    )
+
+
 def upstream_status(error: grpc.aio.AioRpcError) -> grpc.Status:
     """The status of a failed call to another of our services, details and
     all, to hand on to our own caller unchanged."""

@@ -13,6 +13,7 @@ from nats.js.kv import KeyValue
 
 from services.common import bus, errors
 from services.common.config import DEFAULT_TENANT, Config
+from services.common.digests import DigestIndex
 from services.common.records import get_record
 from services.common.resources import DATASETS, JOBS
 from services.common.runtime import MAX_MESSAGE_BYTES
@@ -20,8 +21,12 @@ from services.common.storage import ObjectStore, open_store
 from services.common.telemetry import grpc_client_interceptors
 from services.internal.v1 import records_pb2, scheduler_pb2_grpc
 
-from .digests import DigestIndex
 from .transfer import Transfers
+
+# Commands forwarded to the scheduler are quick; a scheduler that does not
+# answer in this time (restarting takes seconds) is reported as
+# DEADLINE_EXCEEDED rather than hanging the caller.
+SCHEDULER_DEADLINE_SECONDS = 30.0
 
 
 @dataclass

@@ -11,14 +11,15 @@ from opentelemetry import trace
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
 from services.common import errors
 from services.common.bus import record_key
+from services.common.digests import check_sha256
 from services.common.keys import dataset_key
 from services.common.records import encode, new_record_id
 from services.common.resources import DATASETS
 from services.common.rpc_tracing import traced_transfer
-from services.internal.v1 import records_pb2
+from services.internal.v1 import records_pb2, scheduler_pb2
 
-from .context import GatewayContext, tenant_of
-from .digests import check_sha256
+from . import quotas
+from .context import SCHEDULER_DEADLINE_SECONDS, GatewayContext, tenant_of
 from .listing import page, parse_filter, read_page
 from .metrics import UPLOAD
 from .parquet_check import ParquetChecker
@@ -71,6 +72,8 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
                 "header.size_bytes",
                 f"{header.size_bytes} is outside 0..{self.gw.config.max_upload_bytes} (FITYARD_MAX_UPLOAD_BYTES)",
             )
+        stored = await quotas.stored_bytes(self.gw.datasets, tenant)
+        quotas.check_stored_bytes(self.gw.config, tenant, stored, header.size_bytes)
         dataset_id, created = new_record_id(DATASETS.id_prefix)
         trace.get_current_span().set_attribute("fityard.dataset.id", dataset_id)
         key = dataset_key(tenant, dataset_id)
@@ -99,6 +102,12 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
                 "upload of %s is dataset %s already: not stored twice", header.name, existing.id
             )
             return datasets_pb2.UploadResponse(dataset=public_dataset(existing))
+        try:
+            quotas.check_shape(self.gw.config, tenant, checker.rows, len(checker.columns))
+            quotas.check_stored_bytes(self.gw.config, tenant, stored, info.size)
+        except errors.ApiError:
+            await asyncio.to_thread(self.gw.store.delete, key)
+            raise
         record = records_pb2.DatasetRecord(
             id=dataset_id,
             name=header.name,
@@ -147,6 +156,18 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
             lambda info: datasets_pb2.DownloadDatasetResponse(dataset=dataset),
             lambda chunk: datasets_pb2.DownloadDatasetResponse(chunk=chunk),
         )
+
+    @errors.handle_errors
+    async def DeleteDataset(self, request, context):
+        errors.check_id("dataset_id", request.dataset_id, DATASETS)
+        await self.gw.scheduler.DeleteDataset(
+            scheduler_pb2.DeleteDatasetRequest(
+                tenant=tenant_of(context), dataset_id=request.dataset_id
+            ),
+            timeout=SCHEDULER_DEADLINE_SECONDS,
+            wait_for_ready=True,  # deleting twice: the second says NOT_FOUND
+        )
+        return datasets_pb2.DeleteDatasetResponse()
 
     @errors.handle_errors
     async def ListDatasets(self, request, context):

@@ -25,16 +25,11 @@ from services.common.resources import DATASETS, JOBS
 from services.common.rpc_tracing import traced_transfer
 from services.internal.v1 import records_pb2, scheduler_pb2
 
-from .context import GatewayContext, tenant_of
+from .context import SCHEDULER_DEADLINE_SECONDS, GatewayContext, tenant_of
 from .listing import read_page
 from .resources import public_job
 
 log = logging.getLogger(__name__)
-
-# Forwarded commands are quick; a scheduler that does not answer in this time
-# (restarting takes seconds) is reported as DEADLINE_EXCEEDED rather than
-# hanging the caller.
-SCHEDULER_DEADLINE_SECONDS = 30.0
 
 
 # What ListJobs can filter on, as the user writes it.
@@ -143,6 +138,17 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             wait_for_ready=True,  # cancelling twice is harmless: the second says "already ended"
         )
         return jobs_pb2.CancelJobResponse(job=public_job(response.job))
+
+    @for_job()
+    @errors.handle_errors
+    async def DeleteJob(self, request, context):
+        errors.check_id("job_id", request.job_id, JOBS)
+        await self.gw.scheduler.DeleteJob(
+            scheduler_pb2.DeleteJobRequest(tenant=tenant_of(context), job_id=request.job_id),
+            timeout=SCHEDULER_DEADLINE_SECONDS,
+            wait_for_ready=True,  # deleting twice: the second says NOT_FOUND
+        )
+        return jobs_pb2.DeleteJobResponse()
 
     @for_job()
     @errors.handle_errors

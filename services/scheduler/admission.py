@@ -67,10 +67,13 @@ class Admission:
         self.jobs = ctx.jobs
         self.datasets = ctx.datasets
         self.config = ctx.config
-        # Datasets never change once stored (and cannot be deleted yet), so
-        # one seen once need not be read again: saves a KV round trip per
-        # submit. When deletion arrives, this must forget deleted ids.
+        # Datasets never change once stored, so one seen once need not be
+        # read again: saves a KV round trip per submit. Only the scheduler
+        # deletes them (deletion.py), and forgets them here as it does.
         self._datasets: dict[tuple[str, str], records_pb2.DatasetRecord] = {}
+
+    def forget_dataset(self, tenant: str, dataset_id: str) -> None:
+        self._datasets.pop((tenant, dataset_id), None)
 
     async def admit(self, request: scheduler_pb2.SubmitJobRequest, tenant: str) -> Admitted:
         """Raise ApiError if the request cannot become a job."""

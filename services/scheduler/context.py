@@ -5,7 +5,7 @@ janitor."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -15,6 +15,7 @@ from services.common import bus
 from services.common.config import Config
 from services.common.storage import ObjectStore, open_store
 
+from .active_jobs import ActiveJobs
 from .outputs import OutputJanitor
 
 
@@ -27,8 +28,11 @@ class SchedulerContext:
     datasets: KeyValue  # dataset records, read at admission
     requests: KeyValue  # idempotency keys: the job each submit's request_id created
     fits: KeyValue  # the fit cache's index (fit_cache.py)
+    digests: KeyValue  # datasets by content (a deleted dataset's entry goes)
     store: ObjectStore
     janitor: OutputJanitor  # removes the outputs of attempts that do not count
+    # each tenant's QUEUED and RUNNING jobs (FITYARD_QUOTA_ACTIVE_JOBS)
+    active: ActiveJobs = field(default_factory=ActiveJobs)
 
     @classmethod
     async def connect(cls, config: Config) -> SchedulerContext:
@@ -47,6 +51,7 @@ class SchedulerContext:
             datasets=await bus.datasets_bucket(js),
             requests=await bus.requests_bucket(js),
             fits=await bus.fits_bucket(js),
+            digests=await bus.digests_bucket(js),
             store=store,
             janitor=OutputJanitor(store),
         )

@@ -103,6 +103,7 @@ class EventFolder:
         self.js = ctx.js
         self.jobs = ctx.jobs
         self.janitor = ctx.janitor
+        self.active = ctx.active
         self.cache = FitCache(ctx)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -181,6 +182,7 @@ class EventFolder:
         elif changed[0] and job.state in TERMINAL_STATES:
             log.info("job %s ended: %s", job.id, state_name(job.state))
             metrics.ended(job, event.failure_reason)
+            self.active.remove(event.tenant, job.id)
             self.janitor.job_ended(job)
             await self.cache.settle_followers(job)
         elif changed[0] and job.state == jobs_pb2.JOB_STATE_RUNNING:

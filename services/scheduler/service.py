@@ -12,7 +12,7 @@ from services.common.config import DEFAULT_TENANT
 from services.common.jobs import TERMINAL_STATES, kind_name, state_name
 from services.common.logs import for_job, job_context
 from services.common.records import encode, get_record, id_time, new_record_id, now
-from services.common.resources import JOBS
+from services.common.resources import DATASETS, JOBS
 from services.common.retry import retrying
 from services.common.tracing import current_traceparent
 from services.internal.v1 import records_pb2, scheduler_pb2, scheduler_pb2_grpc
@@ -20,6 +20,7 @@ from services.internal.v1 import records_pb2, scheduler_pb2, scheduler_pb2_grpc
 from . import metrics
 from .admission import Admission
 from .context import SchedulerContext
+from .deletion import Deletion
 from .fit_cache import CACHED, FitCache, cache_key, cacheable
 from .store import update_job
 
@@ -47,11 +48,15 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         self.requests = ctx.requests
         self.admission = Admission(ctx)
         self.cache = FitCache(ctx)
+        self.config = ctx.config
+        self.active = ctx.active
+        self.deletion = Deletion(ctx, self.admission)
 
     @errors.handle_errors
     async def SubmitJob(self, request, context):
         tenant = request.tenant or DEFAULT_TENANT
         admitted = await self.admission.admit(request, tenant)
+        self._check_active_quota(tenant)
         job_id, created = new_record_id(JOBS.id_prefix)
         if request.request_id:
             job_id = await self._claim(tenant, request.request_id, job_id)
@@ -94,6 +99,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 job=await self._resubmitted(job.id, tenant, request)
             )
         metrics.submitted(job)
+        if job.state == jobs_pb2.JOB_STATE_QUEUED:
+            self.active.add(tenant, job.id)
         if job.cached_from:
             with job_context(job.id):
                 log.info("fit %s answered by the fit cache: %s", job.id, job.cached_from)
@@ -115,6 +122,20 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 )
             log.info("queued %s job %s for tenant %s", kind_name(job.kind), job.id, tenant)
         return scheduler_pb2.SubmitJobResponse(job=job)
+
+    def _check_active_quota(self, tenant: str) -> None:
+        limit = self.config.quota_active_jobs
+        active = self.active.count(tenant)
+        if active >= limit:
+            raise errors.quota_exceeded(
+                tenant,
+                "FITYARD_QUOTA_ACTIVE_JOBS",
+                limit,
+                active + 1,
+                "jobs queued or running",
+                "cancel jobs you no longer need (`fityard cancel --all --state QUEUED`, "
+                "Client.cancel_all) or submit again when some have finished",
+            )
 
     async def _claim(self, tenant: str, request_id: str, job_id: str) -> str:
         """The job id `request_id` names: `job_id` if this is its first
@@ -173,6 +194,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 f"{JOBS.name(job_id)} has already ended ({state_name(was[0])}); there is nothing to cancel",
             )
         metrics.ended(job)
+        self.active.remove(tenant, job.id)
         await self.cache.settle_followers(job)  # they train on their own now (never raises)
         # The record says CANCELLED: that alone stops the job (a trainer
         # checks the record before it starts a job and at every heartbeat).
@@ -189,3 +211,16 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             )
         log.info("cancelled job %s (was %s)", job_id, state_name(was[0]))
         return scheduler_pb2.CancelJobResponse(job=job)
+
+    @for_job()
+    @errors.handle_errors
+    async def DeleteJob(self, request, context):
+        job_id = errors.check_id("job_id", request.job_id, JOBS)
+        await self.deletion.delete_job(request.tenant or DEFAULT_TENANT, job_id)
+        return scheduler_pb2.DeleteJobResponse()
+
+    @errors.handle_errors
+    async def DeleteDataset(self, request, context):
+        dataset_id = errors.check_id("dataset_id", request.dataset_id, DATASETS)
+        await self.deletion.delete_dataset(request.tenant or DEFAULT_TENANT, dataset_id)
+        return scheduler_pb2.DeleteDatasetResponse()

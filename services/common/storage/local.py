@@ -101,8 +101,14 @@ class LocalStore(ObjectStore):
                         f.write(chunk)
                         sha.update(chunk)
                         size += len(chunk)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, final)
+                for attempt in range(3):
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.replace(tmp, final)
+                        break
+                    except FileNotFoundError:  # a delete pruned the emptied directory
+                        if attempt == 2:
+                            raise
             except BaseException:
                 # Anything, including KeyboardInterrupt or a CancelledError raised
                 # by the caller's iterator: the half-written file must not stay.
@@ -142,6 +148,15 @@ class LocalStore(ObjectStore):
         with store_span("delete", key, "local"):
             if path.is_file():
                 path.unlink(missing_ok=True)
+            # Directories exist only for the keys under them (as in S3, where
+            # a prefix is nothing of its own): the emptied ones go too.
+            for parent in path.parents:
+                if parent == self.root or self.root not in parent.parents:
+                    break
+                try:
+                    parent.rmdir()
+                except OSError:  # not empty (or written to meanwhile): keep it
+                    break
 
     def list(self, prefix: str = "") -> Iterator[str]:
         if not self.root.is_dir():

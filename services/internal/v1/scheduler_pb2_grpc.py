@@ -46,6 +46,16 @@ class SchedulerServiceStub:
                 request_serializer=services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobResponse.FromString,
                 _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/services.internal.v1.SchedulerService/DeleteJob',
+                request_serializer=services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
+        self.DeleteDataset = channel.unary_unary(
+                '/services.internal.v1.SchedulerService/DeleteDataset',
+                request_serializer=services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteDatasetRequest.SerializeToString,
+                response_deserializer=services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteDatasetResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -67,6 +77,21 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteJob(self, request, context):
+        """DeleteJob and DeleteDataset delete a record and its objects, after
+        checking that nothing running needs them (fityard.v1's rules); the
+        scheduler forgets what it keeps of them (admission's dataset cache).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDataset(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +104,16 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobRequest.FromString,
                     response_serializer=services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteJobRequest.FromString,
+                    response_serializer=services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteJobResponse.SerializeToString,
+            ),
+            'DeleteDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDataset,
+                    request_deserializer=services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteDatasetRequest.FromString,
+                    response_serializer=services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteDatasetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +172,60 @@ class SchedulerService:
             '/services.internal.v1.SchedulerService/CancelJob',
             services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobRequest.SerializeToString,
             services_dot_internal_dot_v1_dot_scheduler__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/services.internal.v1.SchedulerService/DeleteJob',
+            services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteJobRequest.SerializeToString,
+            services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/services.internal.v1.SchedulerService/DeleteDataset',
+            services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteDatasetRequest.SerializeToString,
+            services_dot_internal_dot_v1_dot_scheduler__pb2.DeleteDatasetResponse.FromString,
             options,
             channel_credentials,
             insecure,
