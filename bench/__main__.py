@@ -24,6 +24,7 @@ from ml.data import make_data
 from services.common.config import usable_cores
 
 from .baselines import bare_fit, bare_tiny_fits_per_second, jetstream_round_trips
+from .fit_cache import measure_example_2
 from .measure import Figure, bare_fit_seconds, percentile
 from .peers.base import Peer
 from .peers.fityard_peer import FityardPeer
@@ -227,6 +228,12 @@ def run_fityard(
                     sizes.scale_jobs,
                     baselines["bare_tiny_per_s"],
                 )
+            ),
+        )
+        run.attempt(
+            f"fityard (defaults): example_2, {sizes.concurrent_fits} fits of one file, cached and not",
+            lambda: run.figures.append(
+                measure_example_2(peer.client, peer.dataset(files["seed"]), sizes.concurrent_fits)
             ),
         )
         store = _store_of(peer.stack.data_dir / "objects")

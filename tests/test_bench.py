@@ -65,6 +65,9 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
         assert figure["system"] == "fityard (tracing on)"
         assert len(figure["extra"]["on"]) == len(figure["extra"]["off"]) == 2
         assert figure["extra"]["spans_exported"] > 0
+    # example_2 with the fit cache, next to the same fits without it
+    (example_2,) = [f for f in figures if f["benchmark"].startswith("example_2")]
+    assert len(example_2["extra"]["cached"]) == len(example_2["extra"]["trained"]) == 3
     (scale,) = [f for f in figures if f["benchmark"].startswith("scale")]
     assert scale["extra"]["succeeded"] == scale["extra"]["submitted"]
     assert "| benchmark" in result.stdout  # the table is printed
