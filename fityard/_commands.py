@@ -147,6 +147,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             args.dataset_id,
             timeout_seconds=args.max_run_seconds or 0,
             cache=not args.no_cache,
+            priority=args.priority,
             **dict(args.param),
         )
         return _submitted(job, args.wait, args.timeout)
@@ -154,7 +155,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        job = c.predict(args.model_id, args.dataset_id, timeout_seconds=args.max_run_seconds or 0)
+        job = c.predict(
+            args.model_id,
+            args.dataset_id,
+            timeout_seconds=args.max_run_seconds or 0,
+            priority=args.priority,
+        )
         return _submitted(job, args.wait, args.timeout)
 
 
@@ -183,6 +189,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if job.kind == "fit":
         fields.insert(
             6, ("params", " ".join(f"{k}={v}" for k, v in job.params.items()) or "defaults")
+        )
+    fields.insert(3, ("priority", job.priority.lower()))
+    if job.queue_position:
+        wait = job.estimated_wait_seconds
+        fields.insert(
+            4,
+            ("queue", f"#{job.queue_position}" + (f", about {wait:.0f} s" if wait else "")),
         )
     if job.cached_from:
         fields.append(("cached", f"the model of {job.cached_from} (same data and parameters)"))

@@ -140,6 +140,23 @@ class Job:
         return self._message.lost_attempts
 
     @property
+    def priority(self) -> str:
+        """ "INTERACTIVE" or "BATCH": the queue it waits in (asked for, or
+        chosen by the server from its size)."""
+        return jobs_pb2.Priority.Name(self._message.priority).removeprefix("PRIORITY_")
+
+    @property
+    def queue_position(self) -> int:
+        """While QUEUED: 1 + the jobs ahead of it in its queue (0: not
+        queued, or not known yet)."""
+        return self._message.queue_position
+
+    @property
+    def estimated_wait_seconds(self) -> float:
+        """While QUEUED: about how long until it starts (0: not known)."""
+        return self._message.estimated_wait_seconds
+
+    @property
     def cached(self) -> bool:
         """A fit answered from the cache: its model is `cached_from`'s (the
         same dataset bytes and parameters, with a fixed random_state), and

@@ -55,3 +55,20 @@ def fit_params(**params: Any) -> jobs_pb2.FitParams:
             }.get(fd.cpp_type, "an integer")
             raise invalid_argument(f"params.{name}", f"{value!r} is not {kind}") from None
     return message
+
+
+PRIORITIES = ("interactive", "batch")
+
+
+def priority_value(priority: str | None) -> int:
+    """A Priority from "interactive", "batch" or None (the server chooses by
+    the job's size); INVALID_ARGUMENT naming `priority` for anything else."""
+    if priority is None:
+        return jobs_pb2.PRIORITY_UNSPECIFIED
+    name = str(priority).lower()
+    if name not in PRIORITIES:
+        raise invalid_argument(
+            "priority",
+            f"must be one of {', '.join(PRIORITIES)} or None (by size), got {priority!r}",
+        )
+    return jobs_pb2.Priority.Value(f"PRIORITY_{name.upper()}")

@@ -108,6 +108,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _add_priority(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--priority",
+        choices=["interactive", "batch"],
+        default=None,
+        help="interactive: taken first, started at once on one thread; batch: waits for a "
+        "free core (default: chosen from the job's size)",
+    )
+
+
 def _add_max_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-run-seconds",
@@ -196,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train even if a fit of the same data and parameters (random_state set) has a model",
     )
+    _add_priority(p)
     _add_max_run(p)
     p.add_argument(
         "--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails"
@@ -207,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model_id", help="id of a succeeded fit job")
     p.add_argument("dataset_id")
+    _add_priority(p)
     _add_max_run(p)
     p.add_argument(
         "--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails"

@@ -45,7 +45,7 @@ from fityard._models import (
     id_of,
     state_name,
 )
-from fityard._params import fit_params
+from fityard._params import fit_params, priority_value
 from fityard._tracing import trace_metadata
 from fityard._transfers import (
     CHUNK_SIZE,
@@ -224,7 +224,13 @@ class Client:
 
     # jobs ------------------------------------------------------------------------
     def fit(
-        self, dataset: DatasetRef, *, timeout_seconds: float = 0, cache: bool = True, **params: Any
+        self,
+        dataset: DatasetRef,
+        *,
+        timeout_seconds: float = 0,
+        cache: bool = True,
+        priority: str | None = None,
+        **params: Any,
     ) -> Job:
         """Submit a fit on a labelled dataset (column `y` is the target) and
         return the QUEUED job at once; `.wait()` for it. Keyword arguments
@@ -235,13 +241,20 @@ class Client:
         With `random_state` set the fit is deterministic, and a fit of the
         same dataset bytes with the same parameters is answered from that
         fit's model (`Job.cached`, at once if it has succeeded); `cache=False`
-        trains anyway."""
+        trains anyway.
+
+        `priority`: "interactive" (taken first, started at once on one
+        thread even when every core is busy; for small jobs someone waits
+        on), "batch" (waits for a free core) or None: chosen by the job's
+        size. `Job.queue_position` and `estimated_wait_seconds` say where
+        it stands while QUEUED."""
         request = jobs_pb2.SubmitFitRequest(
             dataset_id=id_of(dataset, "dataset"),
             params=fit_params(**params),
             request_id=uuid.uuid4().hex,  # a retried call finds the job, not a new one
             timeout_seconds=timeout_seconds,
             no_cache=not cache,
+            priority=priority_value(priority),
         )
         with self._rpc():
             response = self._jobs.SubmitFit(
@@ -249,14 +262,23 @@ class Client:
             )
         return Job(response.job, self)
 
-    def predict(self, model: JobRef, dataset: DatasetRef, *, timeout_seconds: float = 0) -> Job:
+    def predict(
+        self,
+        model: JobRef,
+        dataset: DatasetRef,
+        *,
+        timeout_seconds: float = 0,
+        priority: str | None = None,
+    ) -> Job:
         """Submit a predict job with a trained model (a succeeded fit Job or
-        its id) on a dataset; returns the QUEUED job at once."""
+        its id) on a dataset; returns the QUEUED job at once. `priority` as
+        for fit."""
         request = jobs_pb2.SubmitPredictRequest(
             model_id=id_of(model, "model"),
             dataset_id=id_of(dataset, "dataset"),
             request_id=uuid.uuid4().hex,
             timeout_seconds=timeout_seconds,
+            priority=priority_value(priority),
         )
         with self._rpc():
             response = self._jobs.SubmitPredict(

@@ -29,7 +29,7 @@ INTERNAL_JOB_FIELDS = {
 }
 # Public fields computed from the record rather than copied: the trace id is
 # the one in the record's traceparent.
-DERIVED_JOB_FIELDS = {"trace_id", "cached"}
+DERIVED_JOB_FIELDS = {"trace_id", "cached", "priority"}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
@@ -64,6 +64,8 @@ def _job_record() -> records_pb2.JobRecord:
         cached_from="job_00112233445566778899",
         model_source_id="job_99887766554433221100",
         followers=["job_aabbccddeeff00112233"],
+        queue_position=3,
+        estimated_wait_seconds=40.0,
     )
 
 
@@ -82,6 +84,7 @@ def test_a_job_shows_every_public_field_of_its_record():
         assert getattr(job, name) == getattr(record, name), name
     assert job.trace_id == TRACE_ID
     assert job.cached  # its model is another fit's
+    assert job.priority == S.PRIORITY_BATCH  # the default lane's
 
 
 def test_a_job_submitted_without_tracing_has_no_trace_id():

@@ -17,7 +17,7 @@ from services.common import bus
 from services.common.config import Config
 from services.common.records import id_time, new_record_id
 from services.internal.v1 import bus_pb2, records_pb2, scheduler_pb2
-from services.scheduler.active_jobs import ActiveJobs
+from services.scheduler.live_jobs import LiveJobs
 from services.scheduler.service import SchedulerService
 from tests.support.fake_kv import TENANT, FakeBucket
 
@@ -48,7 +48,7 @@ def _scheduler() -> tuple[SchedulerService, SimpleNamespace]:
         datasets=FakeBucket(),
         requests=FakeBucket(),
         fits=FakeBucket(),
-        active=ActiveJobs(),
+        live=LiveJobs(),
         digests=FakeBucket(),
         store=None,
     )
@@ -144,16 +144,35 @@ def test_jobs_over_the_active_quota_are_refused_and_an_ended_one_makes_room():
     assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "jobs queued or running would be 3" in status.details
     assert len(ctx.js.published) == 2  # the refused one is neither recorded nor queued
-    ctx.active.remove(TENANT, first.id)  # what a cancel or a trainer's end does
+    ctx.live.ended(first)  # what a cancel or a trainer's end does
     _submit(service, _fit())
 
 
-def test_the_active_count_rebuilt_from_records_keeps_jobs_added_while_reading():
-    active = ActiveJobs()
-    active.add("t", "job_old")  # ended since; the records no longer say it is active
+def test_live_jobs_rebuilt_from_records_keep_jobs_changed_while_reading():
+    live = LiveJobs()
+
+    def job(job_id: str, state=jobs_pb2.JOB_STATE_QUEUED, tenant: str = "t", seconds: int = 0):
+        return records_pb2.JobRecord(
+            id=job_id, tenant=tenant, lane="default", state=state, create_time={"seconds": seconds}
+        )
+
+    live.submitted(job("job_old"))  # ended since; the records no longer say it is live
     read_since = time.monotonic()
-    active.add("t", "job_new")  # submitted while the records were being read
-    active.reset({"t": {"job_a", "job_b"}, "u": {"job_c"}}, read_since)
-    assert (active.count("t"), active.count("u"), active.count("v")) == (3, 1, 0)
-    active.remove("t", "job_a")
-    assert active.count("t") == 2
+    live.submitted(job("job_new"))  # submitted while the records were being read
+    live.reset(
+        [
+            job("job_b", seconds=2),
+            job("job_a", seconds=1),
+            job("job_r", jobs_pb2.JOB_STATE_RUNNING),
+            job("job_c", tenant="u", seconds=3),
+            job("job_done", jobs_pb2.JOB_STATE_SUCCEEDED),
+        ],
+        read_since,
+    )
+    assert (live.count("t"), live.count("u"), live.count("v")) == (4, 1, 0)
+    queue = [job_id for _, job_id in live.queues()["default"]]
+    assert queue == ["job_a", "job_b", "job_c", "job_new"]  # running jobs are in no queue
+    live.handed_back(job("job_r"))  # redelivered first
+    assert [job_id for _, job_id in live.queues()["default"]][0] == "job_r"
+    live.ended(job("job_a"))
+    assert live.count("t") == 3

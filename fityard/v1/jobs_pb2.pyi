@@ -30,6 +30,12 @@ class JobOutput(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_OUTPUT_UNSPECIFIED: _ClassVar[JobOutput]
     JOB_OUTPUT_MODEL: _ClassVar[JobOutput]
     JOB_OUTPUT_PREDICTIONS: _ClassVar[JobOutput]
+
+class Priority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRIORITY_UNSPECIFIED: _ClassVar[Priority]
+    PRIORITY_INTERACTIVE: _ClassVar[Priority]
+    PRIORITY_BATCH: _ClassVar[Priority]
 JOB_KIND_UNSPECIFIED: JobKind
 JOB_KIND_FIT: JobKind
 JOB_KIND_PREDICT: JobKind
@@ -42,6 +48,9 @@ JOB_STATE_CANCELLED: JobState
 JOB_OUTPUT_UNSPECIFIED: JobOutput
 JOB_OUTPUT_MODEL: JobOutput
 JOB_OUTPUT_PREDICTIONS: JobOutput
+PRIORITY_UNSPECIFIED: Priority
+PRIORITY_INTERACTIVE: Priority
+PRIORITY_BATCH: Priority
 
 class FitParams(_message.Message):
     __slots__ = ("learning_rate", "max_iter", "max_leaf_nodes", "max_depth", "min_samples_leaf", "l2_regularization", "max_bins", "random_state", "early_stopping")
@@ -66,7 +75,7 @@ class FitParams(_message.Message):
     def __init__(self, learning_rate: _Optional[float] = ..., max_iter: _Optional[int] = ..., max_leaf_nodes: _Optional[int] = ..., max_depth: _Optional[int] = ..., min_samples_leaf: _Optional[int] = ..., l2_regularization: _Optional[float] = ..., max_bins: _Optional[int] = ..., random_state: _Optional[int] = ..., early_stopping: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "kind", "state", "dataset_id", "model_id", "params", "create_time", "start_time", "end_time", "attempts", "progress", "progress_message", "error", "outputs", "rows", "lost_attempts", "timeout_seconds", "trace_id", "cached", "cached_from")
+    __slots__ = ("id", "kind", "state", "dataset_id", "model_id", "params", "create_time", "start_time", "end_time", "attempts", "progress", "progress_message", "error", "outputs", "rows", "lost_attempts", "timeout_seconds", "trace_id", "cached", "cached_from", "priority", "queue_position", "estimated_wait_seconds")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +96,9 @@ class Job(_message.Message):
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     CACHED_FROM_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: JobKind
     state: JobState
@@ -107,21 +119,26 @@ class Job(_message.Message):
     trace_id: str
     cached: bool
     cached_from: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., params: _Optional[_Union[FitParams, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[JobOutput, str]]] = ..., rows: _Optional[int] = ..., lost_attempts: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., cached_from: _Optional[str] = ...) -> None: ...
+    priority: Priority
+    queue_position: int
+    estimated_wait_seconds: float
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., params: _Optional[_Union[FitParams, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[JobOutput, str]]] = ..., rows: _Optional[int] = ..., lost_attempts: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., cached_from: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., queue_position: _Optional[int] = ..., estimated_wait_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitFitRequest(_message.Message):
-    __slots__ = ("dataset_id", "params", "request_id", "timeout_seconds", "no_cache")
+    __slots__ = ("dataset_id", "params", "request_id", "timeout_seconds", "no_cache", "priority")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     params: FitParams
     request_id: str
     timeout_seconds: float
     no_cache: bool
-    def __init__(self, dataset_id: _Optional[str] = ..., params: _Optional[_Union[FitParams, _Mapping]] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., no_cache: _Optional[bool] = ...) -> None: ...
+    priority: Priority
+    def __init__(self, dataset_id: _Optional[str] = ..., params: _Optional[_Union[FitParams, _Mapping]] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., no_cache: _Optional[bool] = ..., priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
 
 class SubmitFitResponse(_message.Message):
     __slots__ = ("job",)
@@ -130,16 +147,18 @@ class SubmitFitResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class SubmitPredictRequest(_message.Message):
-    __slots__ = ("model_id", "dataset_id", "request_id", "timeout_seconds")
+    __slots__ = ("model_id", "dataset_id", "request_id", "timeout_seconds", "priority")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     dataset_id: str
     request_id: str
     timeout_seconds: float
-    def __init__(self, model_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+    priority: Priority
+    def __init__(self, model_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
 
 class SubmitPredictResponse(_message.Message):
     __slots__ = ("job",)

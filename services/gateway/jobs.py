@@ -67,6 +67,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 dataset_id=request.dataset_id,
                 request_id=request.request_id or uuid.uuid4().hex,
                 timeout_seconds=request.timeout_seconds,
+                priority=request.priority,
                 **fields,
             ),
             timeout=SCHEDULER_DEADLINE_SECONDS,

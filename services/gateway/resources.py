@@ -9,8 +9,15 @@ record stays internal until it is added here too."""
 from __future__ import annotations
 
 from fityard.v1 import datasets_pb2, jobs_pb2
+from services.common.config import DEFAULT_LANE, SMALL_LANE
 from services.common.tracing import trace_id_of
 from services.internal.v1 import records_pb2
+
+# The public priority of each lane (services/common/config.py: LANES).
+LANE_PRIORITIES = {
+    SMALL_LANE: jobs_pb2.PRIORITY_INTERACTIVE,
+    DEFAULT_LANE: jobs_pb2.PRIORITY_BATCH,
+}
 
 # Message fields: copied only when set, so an unset time stays unset.
 _JOB_MESSAGES = ("params", "create_time", "start_time", "end_time")
@@ -34,6 +41,9 @@ def public_job(record: records_pb2.JobRecord) -> jobs_pb2.Job:
         trace_id=trace_id_of(record.traceparent),
         cached=bool(record.cached_from),
         cached_from=record.cached_from,
+        priority=LANE_PRIORITIES.get(record.lane, jobs_pb2.PRIORITY_UNSPECIFIED),
+        queue_position=record.queue_position,
+        estimated_wait_seconds=record.estimated_wait_seconds,
     )
     for name in _JOB_MESSAGES:
         if record.HasField(name):

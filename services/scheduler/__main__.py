@@ -1,7 +1,8 @@
 """Run the scheduler: `python -m services.scheduler` (settings: FITYARD_* env).
 
-Besides its gRPC service it runs two loops: folding trainer events into job
-records, and reconciling queued records with the JOBS stream. If either
+Besides its gRPC service it runs three loops: folding trainer events into job
+records, reconciling queued records with the JOBS stream, and writing queued
+jobs' places in line (queue_board.py). If one
 cannot go on, health turns NOT_SERVING and the process exits non-zero, so
 its supervisor (`fityard up`, compose, Kubernetes) restarts it: a scheduler
 that answers health checks but folds no events would strand every job.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from services.common import bus
 from services.common.config import Config
 from services.common.health import Health
 from services.common.metrics import serve_metrics
@@ -22,6 +24,7 @@ from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 from .context import SchedulerContext
 from .events import EventFolder
 from .metrics import watch_queue
+from .queue_board import QueueBoard
 from .reconcile import reconcile_periodically
 from .service import SchedulerService
 
@@ -45,6 +48,9 @@ async def main() -> int:
     loops = {
         asyncio.create_task(EventFolder(ctx).run(stop), name="event folding"),
         asyncio.create_task(reconcile_periodically(ctx, stop), name="reconciliation"),
+        asyncio.create_task(
+            QueueBoard(ctx, await bus.trainers_bucket(ctx.js)).run(stop), name="queue board"
+        ),
     }
     # NOT_SERVING while NATS or the store is unreachable or a loop is down
     # (services/common/health.py).

@@ -42,6 +42,9 @@ DERIVED_TIMEOUT_CAP_SECONDS = 24 * 3600.0
 DEFAULT_MAX_ITER = 100
 
 _KNOWN_DATASETS_MAX = 100_000
+# An INTERACTIVE job runs at once on one thread beside the jobs holding the
+# cores: up to this many times a small job's work.
+INTERACTIVE_MAX_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,26 @@ class Admission:
     def _lane(
         self, request: scheduler_pb2.SubmitJobRequest, dataset: records_pb2.DatasetRecord
     ) -> str:
-        small = work_cells(request, dataset) <= self.config.small_job_cells
-        return SMALL_LANE if small else DEFAULT_LANE
+        """The lane of the priority asked for, else of the job's size."""
+        work = work_cells(request, dataset)
+        if request.priority == jobs_pb2.PRIORITY_BATCH:
+            return DEFAULT_LANE
+        if request.priority == jobs_pb2.PRIORITY_INTERACTIVE:
+            most = INTERACTIVE_MAX_FACTOR * self.config.small_job_cells
+            if work > most:
+                raise errors.invalid_argument(
+                    "priority",
+                    f"PRIORITY_INTERACTIVE is for jobs of at most {most:,.0f} cells of work "
+                    f"(rows x columns x boosting rounds: {INTERACTIVE_MAX_FACTOR} x "
+                    f"FITYARD_SMALL_JOB_CELLS); this one is {work:,}: submit it as "
+                    "PRIORITY_BATCH or leave the priority unset",
+                )
+            return SMALL_LANE
+        if request.priority != jobs_pb2.PRIORITY_UNSPECIFIED:
+            raise errors.invalid_argument(
+                "priority", f"{request.priority} is not a Priority this server knows"
+            )
+        return SMALL_LANE if work <= self.config.small_job_cells else DEFAULT_LANE
 
     def _timeout(
         self, request: scheduler_pb2.SubmitJobRequest, dataset: records_pb2.DatasetRecord

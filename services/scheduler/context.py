@@ -15,7 +15,7 @@ from services.common import bus
 from services.common.config import Config
 from services.common.storage import ObjectStore, open_store
 
-from .active_jobs import ActiveJobs
+from .live_jobs import LiveJobs
 from .outputs import OutputJanitor
 
 
@@ -31,8 +31,8 @@ class SchedulerContext:
     digests: KeyValue  # datasets by content (a deleted dataset's entry goes)
     store: ObjectStore
     janitor: OutputJanitor  # removes the outputs of attempts that do not count
-    # each tenant's QUEUED and RUNNING jobs (FITYARD_QUOTA_ACTIVE_JOBS)
-    active: ActiveJobs = field(default_factory=ActiveJobs)
+    # the jobs not done yet: counts per tenant, queues per lane (live_jobs.py)
+    live: LiveJobs = field(default_factory=LiveJobs)
 
     @classmethod
     async def connect(cls, config: Config) -> SchedulerContext:

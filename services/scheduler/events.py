@@ -54,6 +54,10 @@ def apply_event(job: records_pb2.JobRecord, event: bus_pb2.TrainerEvent) -> bool
     if job.state in TERMINAL_STATES or event.attempt < job.attempts:
         return False
     job.lost_attempts = max(job.lost_attempts, event.lost_attempts)
+    # Its place in the queue is the queue board's to set while it waits
+    # (queue_board.py); any event means a trainer has it.
+    job.queue_position = 0
+    job.estimated_wait_seconds = 0.0
     if event.state == jobs_pb2.JOB_STATE_RUNNING:
         if event.attempt > job.attempts:  # a new attempt starts
             job.attempts = event.attempt
@@ -103,7 +107,7 @@ class EventFolder:
         self.js = ctx.js
         self.jobs = ctx.jobs
         self.janitor = ctx.janitor
-        self.active = ctx.active
+        self.live = ctx.live
         self.cache = FitCache(ctx)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -182,11 +186,14 @@ class EventFolder:
         elif changed[0] and job.state in TERMINAL_STATES:
             log.info("job %s ended: %s", job.id, state_name(job.state))
             metrics.ended(job, event.failure_reason)
-            self.active.remove(event.tenant, job.id)
+            self.live.ended(job)
             self.janitor.job_ended(job)
             await self.cache.settle_followers(job)
         elif changed[0] and job.state == jobs_pb2.JOB_STATE_RUNNING:
             metrics.started(job, attempts_before[0])
+            self.live.started(job)
+        elif changed[0] and job.state == jobs_pb2.JOB_STATE_QUEUED:
+            self.live.handed_back(job)
         elif not changed[0] and event.outputs and event.attempt != job.attempts:
             self.janitor.attempt_ignored(event.tenant, event.job_id, event.attempt, event.outputs)
         await _settle(msg.ack)

@@ -84,7 +84,7 @@ class FitCache:
         self.fits = ctx.fits
         self.jobs = ctx.jobs
         self.js = ctx.js
-        self.active = ctx.active
+        self.live = ctx.live
 
     async def source(self, key: str, tenant: str) -> records_pb2.JobRecord | None:
         """The fit that answers fits of this key, if it can: SUCCEEDED with
@@ -184,7 +184,9 @@ class FitCache:
         if job is None or not changed[0]:
             return
         if job.state in TERMINAL_STATES:
-            self.active.remove(tenant, job.id)
+            self.live.ended(job)
+        else:
+            self.live.submitted(job)  # on its lane now
         if job.state == jobs_pb2.JOB_STATE_SUCCEEDED:
             metrics.ended(job, CACHED)
         elif job.state == jobs_pb2.JOB_STATE_FAILED:

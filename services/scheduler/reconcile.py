@@ -19,14 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from datetime import datetime, timezone
 
 from nats.js.errors import NotFoundError
 
 from fityard.v1 import jobs_pb2
 from services.common import bus, job_queue
-from services.common.config import DEFAULT_TENANT
 from services.common.logs import job_context
 from services.common.records import list_records
 from services.common.retry import TRANSIENT
@@ -44,18 +42,14 @@ GRACE_SECONDS = 15.0
 
 async def reconcile_once(ctx: SchedulerContext) -> int:
     """Re-publish QUEUED jobs missing from the stream; return how many.
-    The records read also recount each tenant's active jobs (active_jobs.py)."""
+    The records read also rebuild the scheduler's view of live jobs (live_jobs.py)."""
     js = ctx.js
     republished = 0
     cache = FitCache(ctx)
     now = datetime.now(timezone.utc)
     read_since = time.monotonic()
     records = await list_records(ctx.jobs, "*", records_pb2.JobRecord)
-    active: dict[str, set[str]] = defaultdict(set)
-    for job in records:
-        if job.state in (jobs_pb2.JOB_STATE_QUEUED, jobs_pb2.JOB_STATE_RUNNING):
-            active[job.tenant or DEFAULT_TENANT].add(job.id)
-    ctx.active.reset(active, read_since)
+    ctx.live.reset(records, read_since)
     for job in records:
         if job.state != jobs_pb2.JOB_STATE_QUEUED:
             continue

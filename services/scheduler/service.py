@@ -49,7 +49,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         self.admission = Admission(ctx)
         self.cache = FitCache(ctx)
         self.config = ctx.config
-        self.active = ctx.active
+        self.live = ctx.live
         self.deletion = Deletion(ctx, self.admission)
 
     @errors.handle_errors
@@ -100,7 +100,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             )
         metrics.submitted(job)
         if job.state == jobs_pb2.JOB_STATE_QUEUED:
-            self.active.add(tenant, job.id)
+            self.live.submitted(job)
         if job.cached_from:
             with job_context(job.id):
                 log.info("fit %s answered by the fit cache: %s", job.id, job.cached_from)
@@ -125,7 +125,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
 
     def _check_active_quota(self, tenant: str) -> None:
         limit = self.config.quota_active_jobs
-        active = self.active.count(tenant)
+        active = self.live.count(tenant)
         if active >= limit:
             raise errors.quota_exceeded(
                 tenant,
@@ -194,7 +194,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 f"{JOBS.name(job_id)} has already ended ({state_name(was[0])}); there is nothing to cancel",
             )
         metrics.ended(job)
-        self.active.remove(tenant, job.id)
+        self.live.ended(job)
         await self.cache.settle_followers(job)  # they train on their own now (never raises)
         # The record says CANCELLED: that alone stops the job (a trainer
         # checks the record before it starts a job and at every heartbeat).

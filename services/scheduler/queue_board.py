@@ -1,0 +1,115 @@
+"""Where each queued job stands: its place in its lane and about how long
+until it starts, written into its record, so GetJob, WatchJob and
+`fityard watch` show it ("queued: 3rd in line, about 40 s").
+
+Every UPDATE_SECONDS a pass reads the lanes' queues from the scheduler's
+view of live jobs (live_jobs.py: no record is read) and writes the figures
+of the first SHOWN jobs of each lane whose figures changed, with a
+compare-and-set that touches only records still QUEUED (a trainer's news is
+never overwritten; apply_event clears the figures when a job starts).
+
+The estimate is the jobs ahead of it, divided among the trainers alive
+(their status entries, services/trainer/status.py), times the typical run
+of the lane's recent jobs (a lane's jobs are alike by construction: small
+or not): crude, and said to be an estimate. Unknown (0) until a job of the
+lane has run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+
+from nats.js.errors import NoKeysError
+from nats.js.kv import KeyValue
+
+from fityard.v1 import jobs_pb2
+from services.common.resources import JOBS
+from services.internal.v1 import records_pb2
+
+from .context import SchedulerContext
+from .store import update_job
+
+log = logging.getLogger(__name__)
+
+UPDATE_SECONDS = 1.0
+# Jobs of a lane whose place is kept up to date; those further back show
+# nothing until they come this close (a long queue costs no more writes).
+SHOWN = 200
+# Estimates are rounded to this many seconds, so a record is not rewritten
+# for a change nobody would notice.
+ESTIMATE_STEP = 5.0
+
+
+def estimate(position: int, trainers: int, typical_run: float | None) -> float:
+    """Seconds until the job at `position` (1: next) starts; 0 if unknown."""
+    if typical_run is None:
+        return 0.0
+    rounds = math.ceil(position / max(1, trainers))
+    seconds = rounds * typical_run
+    return max(ESTIMATE_STEP, ESTIMATE_STEP * round(seconds / ESTIMATE_STEP))
+
+
+def describe(position: int, wait: float) -> str:
+    """The progress message of a queued job."""
+    place = "next in line" if position == 1 else f"{position - 1} job(s) ahead in its queue"
+    return f"queued: {place}" + (f", starting in about {wait:.0f} s" if wait else "")
+
+
+class QueueBoard:
+    def __init__(self, ctx: SchedulerContext, trainers: KeyValue):
+        self.jobs = ctx.jobs
+        self.live = ctx.live
+        self.trainers = trainers
+        self._shown: dict[tuple[str, str], tuple[int, float]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.update()
+            except Exception as exc:  # noqa: BLE001 - figures only: the next pass tries again
+                log.warning("could not update queue positions (%s)", exc)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=UPDATE_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+
+    async def update(self) -> int:
+        """One pass; the number of records written."""
+        trainers = await self._trainers_alive()
+        written = 0
+        shown: dict[tuple[str, str], tuple[int, float]] = {}
+        for lane, queue in self.live.queues().items():
+            typical = self.live.typical_run(lane)
+            for position, key in enumerate(queue[:SHOWN], start=1):
+                figures = (position, estimate(position, trainers, typical))
+                shown[key] = figures
+                if self._shown.get(key) != figures:
+                    written += await self._write(key, *figures)
+        self._shown = shown
+        return written
+
+    async def _write(self, key: tuple[str, str], position: int, wait: float) -> int:
+        tenant, job_id = key
+
+        def place(job: records_pb2.JobRecord) -> bool:
+            if job.state != jobs_pb2.JOB_STATE_QUEUED or job.cached_from:
+                return False
+            if (job.queue_position, job.estimated_wait_seconds) == (position, wait):
+                return False
+            job.queue_position = position
+            job.estimated_wait_seconds = wait
+            job.progress_message = describe(position, wait)
+            return True
+
+        job = await update_job(self.jobs, tenant, job_id, place)
+        if job is None:
+            log.debug("%s left the queue before its place was written", JOBS.name(job_id))
+        return int(job is not None and job.queue_position == position)
+
+    async def _trainers_alive(self) -> int:
+        try:
+            return len(await self.trainers.keys())
+        except NoKeysError:
+            return 0
