@@ -7,11 +7,19 @@ its error."""
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from fityard import Client, JobFailed
+from fityard.v1 import jobs_pb2
+from services.common.config import DEFAULT_TENANT
+from services.common.records import new_record_id
 from services.embedded import EmbeddedStack
+from services.internal.v1 import records_pb2
+from tests.support.jobs import put_record
 
 pytestmark = pytest.mark.stack
 
@@ -98,3 +106,34 @@ def test_a_fit_waiting_for_a_failing_fit_fails_with_its_error(client, seed_files
     assert failed.value.job.cached_from == first.id
     assert f"the same fit, jobs/{first.id}, failed:" in failed.value.job.error
     assert first.refresh().error in failed.value.job.error
+
+
+def test_a_waiting_fit_left_behind_by_a_dead_scheduler_is_settled_by_reconciliation(
+    tmp_path_factory, seed_files
+):
+    """The state a scheduler killed between recording a waiting fit and
+    joining it to its fit's followers leaves (written here as it would
+    be): the fit has succeeded, the waiting one is QUEUED and no one will
+    settle it, but reconciliation does."""
+    env = {"FITYARD_RECONCILE_SECONDS": "1"}
+    with (
+        EmbeddedStack(tmp_path_factory.mktemp("fit-cache-orphan"), trainers=1, env=env) as stack,
+        Client(stack.address) as client,
+    ):
+        train = client.upload(seed_files["train"])
+        trained = client.fit(train, random_state=4, **QUICK).wait(timeout=WAIT)
+        orphan = records_pb2.JobRecord(
+            id=new_record_id("job")[0],
+            kind=jobs_pb2.JOB_KIND_FIT,
+            state=jobs_pb2.JOB_STATE_QUEUED,
+            dataset_id=train.id,
+            params=jobs_pb2.FitParams(random_state=4, max_iter=5),
+            tenant=DEFAULT_TENANT,
+            lane="small",
+            cached_from=trained.id,
+            # older than reconciliation's grace for records still being published
+            create_time=Timestamp(seconds=int(time.time()) - 60),
+        )
+        put_record(stack.nats_url, orphan)
+        settled = client.job(orphan.id).wait(timeout=30)
+    assert (settled.state, settled.cached_from) == ("SUCCEEDED", trained.id)

@@ -14,7 +14,7 @@ import nats
 from fityard import Client, Job
 from services.common import bus
 from services.common.config import DEFAULT_TENANT
-from services.common.records import get_record
+from services.common.records import encode, get_record
 from services.internal.v1 import records_pb2
 
 
@@ -60,3 +60,18 @@ def job_record(nats_url: str, job_id: str, tenant: str = DEFAULT_TENANT) -> reco
         return found[0]
 
     return asyncio.run(read())
+
+
+def put_record(nats_url: str, record: records_pb2.JobRecord) -> None:
+    """Write a job record straight into the stack's KV bucket: the state a
+    crash can leave, for tests of the recovery from it."""
+
+    async def write() -> None:
+        nc = await nats.connect(nats_url)
+        try:
+            jobs = await nc.jetstream().key_value(bus.JOBS_BUCKET)
+            await jobs.put(bus.record_key(record.tenant, record.id), encode(record))
+        finally:
+            await nc.close()
+
+    asyncio.run(write())
