@@ -261,7 +261,8 @@ def test_a_hundred_concurrent_uploads_while_seventy_are_held_open(roomy_stack):
     a pool thread for its whole duration: 64 slow clients held all of them,
     and every later upload or download waited forever."""
     channel, stub = stub_for(roomy_stack)
-    held = [HeldUpload(stub) for _ in range(70)]
+    # Different bytes each: the same bytes twice would be one dataset.
+    held = [HeldUpload(stub, parquet_bytes(200, seed=1000 + i)) for i in range(70)]
     try:
         assert all(h.started.wait(30) for h in held)
         # Every held upload has a writer of its own at work (a temp file each).
@@ -318,9 +319,12 @@ def test_uploads_to_a_store_slower_than_the_network_all_finish(slow_store_stack)
     all of: every upload hung (all 66 timed out at 60 s; a plain 10 s each
     now, side by side)."""
     channel, stub = stub_for(slow_store_stack)
-    data = parquet_bytes(177_000)  # 5.4 MiB: one 5 MiB part, then 0.4 MiB
+    # 5.4 MiB each (one 5 MiB part, then 0.4 MiB), different bytes each:
+    # the same bytes twice would be one dataset.
+    files = [parquet_bytes(177_000, seed=i) for i in range(66)]
+    data = files[0]
     started = time.monotonic()
-    calls = [stub.Upload.future(whole(data, size=64 * 1024), timeout=60) for _ in range(66)]
+    calls = [stub.Upload.future(whole(f, size=64 * 1024), timeout=60) for f in files]
     ids = [call.result().dataset.id for call in calls]  # raises on any timeout or refusal
     assert len(set(ids)) == 66
     assert time.monotonic() - started > 5 * 1024 * 1024 / SLOW_STORE_RATE  # the store was that slow

@@ -262,7 +262,7 @@ def test_watch_reports_each_state_in_order_until_the_job_ends(client, train_ds):
     with cores_taken(client, train_ds.id):
         job = client.fit(train_ds, max_iter=400, early_stopping="false")
         # Bounded: a watch that says nothing until the job ends would block here.
-        watch = job.watch(timeout=30)
+        watch = job.watch(timeout=90)
         first = next(watch)
     snapshots = [first, *watch]
     states = [s.state for s in snapshots]
