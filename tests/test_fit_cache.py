@@ -19,7 +19,7 @@ from services.common.config import DEFAULT_TENANT
 from services.common.records import new_record_id
 from services.embedded import EmbeddedStack
 from services.internal.v1 import records_pb2
-from tests.support.jobs import put_record
+from tests.support.jobs import cores_taken, put_record
 
 pytestmark = pytest.mark.stack
 
@@ -97,8 +97,12 @@ def test_a_fit_waiting_for_a_cancelled_fit_trains_on_its_own(client, seed_files)
 
 def test_a_fit_waiting_for_a_failing_fit_fails_with_its_error(client, seed_files):
     one_class = client.upload(seed_files["one_class_train"])
-    first = client.fit(one_class, random_state=3, **QUICK)
-    waiting = client.fit(one_class, random_state=3, **QUICK)
+    # The first stays QUEUED (a batch job waits for a core) until the second
+    # has joined it; it would fail in a moment otherwise.
+    with cores_taken(client, client.upload(seed_files["train"]).id):
+        first = client.fit(one_class, random_state=3, priority="batch", **QUICK)
+        waiting = client.fit(one_class, random_state=3, priority="batch", **QUICK)
+        assert waiting.cached_from == first.id
     with pytest.raises(JobFailed):
         first.wait(timeout=WAIT)
     with pytest.raises(JobFailed) as failed:

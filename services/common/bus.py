@@ -225,27 +225,39 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
         ),
     )
     replicas = config.nats_replicas
-    await jobs_bucket(js, replicas)
-    await datasets_bucket(js, replicas)
-    await requests_bucket(js, replicas)
-    await trainers_bucket(js, replicas)
-    await digests_bucket(js, replicas)
-    await fits_bucket(js, replicas)
+    for name in BUCKETS:
+        await bucket(js, name, replicas)
 
 
-async def _bucket(
-    js: JetStreamContext,
-    name: str,
-    description: str,
-    ttl: float | None = None,
-    replicas: int = 1,
-) -> KeyValue:
-    """The bucket, created with `replicas` copies if it does not exist
-    (ensure_topology creates them all at start, with FITYARD_NATS_REPLICAS;
-    other callers only open them)."""
+# Each KV bucket: what it holds (its description in `nats kv ls`) and how
+# long an entry lives (None: until deleted).
+BUCKETS: dict[str, tuple[str, float | None]] = {
+    JOBS_BUCKET: ("fityard job records (written by the scheduler)", None),
+    DATASETS_BUCKET: ("fityard dataset records (written by the gateway)", None),
+    REQUESTS_BUCKET: ("fityard idempotency keys: the job each created (scheduler)", None),
+    TRAINERS_BUCKET: (
+        "fityard trainers' own status (each trainer writes its key; entries expire)",
+        TRAINER_STATUS_TTL_SECONDS,
+    ),
+    DIGESTS_BUCKET: (
+        "fityard datasets by content: <tenant>.<sha256> -> dataset id (gateway)",
+        None,
+    ),
+    FITS_BUCKET: (
+        "fityard fit cache: <tenant>.<dataset sha256 and params> -> fit job id (scheduler)",
+        None,
+    ),
+}
+
+
+async def bucket(js: JetStreamContext, name: str, replicas: int = 1) -> KeyValue:
+    """The bucket `name` (one of BUCKETS), created with `replicas` copies if
+    it does not exist (ensure_topology creates them all at start, with
+    FITYARD_NATS_REPLICAS; other callers only open them)."""
     try:
         return await js.key_value(name)
     except Exception:  # noqa: BLE001 - missing bucket: create it
+        description, ttl = BUCKETS[name]
         return await js.create_key_value(
             KeyValueConfig(
                 bucket=name,
@@ -258,50 +270,25 @@ async def _bucket(
         )
 
 
-async def jobs_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
-    return await _bucket(
-        js, JOBS_BUCKET, "fityard job records (written by the scheduler)", replicas=replicas
-    )
+async def jobs_bucket(js: JetStreamContext) -> KeyValue:
+    return await bucket(js, JOBS_BUCKET)
 
 
-async def datasets_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
-    return await _bucket(
-        js, DATASETS_BUCKET, "fityard dataset records (written by the gateway)", replicas=replicas
-    )
+async def datasets_bucket(js: JetStreamContext) -> KeyValue:
+    return await bucket(js, DATASETS_BUCKET)
 
 
-async def trainers_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
-    return await _bucket(
-        js,
-        TRAINERS_BUCKET,
-        "fityard trainers' own status (each trainer writes its key; entries expire)",
-        ttl=TRAINER_STATUS_TTL_SECONDS,
-        replicas=replicas,
-    )
+async def trainers_bucket(js: JetStreamContext) -> KeyValue:
+    return await bucket(js, TRAINERS_BUCKET)
 
 
-async def requests_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
-    return await _bucket(
-        js,
-        REQUESTS_BUCKET,
-        "fityard idempotency keys: the job each created (scheduler)",
-        replicas=replicas,
-    )
+async def requests_bucket(js: JetStreamContext) -> KeyValue:
+    return await bucket(js, REQUESTS_BUCKET)
 
 
-async def digests_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
-    return await _bucket(
-        js,
-        DIGESTS_BUCKET,
-        "fityard datasets by content: <tenant>.<sha256> -> dataset id (gateway)",
-        replicas=replicas,
-    )
+async def digests_bucket(js: JetStreamContext) -> KeyValue:
+    return await bucket(js, DIGESTS_BUCKET)
 
 
-async def fits_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
-    return await _bucket(
-        js,
-        FITS_BUCKET,
-        "fityard fit cache: <tenant>.<dataset sha256 and params> -> fit job id (scheduler)",
-        replicas=replicas,
-    )
+async def fits_bucket(js: JetStreamContext) -> KeyValue:
+    return await bucket(js, FITS_BUCKET)
