@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -258,6 +259,20 @@ def output_info(first: jobs_pb2.DownloadJobOutputResponse | None) -> jobs_pb2.Ou
     return first.info
 
 
+# A file name from the server made safe to join to a directory: no path
+# separators, no leading dots (nor "." / ".."), printable characters only.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def safe_name(name: str, fallback: str = "download") -> str:
+    """The last component of `name`, cleaned so that `directory / name`
+    stays inside `directory`: a dataset named "../../.bashrc" by its
+    uploader is written as "bashrc", never beside or above the directory."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = _UNSAFE.sub("_", base).lstrip(". ").strip()
+    return base[:255] or fallback
+
+
 def receive(
     responses: Iterable[jobs_pb2.DownloadJobOutputResponse],
     info: jobs_pb2.OutputInfo,
@@ -265,10 +280,10 @@ def receive(
     progress: bool | None,
 ) -> Path:
     """Write the chunks to `path` (or into it under the server's file name,
-    if it is a directory) via a ".part" file renamed at the end, so an
-    interrupted download never looks like a complete one."""
+    made safe, if it is a directory) via a ".part" file renamed at the end,
+    so an interrupted download never looks like a complete one."""
     if path.is_dir():
-        path = path / info.filename
+        path = path / safe_name(info.filename)
     partial = path.with_name(path.name + ".part")
     received = 0
     try:

@@ -26,6 +26,7 @@ INTERNAL_JOB_FIELDS = {
     "traceparent",
     "model_source_id",
     "followers",
+    "model_sha256",
 }
 # Public fields computed from the record rather than copied: the trace id is
 # the one in the record's traceparent.
@@ -64,6 +65,7 @@ def _job_record() -> records_pb2.JobRecord:
         cached_from="job_00112233445566778899",
         model_source_id="job_99887766554433221100",
         followers=["job_aabbccddeeff00112233"],
+        model_sha256="ab" * 32,
         queue_position=3,
         estimated_wait_seconds=40.0,
     )

@@ -59,6 +59,7 @@ class Admitted:
     # and the job under whose keys it is stored (output_owner).
     model_attempt: int = 0
     model_source_id: str = ""
+    model_sha256: str = ""
     # The dataset's content digest (the fit cache's key is made of it).
     dataset_sha256: str = ""
 
@@ -107,6 +108,7 @@ class Admission:
             self._lane(request, dataset),
             model_attempt=output_attempt(model),
             model_source_id=output_owner(model),
+            model_sha256=model.model_sha256,
             dataset_sha256=dataset.sha256,
         )
 

@@ -82,6 +82,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             request_id=request.request_id,
             model_attempt=admitted.model_attempt,
             model_source_id=admitted.model_source_id,
+            model_sha256=admitted.model_sha256,
             timeout_seconds=admitted.timeout_seconds,
             # This call's server span (tracing on): the job's trace.
             traceparent=current_traceparent(),

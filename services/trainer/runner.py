@@ -99,6 +99,8 @@ def task_for(
         predictions_key(tenant, job.id, attempt),
         threads=threads,
         traceparent=traceparent,
+        model_id=job.model_id,
+        model_sha256=job.model_sha256,
     )
 
 
@@ -479,6 +481,7 @@ class Trainer:
                 lost,
                 rows=outcome.rows,
                 features=outcome.features,
+                model_sha256=outcome.model_sha256,
                 outputs=OUTPUTS[job.kind],
                 progress=1.0,
                 progress_message=f"done in {elapsed:.1f}s",

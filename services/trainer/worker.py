@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -76,6 +77,10 @@ class Task:
     # The trainer's span for this job (W3C traceparent): the worker's spans
     # are its children, in the job's trace. "" when not tracing.
     traceparent: str = ""
+    # Predict jobs: the model (its fit job) and the SHA-256 its file had
+    # when its trainer wrote it.
+    model_id: str = ""
+    model_sha256: str = ""
 
 
 @dataclass
@@ -90,12 +95,37 @@ class Outcome:
     reason: str = ""
     # A fit's feature columns, in the model's order.
     features: list[str] = field(default_factory=list)
+    # A fit's model file, as written to the store.
+    model_sha256: str = ""
 
 
-def _run(task: Task, store, progress: Callable[[float, str], None]) -> tuple[int, list[str]]:
-    """Run one task in the worker; return the number of rows processed and,
-    for a fit, the model's feature columns (predicts are checked against them
-    at submission)."""
+class ModelAltered(Exception):
+    """The model file in the store is not the one its trainer wrote."""
+
+
+def _check_model(path: Path, expected: str, model_id: str) -> None:
+    """Refuse a model file whose bytes are not the ones its trainer wrote:
+    joblib unpickles it, and a pickle can run any code."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    if not expected or digest.hexdigest() != expected:
+        why = (
+            "has no recorded checksum (it was trained before models were checksummed)"
+            if not expected
+            else "does not match the checksum recorded when it was trained: it was changed in the store"
+        )
+        raise ModelAltered(
+            f"the model of jobs/{model_id} {why}; it was not loaded. Train the model again "
+            "and predict with the new one"
+        )
+
+
+def _run(task: Task, store, progress: Callable[[float, str], None]) -> tuple[int, list[str], str]:
+    """Run one task in the worker; return the number of rows processed,
+    for a fit the model's feature columns (predicts are checked against them
+    at submission) and the SHA-256 of the model file it wrote."""
     import ml
 
     # Temp files go in this process's scratch directory: if the worker is
@@ -127,19 +157,20 @@ def _run(task: Task, store, progress: Callable[[float, str], None]) -> tuple[int
                 )
             progress(0.97, "storing the model")
             with span("write model", attributes={"fityard.object.key": task.model_key}):
-                store.write_file(task.model_key, model_path)
-            return summary.rows, [str(name) for name in summary.features]
+                written = store.write_file(task.model_key, model_path)
+            return summary.rows, [str(name) for name in summary.features], written.sha256
         predictions_path = Path(tmp) / "predictions.parquet"
         with span("read model and dataset", attributes={"fityard.object.key": task.dataset_key}):
             model_path = inputs.enter_context(store.local_copy(task.model_key, dir=tmp))
             data_path = inputs.enter_context(store.local_copy(task.dataset_key, dir=tmp))
+        _check_model(model_path, task.model_sha256, task.model_id)
         with span("predict", attributes={"fityard.cores": task.threads}) as predicting:
             summary = ml.predict(model_path, data_path, predictions_path, progress=progress)
             predicting.set_attribute("fityard.rows", summary.rows)
         progress(0.97, "storing the predictions")
         with span("write predictions", attributes={"fityard.object.key": task.predictions_key}):
             store.write_file(task.predictions_key, predictions_path)
-        return summary.rows, []
+        return summary.rows, [], ""
 
 
 def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_pid: int) -> None:
@@ -187,7 +218,7 @@ def _serve(conn: Connection, store, tracing: bool) -> None:
                 ) as span,
             ):
                 try:
-                    rows, features = _run(
+                    rows, features, model_sha256 = _run(
                         task,
                         store,
                         lambda fraction, message: conn.send(("progress", fraction, message)),
@@ -195,9 +226,13 @@ def _serve(conn: Connection, store, tracing: bool) -> None:
                 except Stopped as exc:  # OTel marks only Exceptions as errors
                     span.set_status(StatusCode.ERROR, str(exc))
                     raise
-            outcome = Outcome(ok=True, rows=rows, features=features)
+            outcome = Outcome(ok=True, rows=rows, features=features, model_sha256=model_sha256)
         except ml.DataError as exc:
             outcome = Outcome(ok=False, error=str(exc), reason=FAILED_INVALID_DATA)
+        except ModelAltered as exc:
+            with logs.job_context(task.job_id):
+                log.error("job %s: %s", task.job_id, exc)
+            outcome = Outcome(ok=False, error=str(exc), reason=FAILED_INTERNAL)
         except Exception as exc:  # anything else: an internal error, logged
             with logs.job_context(task.job_id):
                 log.exception("job %s failed in the worker", task.job_id)
