@@ -8,6 +8,8 @@ tests/test_errors.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 
 import grpc
 import nats.errors
@@ -273,11 +275,22 @@ def test_a_nats_blip_is_unavailable_which_clients_retry(blip, streaming):
     assert "did not answer in time (it may be restarting); retry in a moment" in seen.message
 
 
-def test_a_bug_is_not_disguised_as_unavailable():
-    context = Context()
-    with pytest.raises(KeyError):
-        asyncio.run(Service(KeyError("oops")).Unary(None, context))
-    assert context.status is None  # grpc answers UNKNOWN and logs the traceback
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_bug_is_internal_with_an_error_id_and_nothing_of_the_exception(streaming, caplog):
+    """Not disguised as UNAVAILABLE (nothing to retry), and nothing of the
+    exception reaches the client: its class, its path, its bucket are in
+    the log line that carries the same error id."""
+    bug = FileNotFoundError(2, "No such file", "/srv/fityard/objects/tenants/t/secret.parquet")
+    with caplog.at_level(logging.ERROR, logger=errors.log.name):
+        seen = answer(bug, streaming)
+    assert seen.code == grpc.StatusCode.INTERNAL
+    (error_id,) = re.findall(r"err_[0-9a-f]{12}", seen.message)
+    for internal in ("FileNotFoundError", "/srv/fityard", "secret.parquet", "No such file"):
+        assert internal not in seen.message
+    (line,) = [r for r in caplog.records if error_id in r.getMessage()]
+    assert "FileNotFoundError" in line.getMessage() and "/srv/fityard" in line.getMessage()
+    (info,) = [d for d in seen.details if d.DESCRIPTOR.name == "ErrorInfo"]
+    assert info.metadata["error_id"] == error_id
 
 
 def test_an_upstream_services_error_passes_through_with_its_details():

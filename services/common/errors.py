@@ -8,14 +8,18 @@ the API names them (services/common/resources.py): `datasets/ds_…`,
 `jobs/job_…`, in messages and details alike. Errors from an upstream
 service (the scheduler) pass through unchanged, details included. A NATS
 blip (timeout, no responders, reconnecting) is UNAVAILABLE, which clients
-retry, not UNKNOWN.
+retry, not UNKNOWN. Anything else is INTERNAL with an error id and nothing
+of the exception (no path, bucket, endpoint or class name): the operator's
+log has the exception under the same id.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
+import secrets
 
 import grpc
 from google.protobuf import any_pb2
@@ -144,12 +148,55 @@ def unavailable(exc: BaseException) -> ApiError:
     )
 
 
+# A dependency that did not answer: NATS's blips (retry.TRANSIENT) but of
+# OSError only the network's; a file that is missing or unreadable is a bug
+# or damage, not something a retry fixes.
+_UNAVAILABLE = (
+    *(t for t in TRANSIENT if t is not OSError),
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def new_error_id() -> str:
+    """A short id that ties what a user is told to the operator's log line."""
+    return f"err_{secrets.token_hex(6)}"
+
+
+def internal_error(what: str) -> tuple[str, str]:
+    """(error id, the user's message) for an unexpected failure, which the
+    caller logs with the id and the whole exception. The message holds no
+    path, bucket, endpoint or exception class: only what happened, in
+    words, and the id to quote."""
+    error_id = new_error_id()
+    return error_id, (
+        f"internal error {what} (error id {error_id}); the operator's log has the details "
+        "under this id: retry later, or report the id"
+    )
+
+
+def internal(exc: BaseException) -> ApiError:
+    """INTERNAL for an exception nobody expected, logged in full under an
+    error id the caller is given (with an ErrorInfo carrying it)."""
+    error_id, message = internal_error("while answering this request")
+    log.error("%s: %s: %s", error_id, type(exc).__name__, exc, exc_info=exc)
+    return ApiError(
+        grpc.StatusCode.INTERNAL,
+        message,
+        error_details_pb2.ErrorInfo(
+            reason="INTERNAL", domain="fityard", metadata={"error_id": error_id}
+        ),
+    )
+
+
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     if isinstance(exc, ApiError):
         await context.abort_with_status(exc.to_status())
     if isinstance(exc, grpc.aio.AioRpcError):
         await context.abort_with_status(upstream_status(exc))
-    await context.abort_with_status(unavailable(exc).to_status())
+    if isinstance(exc, _UNAVAILABLE):
+        await context.abort_with_status(unavailable(exc).to_status())
+    await context.abort_with_status(internal(exc).to_status())
 
 
 def handle_errors(method):
@@ -162,7 +209,9 @@ def handle_errors(method):
             try:
                 async for item in method(self, request, context):
                     yield item
-            except (ApiError, grpc.aio.AioRpcError, *TRANSIENT) as exc:
+            except asyncio.CancelledError:
+                raise  # the client went away: nothing to tell it
+            except Exception as exc:  # noqa: BLE001 - every failure gets a status
                 await _abort(context, exc)
 
         return stream_wrapper
@@ -171,7 +220,9 @@ def handle_errors(method):
     async def unary_wrapper(self, request, context):
         try:
             return await method(self, request, context)
-        except (ApiError, grpc.aio.AioRpcError, *TRANSIENT) as exc:
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure gets a status
             await _abort(context, exc)
 
     return unary_wrapper

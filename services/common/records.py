@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from .bus import record_key
+
+log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
 
@@ -118,7 +121,10 @@ async def list_records(kv: KeyValue, tenant: str, cls: type[M]) -> list[M]:
                 continue
             seen.add(entry.key)
             if entry.value:
-                records[entry.key] = decode(entry.value, cls)
+                try:
+                    records[entry.key] = decode(entry.value, cls)
+                except DecodeError:  # one damaged record must not hide the others
+                    log.error("record %s is not a %s: left out", entry.key, cls.__name__)
     finally:
         await watcher.stop()
     return list(records.values())

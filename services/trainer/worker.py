@@ -30,6 +30,7 @@ from opentelemetry.trace import StatusCode
 
 from services.common import logs
 from services.common.config import Config, StorageConfig
+from services.common.errors import internal_error
 from services.common.jobs import FAILED_INTERNAL, FAILED_INVALID_DATA, FAILED_PROCESS_DIED
 from services.common.lifecycle import die_with_parent
 from services.common.scratch import scratch_dir, sweep_dead_scratch
@@ -202,7 +203,6 @@ def _serve(conn: Connection, store, tracing: bool) -> None:
     from threadpoolctl import threadpool_limits
 
     import ml
-    from ml.messages import bounded
 
     while True:
         try:
@@ -233,11 +233,11 @@ def _serve(conn: Connection, store, tracing: bool) -> None:
             with logs.job_context(task.job_id):
                 log.error("job %s: %s", task.job_id, exc)
             outcome = Outcome(ok=False, error=str(exc), reason=FAILED_INTERNAL)
-        except Exception as exc:  # anything else: an internal error, logged
+        except Exception:  # anything else: ours, logged in full under an error id
+            error_id, error = internal_error("while running the job")
             with logs.job_context(task.job_id):
-                log.exception("job %s failed in the worker", task.job_id)
-            error = f"internal error while running the job: {type(exc).__name__}: {exc}"
-            outcome = Outcome(ok=False, error=bounded(error), reason=FAILED_INTERNAL)
+                log.exception("%s: job %s failed in the worker", error_id, task.job_id)
+            outcome = Outcome(ok=False, error=error, reason=FAILED_INTERNAL)
         _flush(tracing)  # a failed job's spans too
         conn.send(("done", outcome))
 
