@@ -83,7 +83,7 @@ def _finished(job: Job) -> int:
 def _client(args: argparse.Namespace) -> Client:
     from fityard.client import Client
 
-    return Client(args.address)
+    return Client(args.address, api_key=getattr(args, "api_key", None))
 
 
 # -- dataset commands ------------------------------------------------------------

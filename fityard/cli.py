@@ -156,13 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fityard",
         description="Tabular model training as a service: upload Parquet, fit, predict, download.",
+        # the epilog's install hint stays on one line, to copy
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fityard {__version__}")
+    key_help = "API key (default: $FITYARD_API_KEY; none for a fityard that runs open)"
     parser.add_argument("--address", default=None, help=address_help)
-    # --address is accepted after the subcommand too; SUPPRESS keeps the
-    # global value when it is not repeated there.
+    parser.add_argument("--api-key", default=None, help=key_help)
+    # --address and --api-key are accepted after the subcommand too; SUPPRESS
+    # keeps the global value when it is not repeated there.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--address", default=argparse.SUPPRESS, help=address_help)
+    common.add_argument("--api-key", default=argparse.SUPPRESS, help=key_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:

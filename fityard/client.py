@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from fityard._auth import API_KEY_ENV, with_key
 from fityard._errors import (
     FailedPrecondition,
     FityardError,
@@ -144,18 +145,29 @@ _CANCELLABLE = ("QUEUED", "RUNNING")
 class Client:
     """A connection to a fityard gateway.
 
-    `address` defaults to $FITYARD_ADDRESS, else localhost:50051. `timeout`
+    `address` defaults to $FITYARD_ADDRESS, else localhost:50051; `api_key`
+    to $FITYARD_API_KEY (a fityard that runs open needs none). `timeout`
     is the deadline for quick calls (submit, get, list, cancel); uploads,
     downloads and waits are not limited by it. Use as a context manager or
     call close().
     """
 
-    def __init__(self, address: str | None = None, *, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        api_key: str | None = None,
+    ):
         self.address = address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
         self.timeout = timeout
         self._channel = grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
-        self._datasets = datasets_pb2_grpc.DatasetServiceStub(self._channel)
-        self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
+        # The key for every call (default: $FITYARD_API_KEY); none for a
+        # fityard that runs open (`fityard up` on this machine).
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
+        calls = with_key(self._channel, key)
+        self._datasets = datasets_pb2_grpc.DatasetServiceStub(calls)
+        self._jobs = jobs_pb2_grpc.JobServiceStub(calls)
 
     def close(self) -> None:
         """Close the connection (calls in flight are cancelled)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 
 # Top-level modules of the server extra (pyproject.toml) that the stack these
@@ -90,6 +91,39 @@ def cmd_top(args: argparse.Namespace) -> int:
     from services.top import main
 
     return main(args.nats, args.data_dir, args.once, args.interval)
+
+
+def add_keys(command) -> None:
+    """`fityard keys mint TENANT --file FILE`: an API key for a tenant."""
+    p = command(
+        "keys", cmd_keys, "mint an API key for a tenant (printed once; its digest goes in the file)"
+    )
+    p.add_argument("action", choices=["mint"])
+    p.add_argument("tenant", help="the tenant the key belongs to, e.g. acme")
+    p.add_argument(
+        "--file",
+        default=os.environ.get("FITYARD_API_KEYS_FILE") or None,
+        required=not os.environ.get("FITYARD_API_KEYS_FILE"),
+        help="the gateway's keys file (default: $FITYARD_API_KEYS_FILE); created if missing",
+    )
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from services.gateway.auth import mint
+
+    try:
+        key = mint(args.tenant, args.file)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(key)
+    print(
+        f"key for tenant {args.tenant!r}: its digest is in {args.file} (the gateway reads it "
+        "again by itself); give the key to its user (FITYARD_API_KEY) now, it is stored nowhere. "
+        "To revoke it, delete its line.",
+        file=sys.stderr,
+    )
+    return 0
 
 
 # -- make-data ------------------------------------------------------------------

@@ -594,6 +594,14 @@ def serve(
         "Ctrl-C to stop",
         flush=True,
     )
+    keys = os.environ.get("FITYARD_API_KEYS_FILE")
+    print(
+        f"API keys from {keys}: every call needs one (fityard keys mint TENANT)"
+        if keys
+        else "running open, without API keys: anyone on this machine can call it, as tenant "
+        "'default' (set FITYARD_API_KEYS_FILE to require keys)",
+        flush=True,
+    )
     while not stop.wait(0.5):
         pass
     stack.stop()

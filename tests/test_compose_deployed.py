@@ -18,15 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from fityard import Client, InvalidArgument
+from fityard import Client, InvalidArgument, Unauthenticated
 from fityard.traces import read_trace
 from services import span_store
 from services.embedded import free_port, nats_server_binary, wait_healthy
+from services.gateway.auth import mint
 from tests.support import compose as c
 from tests.support.s3server import ACCESS_KEY, SECRET_KEY
 
 pytestmark = pytest.mark.stack
 
+# The compose secret holding the gateway's API keys.
+SECRET = "api-keys"
 RUN = [
     ("scheduler", "scheduler"),
     ("gateway", "gateway"),
@@ -62,6 +65,9 @@ class Deployment:
             "FITYARD_S3_BUCKET": "fityard-compose",
             "GRAFANA_ADMIN_PASSWORD": "unused",
         }
+        # compose's api-keys secret, as the gateway finds it in its container
+        self.keys_file = tmp / "api-keys"
+        self.api_key = mint("compose", self.keys_file)
         self.ports: dict[str, dict[str, int]] = {}
         self.procs: list[tuple[str, subprocess.Popen]] = []
 
@@ -76,6 +82,7 @@ class Deployment:
                 self.ports[name][key] = port
                 value = f"127.0.0.1:{port}"
             value = value.replace("/tmp/", f"{self.tmp}/{name}-")  # its own /tmp (tmpfs)
+            value = value.replace(f"/run/secrets/{SECRET}", str(self.keys_file))
             env[key] = value
         unmapped = {
             k: v
@@ -159,7 +166,11 @@ def test_the_seed_workflow_runs_on_the_services_as_compose_starts_them(
         probe = [sys.executable, *test[2:5], f"127.0.0.1:{deployment.ports[name][key]}"]
         assert _eventually_ok(probe), f"{name}'s health check fails:\n{deployment.log(name)}"
 
-    with Client(gateway) as client:
+    # the gateway listens as compose has it, behind API keys
+    with Client(gateway) as anonymous, pytest.raises(Unauthenticated):
+        anonymous.jobs()
+    assert deployment.compose["secrets"][SECRET]["file"].endswith("deploy/api-keys}")
+    with Client(gateway, api_key=deployment.api_key) as client:
         train, test = client.upload(seed_files["train"]), client.upload(seed_files["test"])
         fit = client.fit(train, max_iter=5).wait(timeout=120)
         predict = client.predict(fit, test).wait(timeout=120)

@@ -33,7 +33,11 @@ KEDA_VALIDATOR = helm.ROOT / "tools" / "k8s-schemas" / "validate_keda.mjs"
 CHECKOV = helm.ROOT / ".venv-checkov" / "bin" / "checkov"  # make test installs it (Makefile)
 KUBERNETES = "1.30.0"
 FITYARD = ("gateway", "scheduler", "trainer")
-SECRETS = {"s3": {"accessKey": "test-access", "secretKey": "test-secret"}}
+KEYS_FILE = "tenant-a " + "ab" * 32 + "\n"
+SECRETS = {
+    "s3": {"accessKey": "test-access", "secretKey": "test-secret"},
+    "apiKeys": {"file": KEYS_FILE},
+}
 EXTERNAL_NATS = {
     "nats": {
         "enabled": False,
@@ -369,11 +373,33 @@ def test_every_setting_is_in_the_values_and_no_secret_in_the_config(renders):
     assert chart_values["s3"]["accessKey"] == chart_values["s3"]["secretKey"] == ""
     # production reads the credentials from a Secret it does not create
     assert not by_kind(renders["prod"], "Secret").get("fy-fityard-s3")
+    assert not by_kind(renders["prod"], "Secret").get("fy-fityard-api-keys")
+
+
+def test_the_gateway_requires_api_keys_from_a_secret(renders):
+    """The gateway listens beyond loopback, so it must have keys (it would
+    not start without): the keys file is a Secret, mounted read-only where
+    FITYARD_API_KEYS_FILE says, readable by the pod's group only."""
+    for name, secret in [("dev", "fy-fityard-api-keys"), ("prod", "fityard-api-keys")]:
+        docs = renders[name]
+        config = by_kind(docs, "ConfigMap")["fy-fityard"]["data"]
+        gateway = by_kind(docs, "Deployment")["fy-fityard-gateway"]["spec"]["template"]["spec"]
+        (volume,) = [v for v in gateway["volumes"] if v["name"] == "api-keys"]
+        assert volume["secret"]["secretName"] == secret
+        assert volume["secret"]["defaultMode"] == 0o440
+        (mount,) = [m for m in gateway["containers"][0]["volumeMounts"] if m["name"] == "api-keys"]
+        assert mount["readOnly"] is True
+        assert config["FITYARD_API_KEYS_FILE"] == f"{mount['mountPath']}/api-keys"
+        assert config["FITYARD_GATEWAY_LISTEN"] == "0.0.0.0:50051"
+    made = by_kind(renders["dev"], "Secret")["fy-fityard-api-keys"]
+    assert made["stringData"]["api-keys"] == KEYS_FILE
 
 
 def test_a_missing_secret_or_store_or_nats_is_refused_at_render_time(chart):
     with pytest.raises(Exception, match=r"s3.accessKey \(or s3.existingSecret\) is required"):
         helm.render(chart, values("values-dev.yaml"))
+    with pytest.raises(Exception, match=r"apiKeys.file .* or apiKeys.existingSecret is required"):
+        helm.render(chart, values("values-dev.yaml", {"s3": SECRETS["s3"]}))
     with pytest.raises(Exception, match="s3.endpoint is required"):
         helm.render(chart, values("values-prod.yaml", {"s3": {"endpoint": ""}}))
     with pytest.raises(Exception, match="nats.url is required"):

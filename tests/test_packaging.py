@@ -42,7 +42,7 @@ SERVER_ONLY = {
     "grpcio-reflection",
     "opentelemetry-sdk",
 }
-SERVER_COMMANDS = {"up", "demo", "make-data", "top"}
+SERVER_COMMANDS = {"up", "demo", "make-data", "top", "keys"}
 
 
 def _name(requirement: str) -> str:
@@ -114,7 +114,7 @@ def test_help_lists_only_the_commands_that_are_available(server_not_installed, c
     out = capsys.readouterr().out
     listed = {line.split()[0] for line in out.splitlines() if line.startswith("    ")}
     assert "upload" in listed and not SERVER_COMMANDS & listed
-    assert "demo, make-data, top, up: need the server (pip install 'fityard[server]')" in out
+    assert "demo, keys, make-data, top, up: need the server (pip install 'fityard[server]')" in out
 
 
 def test_unknown_arguments_are_still_refused(capsys):

@@ -216,6 +216,10 @@ class Config:
     # A job whose work (rows x columns x boosting rounds; 1 round for a
     # predict) is at most this goes on the small lane.
     small_job_cells: float = 20e6
+    # The gateway's API keys (services/gateway/auth.py): a file of
+    # `TENANT SHA256` lines. Empty: the gateway runs open, every caller the
+    # default tenant, which it allows only when it listens on loopback.
+    api_keys_file: str = ""
     # Per-tenant quotas (RESOURCE_EXHAUSTED naming the limit, the use and how
     # to free some): jobs QUEUED or RUNNING at once (scheduler), the bytes of
     # its stored datasets, and the rows and columns of one dataset (gateway).
@@ -257,6 +261,7 @@ class Config:
             reconcile_seconds=_env_float("FITYARD_RECONCILE_SECONDS", 10.0),
             small_job_cells=_env_float("FITYARD_SMALL_JOB_CELLS", 20e6),
             trainer_lanes=_trainer_lanes(),
+            api_keys_file=_env("FITYARD_API_KEYS_FILE", ""),
             quota_active_jobs=_env_int("FITYARD_QUOTA_ACTIVE_JOBS", 10_000),
             quota_stored_bytes=_env_int("FITYARD_QUOTA_STORED_BYTES", 1024**4),
             quota_dataset_rows=_env_int("FITYARD_QUOTA_DATASET_ROWS", 1_000_000_000),

@@ -54,11 +54,19 @@ class GrpcServer:
     with `count_rpcs`, every RPC is counted for /metrics
     (services/common/metrics.py)."""
 
-    def __init__(self, listen: str, service_names: Iterable[str], *, count_rpcs: bool = False):
-        # RpcMetrics first: it wraps the rest, tracing included.
+    def __init__(
+        self,
+        listen: str,
+        service_names: Iterable[str],
+        *,
+        count_rpcs: bool = False,
+        guards: Iterable[grpc.aio.ServerInterceptor] = (),
+    ):
+        # RpcMetrics first: it wraps the rest, so it counts what the guards
+        # (authentication) refuse too; tracing last, around the handler.
         counting = [RpcMetrics()] if count_rpcs else []
         self.server = grpc.aio.server(
-            interceptors=[*counting, *grpc_server_interceptors()],
+            interceptors=[*counting, *guards, *grpc_server_interceptors()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

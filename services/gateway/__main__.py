@@ -12,6 +12,7 @@ from services.common.runtime import GrpcServer, setup_logging, stop_event
 from services.common.scratch import sweep_periodically
 from services.common.telemetry import setup_tracing
 
+from . import auth
 from .context import GatewayContext
 from .datasets import DatasetService
 from .jobs import JobService
@@ -21,6 +22,7 @@ async def main() -> None:
     log = setup_logging("gateway")
     setup_tracing("gateway")
     config = Config.from_env()
+    guards = auth.guards(config)  # before anything: exposed without keys, it stops here
     stop = stop_event()
     ctx = await GatewayContext.connect(config)
     # Uploads abandoned by a gateway that died mid-way (temp parts, S3
@@ -42,6 +44,7 @@ async def main() -> None:
             jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
         ],
         count_rpcs=bool(serve_metrics(config.metrics_listen, "gateway")),
+        guards=guards,
     )
     datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetService(ctx), server.server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(ctx), server.server)

@@ -12,7 +12,7 @@ from nats.aio.client import Client as NATS
 from nats.js.kv import KeyValue
 
 from services.common import bus, errors
-from services.common.config import DEFAULT_TENANT, Config
+from services.common.config import Config
 from services.common.digests import DigestIndex
 from services.common.records import get_record
 from services.common.resources import DATASETS, JOBS
@@ -21,6 +21,7 @@ from services.common.storage import ObjectStore, open_store
 from services.common.telemetry import grpc_client_interceptors
 from services.internal.v1 import records_pb2, scheduler_pb2_grpc
 
+from .auth import current_tenant
 from .transfer import Transfers
 
 # Commands forwarded to the scheduler are quick; a scheduler that does not
@@ -101,6 +102,6 @@ class GatewayContext:
 
 
 def tenant_of(context: grpc.aio.ServicerContext) -> str:
-    """The caller's tenant. One default tenant until API keys exist; this is
-    the single place that will read them."""
-    return DEFAULT_TENANT
+    """The caller's tenant: its API key's (auth.py), the default tenant when
+    the gateway runs open."""
+    return current_tenant()

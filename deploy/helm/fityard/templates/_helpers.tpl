@@ -50,6 +50,10 @@ the headless service so that it reaches the stream's leader. */}}
 {{- end -}}
 {{- end -}}
 
+{{- define "fityard.apiKeysSecret" -}}
+{{- .Values.apiKeys.existingSecret | default (printf "%s-api-keys" (include "fityard.fullname" .)) -}}
+{{- end -}}
+
 {{- define "fityard.s3Secret" -}}
 {{- .Values.s3.existingSecret | default (printf "%s-s3" (include "fityard.fullname" .)) -}}
 {{- end -}}
