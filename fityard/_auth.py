@@ -1,14 +1,21 @@
-"""The caller's API key on every call: `authorization: Bearer KEY` metadata,
-added by a channel interceptor so no call can leave without it (the
-gateway refuses fityard.v1 calls without a key unless it runs open)."""
+"""How the SDK reaches a gateway: over TLS when asked (server verified
+against a CA, optionally with a client certificate for mTLS), with the
+caller's API key on every call (`authorization: Bearer KEY` metadata, added
+by a channel interceptor so no call can leave without it)."""
 
 from __future__ import annotations
 
 import collections
+import os
+from pathlib import Path
 
 import grpc
 
 API_KEY_ENV = "FITYARD_API_KEY"
+TLS_ENV = "FITYARD_TLS"  # "1" / "true": TLS with the system's CAs, or FITYARD_CA_FILE's
+CA_FILE_ENV = "FITYARD_CA_FILE"
+CERT_FILE_ENV = "FITYARD_CLIENT_CERT_FILE"
+KEY_FILE_ENV = "FITYARD_CLIENT_KEY_FILE"
 
 
 class _Details(
@@ -57,3 +64,27 @@ class BearerKey(
 def with_key(channel: grpc.Channel, key: str) -> grpc.Channel:
     """`channel`, every call on it carrying `key`."""
     return grpc.intercept_channel(channel, BearerKey(key)) if key else channel
+
+
+def tls_credentials(
+    tls: bool | None, ca_file: str | None, cert_file: str | None, key_file: str | None
+) -> grpc.ChannelCredentials | None:
+    """The channel's TLS credentials, None for plaintext. Each argument left
+    None is taken from its environment variable; giving a CA or a client
+    certificate implies TLS."""
+    ca_file = ca_file or os.environ.get(CA_FILE_ENV) or None
+    cert_file = cert_file or os.environ.get(CERT_FILE_ENV) or None
+    key_file = key_file or os.environ.get(KEY_FILE_ENV) or None
+    if tls is None:
+        tls = os.environ.get(TLS_ENV, "").lower() in ("1", "true", "yes") or bool(
+            ca_file or cert_file
+        )
+    if not tls:
+        return None
+    if bool(cert_file) != bool(key_file):
+        raise ValueError("a client certificate needs both cert_file and key_file")
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(ca_file).read_bytes() if ca_file else None,
+        private_key=Path(key_file).read_bytes() if key_file else None,
+        certificate_chain=Path(cert_file).read_bytes() if cert_file else None,
+    )

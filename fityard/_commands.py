@@ -83,7 +83,14 @@ def _finished(job: Job) -> int:
 def _client(args: argparse.Namespace) -> Client:
     from fityard.client import Client
 
-    return Client(args.address, api_key=getattr(args, "api_key", None))
+    return Client(
+        args.address,
+        api_key=getattr(args, "api_key", None),
+        tls=getattr(args, "tls", None),
+        ca_file=getattr(args, "ca_file", None),
+        cert_file=getattr(args, "cert_file", None),
+        key_file=getattr(args, "key_file", None),
+    )
 
 
 # -- dataset commands ------------------------------------------------------------

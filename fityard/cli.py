@@ -163,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     key_help = "API key (default: $FITYARD_API_KEY; none for a fityard that runs open)"
     parser.add_argument("--address", default=None, help=address_help)
     parser.add_argument("--api-key", default=None, help=key_help)
+    tls = parser.add_argument_group("TLS (default: $FITYARD_TLS, $FITYARD_CA_FILE, ...)")
+    tls.add_argument("--tls", action="store_true", default=None, help="connect over TLS")
+    tls.add_argument("--ca-file", default=None, help="the CA that signed the gateway's certificate")
+    tls.add_argument("--cert-file", default=None, help="client certificate (mTLS)")
+    tls.add_argument("--key-file", default=None, help="client certificate's key (mTLS)")
     # --address and --api-key are accepted after the subcommand too; SUPPRESS
     # keeps the global value when it is not repeated there.
     common = argparse.ArgumentParser(add_help=False)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from fityard._auth import API_KEY_ENV, with_key
+from fityard._auth import API_KEY_ENV, tls_credentials, with_key
 from fityard._errors import (
     FailedPrecondition,
     FityardError,
@@ -146,7 +146,11 @@ class Client:
     """A connection to a fityard gateway.
 
     `address` defaults to $FITYARD_ADDRESS, else localhost:50051; `api_key`
-    to $FITYARD_API_KEY (a fityard that runs open needs none). `timeout`
+    to $FITYARD_API_KEY (a fityard that runs open needs none). `tls=True`
+    (or $FITYARD_TLS=1) connects over TLS, checking the server against
+    `ca_file` ($FITYARD_CA_FILE; default the system's CAs), with a client
+    certificate (`cert_file`, `key_file`; $FITYARD_CLIENT_CERT_FILE,
+    $FITYARD_CLIENT_KEY_FILE) where the gateway requires one. `timeout`
     is the deadline for quick calls (submit, get, list, cancel); uploads,
     downloads and waits are not limited by it. Use as a context manager or
     call close().
@@ -158,10 +162,19 @@ class Client:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         api_key: str | None = None,
+        tls: bool | None = None,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ):
         self.address = address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+        credentials = tls_credentials(tls, ca_file, cert_file, key_file)
+        self._channel = (
+            grpc.secure_channel(self.address, credentials, options=_CHANNEL_OPTIONS)
+            if credentials is not None
+            else grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+        )
         # The key for every call (default: $FITYARD_API_KEY); none for a
         # fityard that runs open (`fityard up` on this machine).
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")

@@ -70,10 +70,16 @@ def default_trainers() -> int:
     return usable_cores()
 
 
-def wait_healthy(address: str, timeout: float) -> bool:
-    """True once the gRPC server at `address` reports SERVING."""
+def wait_healthy(
+    address: str, timeout: float, credentials: grpc.ChannelCredentials | None = None
+) -> bool:
+    """True once the gRPC server at `address` reports SERVING (over TLS
+    with `credentials`)."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    channel = (
+        grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+    )
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
@@ -180,8 +186,12 @@ class EmbeddedStack:
         keep_traces: bool = False,
         metrics: bool = False,
         express_trainer: bool = False,
+        client_tls: grpc.ChannelCredentials | None = None,
     ):
         self.data_dir = Path(data_dir).resolve()
+        # How to reach a gateway that serves TLS (FITYARD_TLS_* in `env`)
+        # to see it is up: the CA that signed it (and a client certificate).
+        self.client_tls = client_tls
         self.port = port or free_port()
         self.trainers = trainers or default_trainers()
         self.storage = storage
@@ -534,7 +544,8 @@ class EmbeddedStack:
     def _wait_ready(self, timeout: float) -> None:
         result: list[bool] = []
         waiter = threading.Thread(
-            target=lambda: result.append(wait_healthy(self.address, timeout)), daemon=True
+            target=lambda: result.append(wait_healthy(self.address, timeout, self.client_tls)),
+            daemon=True,
         )
         waiter.start()
         while waiter.is_alive():

@@ -220,6 +220,13 @@ class Config:
     # `TENANT SHA256` lines. Empty: the gateway runs open, every caller the
     # default tenant, which it allows only when it listens on loopback.
     api_keys_file: str = ""
+    # The gateway serves TLS with this certificate (PEM, with its chain) and
+    # key; with a client CA, it requires client certificates signed by it
+    # (mTLS). Empty: plaintext (behind a TLS-terminating proxy or ingress,
+    # or on loopback).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
     # Per-tenant quotas (RESOURCE_EXHAUSTED naming the limit, the use and how
     # to free some): jobs QUEUED or RUNNING at once (scheduler), the bytes of
     # its stored datasets, and the rows and columns of one dataset (gateway).
@@ -262,6 +269,9 @@ class Config:
             small_job_cells=_env_float("FITYARD_SMALL_JOB_CELLS", 20e6),
             trainer_lanes=_trainer_lanes(),
             api_keys_file=_env("FITYARD_API_KEYS_FILE", ""),
+            tls_cert_file=_env("FITYARD_TLS_CERT_FILE", ""),
+            tls_key_file=_env("FITYARD_TLS_KEY_FILE", ""),
+            tls_client_ca_file=_env("FITYARD_TLS_CLIENT_CA_FILE", ""),
             quota_active_jobs=_env_int("FITYARD_QUOTA_ACTIVE_JOBS", 10_000),
             quota_stored_bytes=_env_int("FITYARD_QUOTA_STORED_BYTES", 1024**4),
             quota_dataset_rows=_env_int("FITYARD_QUOTA_DATASET_ROWS", 1_000_000_000),

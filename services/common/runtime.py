@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import Iterable
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -61,6 +62,7 @@ class GrpcServer:
         *,
         count_rpcs: bool = False,
         guards: Iterable[grpc.aio.ServerInterceptor] = (),
+        credentials: grpc.ServerCredentials | None = None,
     ):
         # RpcMetrics first: it wraps the rest, so it counts what the guards
         # (authentication) refuse too; tracing last, around the handler.
@@ -83,7 +85,11 @@ class GrpcServer:
         self.service_names = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(self.service_names, self.server)
         self._stopping = False
-        self.port = self.server.add_insecure_port(listen)
+        self.port = (
+            self.server.add_secure_port(listen, credentials)
+            if credentials is not None
+            else self.server.add_insecure_port(listen)
+        )
         if self.port == 0:
             raise SystemExit(f"cannot listen on {listen}: address in use or invalid")
 
@@ -103,3 +109,21 @@ class GrpcServer:
         self._stopping = True
         await self.set_serving(False)
         await self.server.stop(grace)
+
+
+def server_tls(config) -> grpc.ServerCredentials | None:
+    """The gateway's TLS credentials from its config (None: plaintext). A
+    client CA makes client certificates required (mTLS). A half-given pair
+    stops the service, saying which file is missing."""
+    if not (config.tls_cert_file or config.tls_key_file):
+        if config.tls_client_ca_file:
+            raise SystemExit("FITYARD_TLS_CLIENT_CA_FILE needs FITYARD_TLS_CERT_FILE and _KEY_FILE")
+        return None
+    if not (config.tls_cert_file and config.tls_key_file):
+        raise SystemExit("TLS needs both FITYARD_TLS_CERT_FILE and FITYARD_TLS_KEY_FILE")
+    key = Path(config.tls_key_file).read_bytes()
+    chain = Path(config.tls_cert_file).read_bytes()
+    client_ca = Path(config.tls_client_ca_file).read_bytes() if config.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )

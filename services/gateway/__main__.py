@@ -8,7 +8,7 @@ from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from services.common.config import Config
 from services.common.health import Health
 from services.common.metrics import serve_metrics
-from services.common.runtime import GrpcServer, setup_logging, stop_event
+from services.common.runtime import GrpcServer, server_tls, setup_logging, stop_event
 from services.common.scratch import sweep_periodically
 from services.common.telemetry import setup_tracing
 
@@ -45,6 +45,7 @@ async def main() -> None:
         ],
         count_rpcs=bool(serve_metrics(config.metrics_listen, "gateway")),
         guards=guards,
+        credentials=server_tls(config),
     )
     datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetService(ctx), server.server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(ctx), server.server)
