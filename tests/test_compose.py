@@ -18,7 +18,11 @@ from tests.support import compose as c
 from tests.support.settings import OTEL_SETTINGS, service_settings
 
 FITYARD = ("scheduler", "gateway", "trainer")
-SECRETS = {"FITYARD_S3_SECRET_KEY": "s3-secret", "GRAFANA_ADMIN_PASSWORD": "grafana-secret"}
+SECRETS = {
+    "FITYARD_S3_SECRET_KEY": "s3-secret",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
+    "FITYARD_INTERNAL_TOKEN": "internal-secret",
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,7 @@ def compose() -> dict:
 
 @pytest.fixture(scope="module")
 def env() -> dict[str, str]:
-    """What `cp .env.example .env` and setting the two secrets gives."""
+    """What `cp .env.example .env` and setting its secrets gives."""
     return {**c.dotenv(), **SECRETS}
 
 
@@ -149,6 +153,13 @@ def test_no_secret_is_written_down(compose):
     with pytest.raises(c.MissingVariable, match="FITYARD_S3_SECRET_KEY"):
         c.service_environment(compose, "gateway", c.dotenv())
     assert c.dotenv()["FITYARD_S3_SECRET_KEY"] == ""
+    assert c.dotenv()["FITYARD_INTERNAL_TOKEN"] == ""
+    with pytest.raises(c.MissingVariable, match="FITYARD_INTERNAL_TOKEN"):
+        c.service_environment(
+            compose,
+            "scheduler",
+            {**c.dotenv(), "FITYARD_S3_SECRET_KEY": "s", "FITYARD_S3_ACCESS_KEY": "a"},
+        )
     assert c.dotenv()["GRAFANA_ADMIN_PASSWORD"] == ""
     text = c.COMPOSE_FILE.read_text()
     assert "minioadmin" not in text and "SECRET_KEY: " + "${FITYARD_S3_SECRET_KEY:?" in text

@@ -64,6 +64,7 @@ class Deployment:
             "FITYARD_S3_SECRET_KEY": SECRET_KEY,
             "FITYARD_S3_BUCKET": "fityard-compose",
             "GRAFANA_ADMIN_PASSWORD": "unused",
+            "FITYARD_INTERNAL_TOKEN": "compose-internal-token",
         }
         # compose's api-keys secret, as the gateway finds it in its container
         self.keys_file = tmp / "api-keys"

@@ -15,6 +15,7 @@ version Chart.yaml names (tests/data/charts, tests/support/helm.py)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -374,6 +375,25 @@ def test_every_setting_is_in_the_values_and_no_secret_in_the_config(renders):
     # production reads the credentials from a Secret it does not create
     assert not by_kind(renders["prod"], "Secret").get("fy-fityard-s3")
     assert not by_kind(renders["prod"], "Secret").get("fy-fityard-api-keys")
+
+
+def test_the_gateway_and_the_scheduler_share_an_internal_token_no_one_else_has(renders):
+    """The scheduler listens beyond loopback, so it needs the token (it
+    would not start without): a Secret the chart makes with a random token,
+    given to the gateway and the scheduler only, never in the ConfigMap."""
+    for name in ("dev", "prod"):
+        docs = renders[name]
+        secret = by_kind(docs, "Secret")["fy-fityard-internal"]
+        assert len(base64.b64decode(secret["data"]["FITYARD_INTERNAL_TOKEN"])) == 40
+        assert "FITYARD_INTERNAL_TOKEN" not in by_kind(docs, "ConfigMap")["fy-fityard"]["data"]
+        for component in FITYARD:
+            spec = by_kind(docs, "Deployment")[f"fy-fityard-{component}"]["spec"]["template"]
+            refs = {
+                e["secretRef"]["name"]
+                for e in spec["spec"]["containers"][0]["envFrom"]
+                if "secretRef" in e
+            }
+            assert ("fy-fityard-internal" in refs) == (component != "trainer"), component
 
 
 def test_the_gateway_requires_api_keys_from_a_secret(renders):

@@ -224,6 +224,10 @@ class Config:
     # key; with a client CA, it requires client certificates signed by it
     # (mTLS). Empty: plaintext (behind a TLS-terminating proxy or ingress,
     # or on loopback).
+    # The shared secret the gateway proves itself with to the scheduler
+    # (services/common/internal_auth.py). Empty: the scheduler runs open,
+    # which it allows only when it listens on loopback.
+    internal_token: str = ""
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
@@ -269,6 +273,7 @@ class Config:
             small_job_cells=_env_float("FITYARD_SMALL_JOB_CELLS", 20e6),
             trainer_lanes=_trainer_lanes(),
             api_keys_file=_env("FITYARD_API_KEYS_FILE", ""),
+            internal_token=_env("FITYARD_INTERNAL_TOKEN", ""),
             tls_cert_file=_env("FITYARD_TLS_CERT_FILE", ""),
             tls_key_file=_env("FITYARD_TLS_KEY_FILE", ""),
             tls_client_ca_file=_env("FITYARD_TLS_CLIENT_CA_FILE", ""),

@@ -34,6 +34,7 @@ from pathlib import Path
 import grpc
 
 from services.common.config import DEFAULT_TENANT
+from services.common.internal_auth import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,6 @@ def _key_of(metadata) -> str:
     return ""
 
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-
-
 def guards(config) -> list[grpc.aio.ServerInterceptor]:
     """The gateway's authentication, from its config: an AuthInterceptor
     over the keys file, or nothing (open) when it listens on loopback only.
@@ -134,8 +132,7 @@ def guards(config) -> list[grpc.aio.ServerInterceptor]:
     if config.api_keys_file:
         keys = ApiKeys(config.api_keys_file)  # unreadable: the gateway does not start
         return [AuthInterceptor(keys)]
-    host = listen.rpartition(":")[0]
-    if host not in LOOPBACK_HOSTS:
+    if not is_loopback(listen):
         raise SystemExit(
             f"the gateway listens beyond this machine ({listen}) without API keys: set "
             "FITYARD_API_KEYS_FILE to a keys file (`fityard keys mint TENANT --file FILE` "

@@ -14,6 +14,7 @@ from nats.js.kv import KeyValue
 from services.common import bus, errors
 from services.common.config import Config
 from services.common.digests import DigestIndex
+from services.common.internal_auth import gateway_sends
 from services.common.records import get_record
 from services.common.resources import DATASETS, JOBS
 from services.common.runtime import MAX_MESSAGE_BYTES
@@ -60,7 +61,7 @@ class GatewayContext:
         channel = grpc.aio.insecure_channel(
             config.scheduler_address,
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
-            interceptors=grpc_client_interceptors(),
+            interceptors=[*gateway_sends(config), *grpc_client_interceptors()],
         )
         datasets = await bus.datasets_bucket(js)
         return cls(

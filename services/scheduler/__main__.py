@@ -16,6 +16,7 @@ import sys
 from services.common import bus
 from services.common.config import Config
 from services.common.health import Health
+from services.common.internal_auth import scheduler_guards
 from services.common.metrics import serve_metrics
 from services.common.runtime import GrpcServer, setup_logging, stop_event
 from services.common.telemetry import setup_tracing
@@ -33,6 +34,7 @@ async def main() -> int:
     log = setup_logging("scheduler")
     setup_tracing("scheduler")
     config = Config.from_env()
+    guards = scheduler_guards(config)  # before anything: exposed without a token, it stops here
     stop = stop_event()
     ctx = await SchedulerContext.connect(config)
     if serve_metrics(config.metrics_listen, "scheduler"):
@@ -41,6 +43,7 @@ async def main() -> int:
         config.scheduler_listen,
         [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
         count_rpcs=bool(config.metrics_listen),
+        guards=guards,
     )
     scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(ctx), server.server)
     await server.start()

@@ -50,6 +50,10 @@ the headless service so that it reaches the stream's leader. */}}
 {{- end -}}
 {{- end -}}
 
+{{- define "fityard.internalSecret" -}}
+{{- .Values.internalToken.existingSecret | default (printf "%s-internal" (include "fityard.fullname" .)) -}}
+{{- end -}}
+
 {{- define "fityard.apiKeysSecret" -}}
 {{- .Values.apiKeys.existingSecret | default (printf "%s-api-keys" (include "fityard.fullname" .)) -}}
 {{- end -}}
@@ -93,6 +97,10 @@ envFrom:
       name: {{ include "fityard.fullname" .root }}
   - secretRef:
       name: {{ include "fityard.s3Secret" .root }}
+  {{- if has .component (list "gateway" "scheduler") }}
+  - secretRef:
+      name: {{ include "fityard.internalSecret" .root }}
+  {{- end }}
 env:
   - name: OTEL_SERVICE_NAME
     value: fityard-{{ .component }}
