@@ -170,9 +170,9 @@ def test_live_jobs_rebuilt_from_records_keep_jobs_changed_while_reading():
         read_since,
     )
     assert (live.count("t"), live.count("u"), live.count("v")) == (4, 1, 0)
-    queue = [job_id for _, job_id in live.queues()["default"]]
+    queue = [job_id for (_, job_id), _ in live.queues()["default"]]
     assert queue == ["job_a", "job_b", "job_c", "job_new"]  # running jobs are in no queue
     live.handed_back(job("job_r"))  # redelivered first
-    assert [job_id for _, job_id in live.queues()["default"]][0] == "job_r"
+    assert [job_id for (_, job_id), _ in live.queues()["default"]][0] == "job_r"
     live.ended(job("job_a"))
     assert live.count("t") == 3

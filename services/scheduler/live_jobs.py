@@ -98,13 +98,22 @@ class LiveJobs:
         """Seconds the lane's recent jobs ran (None before one has)."""
         return self._runs.get(lane)
 
-    def queues(self) -> dict[str, list[tuple[str, str]]]:
-        """Each lane's queued jobs, (tenant, id), first to be taken first."""
-        lanes: dict[str, list[tuple[float, tuple[str, str]]]] = {}
+    def queues(self, waited: float = 0.0) -> dict[str, list[tuple[tuple[str, str], bool]]]:
+        """Each lane's queued jobs, first to be taken first: ((tenant, id),
+        whether it has been queued `waited` seconds). Lanes where no job has
+        waited that long are left out."""
+        settled_before = time.monotonic() - waited
+        lanes: dict[str, list[tuple[float, tuple[str, str], bool]]] = {}
         for key, job in self._jobs.items():
             if job.lane:
-                lanes.setdefault(job.lane, []).append((job.order, key))
-        return {lane: [key for _, key in sorted(jobs)] for lane, jobs in lanes.items()}
+                lanes.setdefault(job.lane, []).append(
+                    (job.order, key, job.changed <= settled_before)
+                )
+        return {
+            lane: [(key, settled) for _, key, settled in sorted(jobs)]
+            for lane, jobs in lanes.items()
+            if any(settled for *_, settled in jobs)
+        }
 
 
 def _key(job: records_pb2.JobRecord) -> tuple[str, str]:

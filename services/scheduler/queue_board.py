@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 
 from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
@@ -40,6 +41,11 @@ SHOWN = 200
 # Estimates are rounded to this many seconds, so a record is not rewritten
 # for a change nobody would notice.
 ESTIMATE_STEP = 5.0
+# A job queued for less than this is about to start, most likely: its place
+# is not written (no KV write races the trainer's start on the hot path).
+SETTLE_SECONDS = 1.0
+# How often the number of live trainers is read again (a KV listing).
+TRAINERS_EVERY_SECONDS = 10.0
 
 
 def estimate(position: int, trainers: int, typical_run: float | None) -> float:
@@ -63,6 +69,8 @@ class QueueBoard:
         self.live = ctx.live
         self.trainers = trainers
         self._shown: dict[tuple[str, str], tuple[int, float]] = {}
+        self._trainers = 0
+        self._trainers_read = -math.inf
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -76,17 +84,24 @@ class QueueBoard:
                 pass
 
     async def update(self) -> int:
-        """One pass; the number of records written."""
+        """One pass; the number of records written. Nothing is read or
+        written while no job has waited SETTLE_SECONDS."""
+        queues = self.live.queues(waited=SETTLE_SECONDS)
+        if not queues:
+            self._shown = {}
+            return 0
         trainers = await self._trainers_alive()
         written = 0
         shown: dict[tuple[str, str], tuple[int, float]] = {}
-        for lane, queue in self.live.queues().items():
+        for lane, queue in queues.items():
             typical = self.live.typical_run(lane)
-            for position, key in enumerate(queue[:SHOWN], start=1):
+            for position, (key, settled) in enumerate(queue[:SHOWN], start=1):
                 figures = (position, estimate(position, trainers, typical))
                 shown[key] = figures
-                if self._shown.get(key) != figures:
+                if settled and self._shown.get(key) != figures:
                     written += await self._write(key, *figures)
+                elif not settled:
+                    shown.pop(key)  # written once it has waited
         self._shown = shown
         return written
 
@@ -109,7 +124,14 @@ class QueueBoard:
         return int(job is not None and job.queue_position == position)
 
     async def _trainers_alive(self) -> int:
-        try:
-            return len(await self.trainers.keys())
-        except NoKeysError:
-            return 0
+        """Live trainers (their status entries), read at most every
+        TRAINERS_EVERY_SECONDS: listing a bucket's keys is a consumer of
+        its own on the NATS server."""
+        now = time.monotonic()
+        if now - self._trainers_read >= TRAINERS_EVERY_SECONDS:
+            try:
+                self._trainers = len(await self.trainers.keys())
+            except NoKeysError:
+                self._trainers = 0
+            self._trainers_read = now
+        return self._trainers
