@@ -114,7 +114,8 @@ def retry_delay(error: grpc.RpcError) -> float | None:
 
 def backoff(delay: float, attempt: int) -> float:
     """The wait before retry number `attempt` (0-based) of a refused transfer."""
-    return min(max(delay, 0.1) * 2**attempt, TRANSFER_BACKOFF_MAX) * random.uniform(0.5, 1.5)
+    jitter = random.uniform(0.5, 1.5)  # noqa: S311 - spreading retries, not a secret
+    return min(max(delay, 0.1) * 2**attempt, TRANSFER_BACKOFF_MAX) * jitter
 
 
 # -- uploads -------------------------------------------------------------------

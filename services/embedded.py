@@ -515,9 +515,8 @@ class EmbeddedStack:
         return {**env, "FITYARD_METRICS_LISTEN": f"127.0.0.1:{self.metrics_ports[name]}"}
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], note: str = "") -> None:
-        assert threading.current_thread() is self._thread, (
-            "children are forked by the stack thread only"
-        )
+        if threading.current_thread() is not self._thread:
+            raise RuntimeError("children are forked by the stack thread only")
         log_file = open(self.log_dir / f"{name}.log", "ab")
         if note:
             log_file.write(f"---- fityard: {note} of {name} ----\n".encode())
@@ -525,7 +524,7 @@ class EmbeddedStack:
         # A session of its own: Ctrl-C in the terminal reaches only `fityard up`,
         # which then stops the children in order (services before nats-server).
         # The parent-death signal stops it if `fityard up` is killed outright.
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 - our own services and nats-server
             argv,
             env=env,
             stdout=log_file,

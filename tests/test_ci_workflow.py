@@ -37,3 +37,19 @@ def test_it_runs_readmes_test_command_and_builds_the_image():
     assert any(u.startswith("hadolint/hadolint-action") for u in uses)
     build = next(s for s in jobs["image"]["steps"] if "build-push-action" in s.get("uses", ""))
     assert build["with"]["context"] == "." and (ROOT / "Dockerfile").is_file()
+
+
+def test_it_audits_the_locked_dependencies_the_image_installs():
+    """pip-audit reads the same lock file the Dockerfile installs, without
+    resolving anything else (--no-deps --disable-pip: the pins are the
+    truth), and fails on anything it cannot audit (--strict)."""
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    (audit,) = [
+        step["run"] for step in jobs["audit"]["steps"] if "pip-audit" in step.get("run", "")
+    ]
+    command = next(line for line in audit.splitlines() if line.strip().startswith("pip-audit"))
+    lock = "deploy/requirements-server.txt"
+    assert f"--requirement {lock}" in command and (ROOT / lock).is_file()
+    assert lock in (ROOT / "Dockerfile").read_text()
+    for flag in ("--no-deps", "--disable-pip", "--strict"):
+        assert flag in command

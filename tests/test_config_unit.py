@@ -81,8 +81,20 @@ def test_each_variable_sets_its_setting(monkeypatch, name, value, setting, expec
     ],
 )
 def test_each_storage_variable_sets_its_setting(monkeypatch, name, value, setting, expected):
+    monkeypatch.setenv("FITYARD_S3_ACCESS_KEY", "ak")
+    monkeypatch.setenv("FITYARD_S3_SECRET_KEY", "sk")
     monkeypatch.setenv(name, value)
     assert getattr(Config.from_env().storage, setting) == expected
+
+
+def test_the_s3_store_has_no_default_credentials(monkeypatch):
+    """No well-known pair (MinIO's minioadmin) stands in for missing keys."""
+    monkeypatch.setenv("FITYARD_STORAGE", "s3")
+    monkeypatch.delenv("FITYARD_S3_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("FITYARD_S3_SECRET_KEY", raising=False)
+    with pytest.raises(SystemExit, match="needs FITYARD_S3_ACCESS_KEY and FITYARD_S3_SECRET_KEY"):
+        Config.from_env()
+    assert StorageConfig().access_key == StorageConfig().secret_key == ""
 
 
 @pytest.mark.parametrize("value", ["1", "true", "TRUE", "yes", " on "])

@@ -126,8 +126,10 @@ class StorageConfig:
     root: Path = Path(".fityard/objects")
     # s3 backend
     endpoint: str = "localhost:9000"
-    access_key: str = "minioadmin"
-    secret_key: str = "minioadmin"
+    # No default: MinIO's well-known minioadmin pair would let a store
+    # reached by mistake accept fityard's data (from_env requires them).
+    access_key: str = ""
+    secret_key: str = ""
     bucket: str = "fityard"
     secure: bool = False
     region: str = "us-east-1"
@@ -136,12 +138,20 @@ class StorageConfig:
 
     @classmethod
     def from_env(cls) -> StorageConfig:
+        backend = _env("FITYARD_STORAGE", "local")
+        access_key = _env("FITYARD_S3_ACCESS_KEY", "")
+        secret_key = _env("FITYARD_S3_SECRET_KEY", "")
+        if backend == "s3" and not (access_key and secret_key):
+            raise SystemExit(
+                "FITYARD_STORAGE=s3 needs FITYARD_S3_ACCESS_KEY and FITYARD_S3_SECRET_KEY "
+                "(from the environment or a secret; there is no default)"
+            )
         return cls(
-            backend=_env("FITYARD_STORAGE", "local"),
+            backend=backend,
             root=Path(_env("FITYARD_STORAGE_DIR", ".fityard/objects")),
             endpoint=_env("FITYARD_S3_ENDPOINT", "localhost:9000"),
-            access_key=_env("FITYARD_S3_ACCESS_KEY", "minioadmin"),
-            secret_key=_env("FITYARD_S3_SECRET_KEY", "minioadmin"),
+            access_key=access_key,
+            secret_key=secret_key,
             bucket=_env("FITYARD_S3_BUCKET", "fityard"),
             secure=_env_bool("FITYARD_S3_SECURE", False),
             region=_env("FITYARD_S3_REGION", "us-east-1"),

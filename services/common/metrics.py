@@ -76,13 +76,14 @@ def serve_metrics(listen: str, service: str) -> int:
         return 0
     host, _, port = listen.rpartition(":")
     try:
-        server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")
+        # all interfaces when no host is given: Prometheus scrapes from outside
+        server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")  # noqa: S104
     except (ValueError, OSError) as exc:
         raise SystemExit(
             f"FITYARD_METRICS_LISTEN={listen!r}: cannot serve metrics ({exc})"
         ) from None
     bound = server.server_address[1]
-    log.info("%s metrics at http://%s:%d/metrics", service, host or "0.0.0.0", bound)
+    log.info("%s metrics at http://%s:%d/metrics", service, host or "0.0.0.0", bound)  # noqa: S104
     return bound
 
 

@@ -143,10 +143,8 @@ class EventFolder:
                     with job_context(msg.subject.rsplit(".", 1)[-1]), _traced(msg):
                         await self.fold(msg)
         finally:
-            try:
+            with contextlib.suppress(Exception):  # the connection may be gone already
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be gone already
-                pass
 
     async def fold(self, msg: Msg) -> None:
         """Apply one event; ack it once applied, nak it for redelivery when

@@ -166,10 +166,8 @@ class Trainer:
         finally:
             log.info("trainer %s stopping", self.trainer_id)
             for subscription in (*subs, cancels):
-                try:
+                with contextlib.suppress(Exception):  # the connection may be gone
                     await subscription.unsubscribe()
-                except Exception:  # noqa: BLE001 - the connection may be gone
-                    pass
 
     async def handle(self, msg: Msg, stop: asyncio.Event) -> None:
         """Run one job message to its end. Never raises: whatever goes wrong

@@ -280,7 +280,8 @@ class WorkerProcess:
     ) -> Outcome:
         """Run a task; progress reports are passed to `on_progress`."""
         await self.start()
-        assert self._conn is not None
+        if self._conn is None:  # start() just made one: a bug if not
+            raise RuntimeError("the worker process has no pipe after starting")
         self._conn.send(task)
         while True:
             try:
