@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import queue
+import secrets
 import shutil
 import signal
 import socket
@@ -228,7 +229,13 @@ class EmbeddedStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # Chosen once: restarted children keep them.
         self.nats_port = free_port()
-        self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
+        # nats-server requires a token (in a config file of its own, not on
+        # its command line, where `ps` would show it): the services get it
+        # as FITYARD_NATS_TOKEN, tools and tests in nats_url (and stack.json,
+        # readable by the owner only).
+        self.nats_token = secrets.token_urlsafe(24)
+        self.nats_address = f"nats://127.0.0.1:{self.nats_port}"
+        self.nats_url = f"nats://{self.nats_token}@127.0.0.1:{self.nats_port}"
         self.scheduler_port = free_port()
         services = ["scheduler", "gateway", *self._trainer_names()]
         self.metrics_ports = {name: free_port() for name in services} if self.metrics else {}
@@ -298,6 +305,7 @@ class EmbeddedStack:
         """Write <data_dir>/stack.json, so that tools started later (`fityard
         top`, an operator's curl) find the ports of a running stack."""
         path = self.data_dir / STACK_FILE
+        path.touch(mode=0o600)  # it holds the NATS token
         path.write_text(json.dumps(self.description(), indent=2) + "\n")
 
     def names(self) -> list[str]:
@@ -450,10 +458,15 @@ class EmbeddedStack:
         # reconnect by themselves and JetStream's file store keeps the
         # streams, consumers and KV records (nats-server takes no lock on
         # -sd and recovers its files after a SIGKILL).
+        config = self.data_dir / "nats.conf"
+        config.touch(mode=0o600)
+        config.write_text(f"authorization {{ token: {json.dumps(self.nats_token)} }}\n")
         self._spawn(
             "nats",
             [
                 nats_server_binary(),
+                "-c",
+                str(config),
                 "-js",
                 "-sd",
                 str(self.data_dir / "nats"),
@@ -471,7 +484,8 @@ class EmbeddedStack:
         env = os.environ.copy()
         env.update(
             {
-                "FITYARD_NATS_URL": self.nats_url,
+                "FITYARD_NATS_URL": self.nats_address,
+                "FITYARD_NATS_TOKEN": self.nats_token,
                 "FITYARD_STORAGE": self.storage,
                 "FITYARD_STORAGE_DIR": str(self.data_dir / "objects"),
                 "FITYARD_SCHEDULER_LISTEN": f"127.0.0.1:{self.scheduler_port}",

@@ -222,12 +222,14 @@ async def _run(url: str, source: str, once: bool, interval: float) -> int:
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0.1,
                 error_cb=quiet,
+                # the token: in the URL (stack.json's) or FITYARD_NATS_TOKEN
+                token=os.environ.get("FITYARD_NATS_TOKEN") or None,
             ),
             10,
         )
     except Exception as exc:  # noqa: BLE001 - said in one line, with what to do
         print(
-            f"error: cannot reach NATS at {url} (from {source}): {exc or type(exc).__name__}. "
+            f"error: cannot reach NATS at {bus.redacted(url)} (from {source}): {exc or type(exc).__name__}. "
             "Start the stack (`fityard up`), pass --data-dir of a running `fityard up`, "
             "or --nats URL / FITYARD_NATS_URL.",
             file=sys.stderr,

@@ -22,6 +22,7 @@ SECRETS = {
     "FITYARD_S3_SECRET_KEY": "s3-secret",
     "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
     "FITYARD_INTERNAL_TOKEN": "internal-secret",
+    "FITYARD_NATS_TOKEN": "nats-secret",
 }
 
 
@@ -147,19 +148,18 @@ def test_every_setting_is_in_compose_and_in_env_example(compose, env):
         assert c.service_environment(compose, name, env).keys() >= service_settings()
 
 
-def test_no_secret_is_written_down(compose):
+def test_no_secret_is_written_down(compose, env):
     """Secrets come from .env only: compose refuses to start without them,
     and .env.example leaves them for the user to set."""
     with pytest.raises(c.MissingVariable, match="FITYARD_S3_SECRET_KEY"):
-        c.service_environment(compose, "gateway", c.dotenv())
+        c.service_environment(compose, "gateway", {**env, "FITYARD_S3_SECRET_KEY": ""})
     assert c.dotenv()["FITYARD_S3_SECRET_KEY"] == ""
-    assert c.dotenv()["FITYARD_INTERNAL_TOKEN"] == ""
-    with pytest.raises(c.MissingVariable, match="FITYARD_INTERNAL_TOKEN"):
-        c.service_environment(
-            compose,
-            "scheduler",
-            {**c.dotenv(), "FITYARD_S3_SECRET_KEY": "s", "FITYARD_S3_ACCESS_KEY": "a"},
-        )
+    for token in ("FITYARD_INTERNAL_TOKEN", "FITYARD_NATS_TOKEN"):
+        assert c.dotenv()[token] == ""
+        with pytest.raises(c.MissingVariable, match=token):
+            c.service_environment(compose, "scheduler", {**env, token: ""})
+    with pytest.raises(c.MissingVariable, match="FITYARD_NATS_TOKEN"):
+        c.service_environment(compose, "nats", {**env, "FITYARD_NATS_TOKEN": ""})
     assert c.dotenv()["GRAFANA_ADMIN_PASSWORD"] == ""
     text = c.COMPOSE_FILE.read_text()
     assert "minioadmin" not in text and "SECRET_KEY: " + "${FITYARD_S3_SECRET_KEY:?" in text

@@ -24,6 +24,7 @@ from services import span_store
 from services.embedded import free_port, nats_server_binary, wait_healthy
 from services.gateway.auth import mint
 from tests.support import compose as c
+from tests.support.jobs import nats_refuses_without_a_token
 from tests.support.s3server import ACCESS_KEY, SECRET_KEY
 
 pytestmark = pytest.mark.stack
@@ -65,6 +66,7 @@ class Deployment:
             "FITYARD_S3_BUCKET": "fityard-compose",
             "GRAFANA_ADMIN_PASSWORD": "unused",
             "FITYARD_INTERNAL_TOKEN": "compose-internal-token",
+            "FITYARD_NATS_TOKEN": "compose-nats-token",
         }
         # compose's api-keys secret, as the gateway finds it in its container
         self.keys_file = tmp / "api-keys"
@@ -95,11 +97,18 @@ class Deployment:
         return env
 
     def start(self) -> None:
+        nats = self.compose["services"]["nats"]
+        # the repository's files it mounts, where they are here
+        mounts = {
+            volume.split(":")[1]: str(c.ROOT / volume.split(":")[0])
+            for volume in nats["volumes"]
+            if volume.startswith("./")
+        }
         self._spawn(
             "nats",
-            [nats_server_binary(), *self.compose["services"]["nats"]["command"]],
-            {},
-            replace={"/data": str(self.tmp / "nats"), "8222": str(free_port())},
+            [nats_server_binary(), *nats["command"]],
+            c.service_environment(self.compose, "nats", self.dotenv),
+            replace={"/data": str(self.tmp / "nats"), "8222": str(free_port()), **mounts},
         )
         self.receiver = span_store.serve(self.tmp / "spans", f"127.0.0.1:{self.receiver_port}")
         image = c.entrypoint()
@@ -167,6 +176,8 @@ def test_the_seed_workflow_runs_on_the_services_as_compose_starts_them(
         probe = [sys.executable, *test[2:5], f"127.0.0.1:{deployment.ports[name][key]}"]
         assert _eventually_ok(probe), f"{name}'s health check fails:\n{deployment.log(name)}"
 
+    # NATS as compose runs it wants the token the services send
+    assert nats_refuses_without_a_token(deployment.nats_port)
     # the gateway listens as compose has it, behind API keys
     with Client(gateway) as anonymous, pytest.raises(Unauthenticated):
         anonymous.jobs()

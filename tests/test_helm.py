@@ -377,6 +377,35 @@ def test_every_setting_is_in_the_values_and_no_secret_in_the_config(renders):
     assert not by_kind(renders["prod"], "Secret").get("fy-fityard-api-keys")
 
 
+def _secret_refs(docs, component: str) -> set[str]:
+    spec = by_kind(docs, "Deployment")[f"fy-fityard-{component}"]["spec"]["template"]["spec"]
+    return {e["secretRef"]["name"] for e in spec["containers"][0]["envFrom"] if "secretRef" in e}
+
+
+def test_nats_wants_a_token_that_fityards_pods_have(renders):
+    """The subchart's nats-server requires a token it reads from a Secret
+    the chart makes (random, kept across upgrades); fityard's three
+    services read the same Secret; an external NATS's token is a Secret the
+    user names, or none."""
+    for name in ("dev", "prod"):
+        docs = renders[name]
+        config = by_kind(docs, "ConfigMap")["fy-nats-config"]["data"]["nats.conf"]
+        assert '"token": $FITYARD_NATS_TOKEN' in config
+        (nats,) = by_kind(docs, "StatefulSet")["fy-nats"]["spec"]["template"]["spec"]["containers"][
+            :1
+        ]
+        (env,) = [e for e in nats["env"] if e["name"] == "FITYARD_NATS_TOKEN"]
+        secret = env["valueFrom"]["secretKeyRef"]
+        made = by_kind(docs, "Secret")[secret["name"]]
+        assert len(base64.b64decode(made["data"][secret["key"]])) == 40
+        for component in FITYARD:
+            assert secret["name"] in _secret_refs(docs, component), component
+    external = renders["prod-external-nats"]
+    assert "fityard-nats-token" not in by_kind(external, "Secret")
+    assert not any("nats" in ref for ref in _secret_refs(external, "trainer"))
+    assert "FITYARD_NATS_TOKEN" not in by_kind(renders["prod"], "ConfigMap")["fy-fityard"]["data"]
+
+
 def test_the_gateway_and_the_scheduler_share_an_internal_token_no_one_else_has(renders):
     """The scheduler listens beyond loopback, so it needs the token (it
     would not start without): a Secret the chart makes with a random token,

@@ -1,7 +1,8 @@
-"""The internal hop: with FITYARD_INTERNAL_TOKEN the scheduler takes
+"""The internal hops: with FITYARD_INTERNAL_TOKEN the scheduler takes
 commands only from a caller with the token (the gateway, which sends it),
 so nobody who reaches its port can submit as any tenant; a scheduler
-exposed beyond loopback without a token does not start."""
+exposed beyond loopback without a token does not start; NATS turns away a
+client without its token."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fityard.v1 import jobs_pb2
 from services.common.internal_auth import HEADER
 from services.embedded import EmbeddedStack, free_port
 from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
+from tests.support.jobs import nats_refuses_without_a_token
 
 pytestmark = pytest.mark.stack
 
@@ -45,6 +47,8 @@ def test_the_scheduler_takes_commands_only_with_the_token(tmp_path):
                 health_pb2.HealthCheckRequest(), timeout=10
             )
             assert health.status == health_pb2.HealthCheckResponse.SERVING  # probes stay open
+        # and NATS itself wants the token the services were given
+        assert nats_refuses_without_a_token(stack.nats_port)
 
 
 def test_a_scheduler_exposed_beyond_loopback_without_a_token_does_not_start(tmp_path):

@@ -119,8 +119,9 @@ def request_key(tenant: str, request_id: str) -> str:
     return f"{tenant}.{hashlib.sha256(request_id.encode()).hexdigest()[:32]}"
 
 
-async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
-    """Connect to NATS, retrying while the server is still starting.
+async def connect(url: str, name: str, *, token: str = "", attempts: int = 60) -> NATS:
+    """Connect to NATS (with `token` when it requires one: FITYARD_NATS_TOKEN),
+    retrying while the server is still starting.
 
     Services may start before nats-server accepts connections (compose,
     Kubernetes, `fityard up`); they wait instead of crashing.
@@ -133,12 +134,19 @@ async def connect(url: str, name: str, *, attempts: int = 60) -> NATS:
                 name=name,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,
+                token=token or None,
                 **_connection_logging(),
             )
         except Exception as exc:  # noqa: BLE001 - any connect failure means "retry"
             last = exc
             await asyncio.sleep(0.5)
-    raise RuntimeError(f"could not connect to NATS at {url}: {last}")
+    raise RuntimeError(f"could not connect to NATS at {redacted(url)}: {last}")
+
+
+def redacted(url: str) -> str:
+    """The URL without credentials, for logs and errors."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url.rpartition("@")[2]
 
 
 def _connection_logging() -> dict:

@@ -200,6 +200,10 @@ class Config:
     # Directory of per-core lock files shared by the trainers of one machine
     # (see services/trainer/cores.py); empty: this trainer owns its cores.
     core_leases_dir: str = ""
+    # The token nats-server requires (its `--auth`/authorization token);
+    # empty: none. Kept out of FITYARD_NATS_URL so that no log line of the
+    # URL shows it.
+    nats_token: str = ""
     # Copies JetStream keeps of each stream and KV bucket fityard creates:
     # 1 on one nats-server, 3 on a 3-node cluster (the Helm chart's), so the
     # loss of one NATS node loses no job, event or record. Applied when a
@@ -274,6 +278,7 @@ class Config:
             trainer_health_listen=_env("FITYARD_TRAINER_HEALTH_LISTEN", ""),
             core_leases_dir=_env("FITYARD_CORE_LEASES_DIR", ""),
             nats_replicas=_env_int("FITYARD_NATS_REPLICAS", 1),
+            nats_token=_env("FITYARD_NATS_TOKEN", ""),
             ack_wait_seconds=(ack_wait := _env_float("FITYARD_ACK_WAIT_SECONDS", 8.0)),
             heartbeat_seconds=_heartbeat(ack_wait),
             max_attempts=_env_int("FITYARD_MAX_ATTEMPTS", 3),

@@ -55,7 +55,7 @@ class GatewayContext:
         # store calls (ensure_ready, deleting a half-recorded upload).
         store = open_store(config.storage)
         await asyncio.to_thread(store.ensure_ready)
-        nc = await bus.connect(config.nats_url, "fityard-gateway")
+        nc = await bus.connect(config.nats_url, "fityard-gateway", token=config.nats_token)
         js = nc.jetstream()
         await bus.ensure_topology(js, config)
         channel = grpc.aio.insecure_channel(

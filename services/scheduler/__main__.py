@@ -47,7 +47,7 @@ async def main() -> int:
     )
     scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerService(ctx), server.server)
     await server.start()
-    log.info("scheduler listening on port %d, NATS %s", server.port, config.nats_url)
+    log.info("scheduler listening on port %d, NATS %s", server.port, bus.redacted(config.nats_url))
     loops = {
         asyncio.create_task(EventFolder(ctx).run(stop), name="event folding"),
         asyncio.create_task(reconcile_periodically(ctx, stop), name="reconciliation"),

@@ -40,7 +40,7 @@ class SchedulerContext:
         and NATS (the topology ensured)."""
         store = open_store(config.storage)
         await asyncio.to_thread(store.ensure_ready)
-        nc = await bus.connect(config.nats_url, "fityard-scheduler")
+        nc = await bus.connect(config.nats_url, "fityard-scheduler", token=config.nats_token)
         js = nc.jetstream()
         await bus.ensure_topology(js, config)
         return cls(

@@ -38,7 +38,9 @@ class TrainerContext:
         job loop)."""
         trainer_id = config.trainer_id or f"{socket.gethostname()}-{os.getpid()}"
         threads = config.trainer_threads or usable_cores()
-        nc = await bus.connect(config.nats_url, f"fityard-trainer-{trainer_id}")
+        nc = await bus.connect(
+            config.nats_url, f"fityard-trainer-{trainer_id}", token=config.nats_token
+        )
         js = nc.jetstream()
         await bus.ensure_topology(js, config)
         return cls(

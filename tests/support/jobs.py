@@ -75,3 +75,19 @@ def put_record(nats_url: str, record: records_pb2.JobRecord) -> None:
             await nc.close()
 
     asyncio.run(write())
+
+
+def nats_refuses_without_a_token(port: int) -> bool:
+    """True if the nats-server on `port` turns away a client with no token."""
+
+    async def connect() -> bool:
+        try:
+            nc = await nats.connect(
+                f"nats://127.0.0.1:{port}", max_reconnect_attempts=1, connect_timeout=3
+            )
+        except Exception:  # noqa: BLE001 - refused: what this checks
+            return True
+        await nc.close()
+        return False
+
+    return asyncio.run(connect())

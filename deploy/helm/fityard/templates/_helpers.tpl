@@ -50,6 +50,16 @@ the headless service so that it reaches the stream's leader. */}}
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret holding NATS's token: the subchart's (its container env
+names it) or, with an external NATS, nats.tokenSecret; "" for none. */}}
+{{- define "fityard.natsTokenSecret" -}}
+{{- if .Values.nats.enabled -}}
+{{- .Values.nats.container.env.FITYARD_NATS_TOKEN.valueFrom.secretKeyRef.name -}}
+{{- else -}}
+{{- .Values.nats.tokenSecret -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "fityard.internalSecret" -}}
 {{- .Values.internalToken.existingSecret | default (printf "%s-internal" (include "fityard.fullname" .)) -}}
 {{- end -}}
@@ -101,6 +111,10 @@ envFrom:
   - secretRef:
       name: {{ include "fityard.internalSecret" .root }}
   {{- end }}
+  {{- with include "fityard.natsTokenSecret" .root }}
+  - secretRef:
+      name: {{ . }}
+  {{- end }}
 env:
   - name: OTEL_SERVICE_NAME
     value: fityard-{{ .component }}
@@ -124,7 +138,7 @@ these annotations; tests/test_helm.py runs it and requires a reason for
 every skip). */}}
 {{- define "fityard.checkovSkips" -}}
 checkov.io/skip1: CKV_K8S_15=IfNotPresent is right for an image pinned by tag or digest; Always makes every pod start depend on the registry
-checkov.io/skip2: CKV_K8S_35=the services read S3 credentials from the environment (12-factor; the minio client); the Secret is mounted as env only into fityard containers
+checkov.io/skip2: CKV_K8S_35=the services read their credentials (S3 keys, the NATS and internal tokens) from the environment (12-factor; the minio and nats clients); the Secrets are env of fityard containers only
 {{- if not .Values.image.digest }}
 checkov.io/skip3: CKV_K8S_43=this install names the image by tag; production passes image.digest (CI sets it from the build)
 {{- end }}
