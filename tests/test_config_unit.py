@@ -190,3 +190,18 @@ def test_a_heartbeat_of_exactly_half_the_deadline_is_allowed(monkeypatch):
     monkeypatch.setenv("FITYARD_ACK_WAIT_SECONDS", "4")
     monkeypatch.setenv("FITYARD_HEARTBEAT_SECONDS", "2")
     assert Config.from_env().heartbeat_seconds == 2.0
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("nats://s3cr3t@127.0.0.1:4222", "nats://127.0.0.1:4222"),
+        ("nats://user:pa@ss@nats:4222", "nats://nats:4222"),
+        ("nats://nats:4222", "nats://nats:4222"),
+        ("tok@host:4222", "host:4222"),
+    ],
+)
+def test_a_nats_url_is_shown_without_its_credentials(url, shown):
+    from services.common.bus import redacted
+
+    assert redacted(url) == shown
