@@ -18,8 +18,9 @@ import pytest
 from fityard import Client, NotFound, Unauthenticated
 from fityard._auth import BearerKey
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
-from services.embedded import EmbeddedStack, free_port
+from services.embedded import EmbeddedStack
 from services.gateway.auth import mint
+from tests.support.exposure import start_exposed
 from tests.support.jobs import wait_for_state
 
 pytestmark = pytest.mark.stack
@@ -188,18 +189,11 @@ def test_the_cli_sends_the_key(stack, keys):
 
 
 def test_a_gateway_exposed_beyond_loopback_without_keys_does_not_start(tmp_path):
-    env = {
-        **os.environ,
-        "FITYARD_GATEWAY_LISTEN": f"0.0.0.0:{free_port()}",
-        "FITYARD_STORAGE_DIR": str(tmp_path),
-    }
-    env.pop("FITYARD_API_KEYS_FILE", None)
-    gateway = subprocess.run(
-        [sys.executable, "-m", "services.gateway"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    gateway = start_exposed(
+        "services.gateway",
+        "FITYARD_GATEWAY_LISTEN",
+        "FITYARD_API_KEYS_FILE",
+        FITYARD_STORAGE_DIR=str(tmp_path),
     )
     assert gateway.returncode != 0
     assert "without API keys: set FITYARD_API_KEYS_FILE" in gateway.stderr

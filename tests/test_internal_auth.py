@@ -6,10 +6,6 @@ client without its token."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import grpc
 import pandas as pd
 import pytest
@@ -18,8 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from fityard import Client
 from fityard.v1 import jobs_pb2
 from services.common.internal_auth import HEADER
-from services.embedded import EmbeddedStack, free_port
+from services.embedded import EmbeddedStack
 from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
+from tests.support.exposure import start_exposed
 from tests.support.jobs import nats_refuses_without_a_token
 
 pytestmark = pytest.mark.stack
@@ -51,15 +48,9 @@ def test_the_scheduler_takes_commands_only_with_the_token(tmp_path):
         assert nats_refuses_without_a_token(stack.nats_port)
 
 
-def test_a_scheduler_exposed_beyond_loopback_without_a_token_does_not_start(tmp_path):
-    env = {**os.environ, "FITYARD_SCHEDULER_LISTEN": f"0.0.0.0:{free_port()}"}
-    env.pop("FITYARD_INTERNAL_TOKEN", None)
-    scheduler = subprocess.run(
-        [sys.executable, "-m", "services.scheduler"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+def test_a_scheduler_exposed_beyond_loopback_without_a_token_does_not_start():
+    scheduler = start_exposed(
+        "services.scheduler", "FITYARD_SCHEDULER_LISTEN", "FITYARD_INTERNAL_TOKEN"
     )
     assert scheduler.returncode != 0
     assert "without FITYARD_INTERNAL_TOKEN" in scheduler.stderr
