@@ -17,6 +17,8 @@ import logging
 
 import grpc
 
+from .grpc_handlers import refusing
+
 log = logging.getLogger(__name__)
 
 HEADER = "x-fityard-internal-token"
@@ -42,16 +44,13 @@ class TokenCheck(grpc.aio.ServerInterceptor):
         sent = next((v for k, v in details.invocation_metadata or () if k == HEADER), "")
         if isinstance(sent, str) and hmac.compare_digest(sent.encode(), self._token):
             return handler
-
-        async def refuse(request, context):
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "internal calls need FITYARD_INTERNAL_TOKEN: give the gateway and the "
-                "scheduler the same one",
-            )
-
         log.warning("refused an internal call to %s without the right token", details.method)
-        return handler._replace(unary_unary=refuse)
+        return refusing(
+            handler,
+            grpc.StatusCode.UNAUTHENTICATED,
+            "internal calls need FITYARD_INTERNAL_TOKEN: give the gateway and the scheduler "
+            "the same one",
+        )
 
 
 class TokenSend(grpc.aio.UnaryUnaryClientInterceptor):

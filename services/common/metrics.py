@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
+
+from .grpc_handlers import around, behavior_attribute
 
 log = logging.getLogger(__name__)
 
@@ -103,38 +104,17 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
         service, _, method = details.method.lstrip("/").rpartition("/")
         if service in UNCOUNTED_SERVICES:
             return handler
-        kind, attribute = _kind(handler)
-        labels = (service, method, kind)
-        behavior = getattr(handler, attribute)
-        return handler._replace(**{attribute: _counted(behavior, labels)})
+        labels = (service, method, GRPC_TYPES[behavior_attribute(handler)])
+        return around(handler, lambda context: _observed(context, labels))
 
 
-def _kind(handler) -> tuple[str, str]:
-    """go-grpc-prometheus's grpc_type, and the handler's behavior attribute."""
-    if handler.request_streaming and handler.response_streaming:
-        return "bidi_stream", "stream_stream"
-    if handler.request_streaming:
-        return "client_stream", "stream_unary"
-    if handler.response_streaming:
-        return "server_stream", "unary_stream"
-    return "unary", "unary_unary"
-
-
-def _counted(behavior: Callable, labels: tuple[str, str, str]) -> Callable:
-    if inspect.isasyncgenfunction(behavior):
-
-        async def stream(request, context):
-            with _observed(context, labels):
-                async for response in behavior(request, context):
-                    yield response
-
-        return stream
-
-    async def call(request, context):
-        with _observed(context, labels):
-            return await behavior(request, context)
-
-    return call
+# go-grpc-prometheus's grpc_type of each kind of handler.
+GRPC_TYPES = {
+    "unary_unary": "unary",
+    "unary_stream": "server_stream",
+    "stream_unary": "client_stream",
+    "stream_stream": "bidi_stream",
+}
 
 
 @contextlib.contextmanager

@@ -21,19 +21,21 @@ starts (services/gateway/__main__.py: check_exposure).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import hmac
-import inspect
 import logging
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 
 from services.common.config import DEFAULT_TENANT
+from services.common.grpc_handlers import around, refusing
 from services.common.internal_auth import is_loopback
 
 log = logging.getLogger(__name__)
@@ -164,35 +166,17 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             log.error("the API keys file %s cannot be read: refusing calls", self.keys.path)
             tenant = None
         if tenant is None:
-            return _refusal(handler, bool(key))
-        return _as_tenant(handler, tenant)
+            return refusing(handler, grpc.StatusCode.UNAUTHENTICATED, BAD_KEY if key else NO_KEY)
+        return around(handler, lambda _context: _as(tenant))
 
 
-def _behavior(handler: grpc.RpcMethodHandler) -> str:
-    """The attribute of the handler's behavior (one of four kinds)."""
-    if handler.request_streaming:
-        return "stream_stream" if handler.response_streaming else "stream_unary"
-    return "unary_stream" if handler.response_streaming else "unary_unary"
-
-
-def _as_tenant(handler: grpc.RpcMethodHandler, tenant: str) -> grpc.RpcMethodHandler:
-    """The handler, run with `tenant` as the current tenant."""
-    attribute = _behavior(handler)
-    behavior = getattr(handler, attribute)
-    if inspect.isasyncgenfunction(behavior):
-
-        async def stream(request, context):
-            _tenant.set(tenant)
-            async for response in behavior(request, context):
-                yield response
-
-        return handler._replace(**{attribute: stream})
-
-    async def call(request, context):
-        _tenant.set(tenant)
-        return await behavior(request, context)
-
-    return handler._replace(**{attribute: call})
+@contextlib.contextmanager
+def _as(tenant: str) -> Iterator[None]:
+    token = _tenant.set(tenant)
+    try:
+        yield
+    finally:
+        _tenant.reset(token)
 
 
 NO_KEY = (
@@ -204,13 +188,3 @@ BAD_KEY = (
     "the API key is not one this fityard knows (mistyped, or revoked): check "
     "FITYARD_API_KEY / --api-key, or ask its operator for a new one"
 )
-
-
-def _refusal(handler: grpc.RpcMethodHandler, had_key: bool) -> grpc.RpcMethodHandler:
-    """A handler of the same kind that answers UNAUTHENTICATED at once."""
-    message = BAD_KEY if had_key else NO_KEY
-
-    async def refuse(request, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-
-    return handler._replace(**{_behavior(handler): refuse})
