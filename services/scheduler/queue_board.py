@@ -46,6 +46,23 @@ ESTIMATE_STEP = 5.0
 SETTLE_SECONDS = 1.0
 # How often the number of live trainers is read again (a KV listing).
 TRAINERS_EVERY_SECONDS = 10.0
+# Places up to this one are shown exactly; further back a job's figures are
+# rewritten only when they moved by a tenth since last written: a queue of
+# hundreds moving at tens of jobs a second would otherwise rewrite every
+# record every pass (measured: most of the scheduler's and nats-server's CPU
+# in a burst of tiny jobs), for changes nobody reads ("199 ahead" or "180").
+EXACT_UP_TO = 10
+CLOSE_ENOUGH = 0.1
+
+
+def worth_writing(shown: tuple[int, float] | None, figures: tuple[int, float]) -> bool:
+    """Whether (position, wait) differ enough from what the record shows."""
+    if shown is None or figures[0] <= EXACT_UP_TO:
+        return shown != figures
+    (old_position, old_wait), (position, wait) = shown, figures
+    return abs(position - old_position) >= CLOSE_ENOUGH * old_position or abs(
+        wait - old_wait
+    ) >= max(ESTIMATE_STEP, CLOSE_ENOUGH * old_wait)
 
 
 def estimate(position: int, trainers: int, typical_run: float | None) -> float:
@@ -96,12 +113,15 @@ class QueueBoard:
         for lane, queue in queues.items():
             typical = self.live.typical_run(lane)
             for position, (key, settled) in enumerate(queue[:SHOWN], start=1):
+                if not settled:
+                    continue  # written once it has waited
                 figures = (position, estimate(position, trainers, typical))
-                shown[key] = figures
-                if settled and self._shown.get(key) != figures:
+                before = self._shown.get(key)
+                if worth_writing(before, figures):
                     written += await self._write(key, *figures)
-                elif not settled:
-                    shown.pop(key)  # written once it has waited
+                    shown[key] = figures
+                else:
+                    shown[key] = before
         self._shown = shown
         return written
 

@@ -55,6 +55,7 @@ from services.common.tracing import (
 from services.internal.v1 import bus_pb2, records_pb2
 
 from .context import TrainerContext
+from .progress import ProgressThrottle
 from .worker import Outcome, Task
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ HAND_BACK_DELAY_SECONDS = 1.0
 RETRY_DELAY_SECONDS = 1.0
 # How long an event publish is retried before the job is handed back.
 REPORT_WITHIN_SECONDS = 120.0
+# At most one progress report per job this often (progress.py says why).
+PROGRESS_EVERY_SECONDS = 0.5
 
 
 def task_for(
@@ -355,7 +358,7 @@ class Trainer:
             cores=threads,
         )
 
-        async def on_progress(fraction: float, message: str) -> None:
+        async def report_progress(fraction: float, message: str) -> None:
             await self._report(
                 job,
                 jobs_pb2.JOB_STATE_RUNNING,
@@ -365,10 +368,11 @@ class Trainer:
                 progress_message=message,
             )
 
+        progress = ProgressThrottle(report_progress, PROGRESS_EVERY_SECONDS)
         work = asyncio.create_task(
             self.worker.run(
                 task_for(job, attempt, threads, self.config.max_classes, current_traceparent()),
-                on_progress,
+                progress.offer,
             )
         )
         cancelled = asyncio.create_task(self._cancel.wait())
@@ -429,6 +433,7 @@ class Trainer:
                     await self._stop_work(work)
                     return
         finally:
+            progress.close()
             cancelled.cancel()
             stopping.cancel()
         await self._finish(msg, job, work.result(), attempt, lost, started)

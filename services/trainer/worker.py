@@ -183,25 +183,27 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
     config = Config.from_env()
     logs.configure("trainer", config.log_level, config.log_format)
     tracing = setup_tracing("trainer")
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
 
     import ml.model  # noqa: F401 - the heavy import (pandas, sklearn), paid once here
     from services.common.storage import open_store
 
-    limits = threadpool_limits(limits=threads)  # noqa: F841 - kept for the process's life
+    # Finding the thread pools (OpenMP, BLAS) scans the process's loaded
+    # libraries: done once here, not per job (it was 15 % of a tiny job's CPU).
+    pools = ThreadpoolController()
+    limits = pools.limit(limits=threads)  # noqa: F841 - kept for the process's life
     store = open_store(storage)
     signal.signal(signal.SIGTERM, _raise_stopped)
     conn.send(("ready", os.getpid()))
     try:
-        _serve(conn, store, tracing)
+        _serve(conn, store, tracing, pools)
     except Stopped:
         _flush(tracing, wait=STOP_FLUSH_SECONDS)  # the stopped job's spans
 
 
-def _serve(conn: Connection, store, tracing: bool) -> None:
-    """Run the tasks the trainer sends until it goes away."""
-    from threadpoolctl import threadpool_limits
-
+def _serve(conn: Connection, store, tracing: bool, pools) -> None:
+    """Run the tasks the trainer sends until it goes away; `pools` is the
+    process's threadpoolctl.ThreadpoolController."""
     import ml
 
     while True:
@@ -211,7 +213,7 @@ def _serve(conn: Connection, store, tracing: bool) -> None:
             return  # the trainer went away
         try:
             with (
-                threadpool_limits(limits=task.threads),
+                pools.limit(limits=task.threads),
                 logs.job_context(task.job_id),
                 tracer.start_as_current_span(
                     f"worker {task.kind}", context=context_of(task.traceparent)
