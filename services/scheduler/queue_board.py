@@ -46,20 +46,30 @@ ESTIMATE_STEP = 5.0
 SETTLE_SECONDS = 1.0
 # How often the number of live trainers is read again (a KV listing).
 TRAINERS_EVERY_SECONDS = 10.0
-# Places up to this one are shown exactly; further back a job's figures are
-# rewritten only when they moved by a tenth since last written: a queue of
-# hundreds moving at tens of jobs a second would otherwise rewrite every
-# record every pass (measured: most of the scheduler's and nats-server's CPU
-# in a burst of tiny jobs), for changes nobody reads ("199 ahead" or "180").
+# Places up to this one are shown exactly, every pass; further back a job's
+# figures are rewritten when they moved by a tenth since last written, and at
+# most every REWRITE_SECONDS: a queue of hundreds moving at tens of jobs a
+# second would otherwise rewrite every record every pass (measured: most of
+# the scheduler's and nats-server's CPU in a burst of tiny jobs), for changes
+# nobody reads ("199 ahead" or "180").
 EXACT_UP_TO = 10
 CLOSE_ENOUGH = 0.1
+REWRITE_SECONDS = 5.0
 
 
-def worth_writing(shown: tuple[int, float] | None, figures: tuple[int, float]) -> bool:
-    """Whether (position, wait) differ enough from what the record shows."""
-    if shown is None or figures[0] <= EXACT_UP_TO:
-        return shown != figures
-    (old_position, old_wait), (position, wait) = shown, figures
+def worth_writing(
+    shown: tuple[int, float, float] | None, figures: tuple[int, float], now: float
+) -> bool:
+    """Whether (position, wait) differ enough from what the record shows
+    (`shown`: position, wait and when they were written)."""
+    if shown is None:
+        return True
+    old_position, old_wait, written = shown
+    position, wait = figures
+    if position <= EXACT_UP_TO:
+        return (old_position, old_wait) != figures
+    if now - written < REWRITE_SECONDS:
+        return False
     return abs(position - old_position) >= CLOSE_ENOUGH * old_position or abs(
         wait - old_wait
     ) >= max(ESTIMATE_STEP, CLOSE_ENOUGH * old_wait)
@@ -85,7 +95,7 @@ class QueueBoard:
         self.jobs = ctx.jobs
         self.live = ctx.live
         self.trainers = trainers
-        self._shown: dict[tuple[str, str], tuple[int, float]] = {}
+        self._shown: dict[tuple[str, str], tuple[int, float, float]] = {}
         self._trainers = 0
         self._trainers_read = -math.inf
 
@@ -109,7 +119,8 @@ class QueueBoard:
             return 0
         trainers = await self._trainers_alive()
         written = 0
-        shown: dict[tuple[str, str], tuple[int, float]] = {}
+        now = time.monotonic()
+        shown: dict[tuple[str, str], tuple[int, float, float]] = {}
         for lane, queue in queues.items():
             typical = self.live.typical_run(lane)
             for position, (key, settled) in enumerate(queue[:SHOWN], start=1):
@@ -117,9 +128,9 @@ class QueueBoard:
                     continue  # written once it has waited
                 figures = (position, estimate(position, trainers, typical))
                 before = self._shown.get(key)
-                if worth_writing(before, figures):
+                if worth_writing(before, figures, now):
                     written += await self._write(key, *figures)
-                    shown[key] = figures
+                    shown[key] = (*figures, now)
                 else:
                     shown[key] = before
         self._shown = shown

@@ -8,6 +8,12 @@ free core, so a lone fit gets the whole machine; when jobs are queued, each
 runs single-threaded beside the others (parallel single-threaded fits beat
 one multi-threaded fit at a time for throughput).
 
+A held core's lock file says which lane's job holds it: a small job that
+finds no core free waits for one while only small jobs hold them (they end
+within moments; running beside them would only slow every one of them),
+and runs at once beside a default-lane job (which may hold its cores for
+hours).
+
 flock(2) locks die with their process, so a crashed trainer frees its cores.
 Without a leases directory (one trainer per container) a trainer simply uses
 its whole thread budget.
@@ -30,18 +36,24 @@ class CoreLeases:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.cores = cores
         self._held: list[int] = []  # file descriptors
+        self.lane = ""  # of the job the cores are taken for: written in the lock files
 
     @property
     def held(self) -> int:
         return len(self._held)
 
+    def _path(self, core: int) -> Path:
+        return self.directory / f"core-{core}.lock"
+
     def _try(self, core: int) -> bool:
-        fd = os.open(self.directory / f"core-{core}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        fd = os.open(self._path(core), os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, self.lane.encode(), 0)
         self._held.append(fd)
         return True
 
@@ -53,6 +65,17 @@ class CoreLeases:
                 break
             taken += self._try(core)
         return taken
+
+    def all_held_for(self, lane: str) -> bool:
+        """Whether every core is held for jobs of `lane` (as their lock files
+        say; a core taken a moment ago may still show its last holder's)."""
+        for core in range(self.cores):
+            try:
+                if self._path(core).read_text() != lane:
+                    return False
+            except OSError:
+                return False
+        return True
 
     async def take_one(
         self,
@@ -91,11 +114,15 @@ class AllCores:
     def __init__(self, cores: int):
         self.cores = cores
         self.held = 0
+        self.lane = ""
 
     def try_take_free(self, limit: int) -> int:
         taken = min(limit, self.cores - self.held)
         self.held += taken
         return taken
+
+    def all_held_for(self, lane: str) -> bool:
+        return False  # nobody else's jobs to wait for
 
     async def take_one(self, while_waiting, every, give_up) -> bool:
         self.held = 1

@@ -72,6 +72,8 @@ HAND_BACK_DELAY_SECONDS = 1.0
 RETRY_DELAY_SECONDS = 1.0
 # How long an event publish is retried before the job is handed back.
 REPORT_WITHIN_SECONDS = 120.0
+# The longest a small job waits for a core that small jobs hold.
+SMALL_JOB_CORE_WAIT_SECONDS = 5.0
 # At most one progress report per job this often (progress.py says why).
 PROGRESS_EVERY_SECONDS = 0.5
 
@@ -203,9 +205,46 @@ class Trainer:
         job = task.job
         self._current = (job.tenant, job.id)
         self._cancel.clear()
+        if first_delivery(msg, job):
+            # The task carries the record as the scheduler wrote it just
+            # before publishing, and no trainer has had the message: the job
+            # starts without waiting for a read. A cancel that came before
+            # _current was set is in the record, read while the start is
+            # reported (the worker is given the job once it is known).
+            verify = asyncio.create_task(self._cancel_if_ended(job))
+            try:
+                await self._start(msg, task, job, stop, verify)
+            finally:
+                verify.cancel()
+            return
         # Read after _current is set, so a cancel arriving from here on is
         # seen by _on_cancel, and one that came before is in the record.
         record = await self._record(job, wait=RECORD_WAIT_SECONDS)
+        await self._start(msg, task, record, stop)
+
+    async def _cancel_if_ended(self, job: records_pb2.JobRecord) -> None:
+        """Stop the job if its record says it has ended (cancelled before
+        this trainer was listening for its cancel) or is gone."""
+        try:
+            found = await get_record(self.jobs, job.tenant, job.id, records_pb2.JobRecord)
+        except TRANSIENT:
+            return  # the heartbeat's check (_still_ours) reads it again
+        if (found is None or found[0].state in TERMINAL_STATES) and self._current == (
+            job.tenant,
+            job.id,
+        ):
+            log.info("job %s ended before it started here: stopping it", job.id)
+            self._cancel.set()
+
+    async def _start(
+        self,
+        msg: Msg,
+        task: bus_pb2.JobTask,
+        record: records_pb2.JobRecord | None,
+        stop: asyncio.Event,
+        verify: asyncio.Task | None = None,
+    ) -> None:
+        job = task.job
         if record is None:
             log.warning("dropping job message %s: no such job", job.id)
             await _settle(msg.ack)
@@ -225,13 +264,26 @@ class Trainer:
         if lost >= self.config.max_attempts:
             await self._give_up(msg, job, record.attempts, lost, "its trainer died each time")
             return
+        self.cores.lane = job.lane
         if job.lane == SMALL_LANE:
-            # A small job never waits for a core: it takes one if one is
-            # free, else runs single-threaded beside the jobs holding them
-            # (seconds of oversubscription, rather than waiting hours behind
-            # a long fit that holds every core).
+            # A small job takes a free core; with none free it waits while
+            # only small jobs hold them (one ends within moments), at most
+            # SMALL_JOB_CORE_WAIT_SECONDS, and otherwise runs single-threaded
+            # beside the jobs holding them (seconds of oversubscription,
+            # rather than waiting hours behind a long fit that holds them).
             got_core = True
-            self.cores.try_take_free(1)
+            if not self.cores.try_take_free(1) and self.cores.all_held_for(SMALL_LANE):
+                give_up_at = time.monotonic() + SMALL_JOB_CORE_WAIT_SECONDS
+                await self.cores.take_one(
+                    msg.in_progress,
+                    self.config.heartbeat_seconds,
+                    give_up=lambda: (
+                        self._cancel.is_set()
+                        or stop.is_set()
+                        or time.monotonic() >= give_up_at
+                        or not self.cores.all_held_for(SMALL_LANE)
+                    ),
+                )
         else:
             # The job stays QUEUED until a core is free for it.
             got_core = await self.cores.take_one(
@@ -251,7 +303,9 @@ class Trainer:
         )
         self._running = True
         try:
-            await self._execute(msg, task, record.timeout_seconds, attempt, lost, stop, threads)
+            await self._execute(
+                msg, task, record.timeout_seconds, attempt, lost, stop, threads, verify
+            )
         finally:
             self._running = False
 
@@ -343,6 +397,7 @@ class Trainer:
         lost: int,
         stop: asyncio.Event,
         threads: int,
+        verify: asyncio.Task | None = None,
     ) -> None:
         job = task.job
         kind = kind_name(job.kind)
@@ -357,6 +412,18 @@ class Trainer:
             progress_message=f"{kind} started on {threads} core(s)",
             cores=threads,
         )
+        if verify is not None:
+            await verify
+        if self._cancel.is_set():  # before the worker has it
+            await self._report(
+                job,
+                jobs_pb2.JOB_STATE_CANCELLED,
+                attempt,
+                lost,
+                progress_message="cancelled by the user",
+            )
+            await _settle(msg.ack)
+            return
 
         async def report_progress(fraction: float, message: str) -> None:
             await self._report(
@@ -525,6 +592,19 @@ class Trainer:
 # least) within this long.
 QUICK_LOOK_SECONDS = 0.01
 FIRST_LANE_WAIT_SECONDS = 1.0
+
+
+def first_delivery(msg: Msg, job: records_pb2.JobRecord) -> bool:
+    """Whether this is the job's first message, delivered for the first
+    time, before any attempt: its record is then the one it carries. (A
+    re-published job's message has an id of its own: job_queue.publish.)"""
+    return (
+        msg.metadata.num_delivered == 1
+        and (msg.headers or {}).get(bus.HDR_MSG_ID) == job.id
+        and job.state == jobs_pb2.JOB_STATE_QUEUED
+        and job.attempts == 0
+        and job.lost_attempts == 0
+    )
 
 
 async def _next_job(subs: list) -> list[Msg]:
