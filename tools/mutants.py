@@ -57,8 +57,8 @@ MUTANTS = [
         "watch-final-only",
         "WatchJob sends only the final record: no RUNNING, no progress reaches the watcher",
         "services/gateway/jobs.py",
-        "            yield jobs_pb2.WatchJobResponse(job=job)\n            if job.state in TERMINAL_STATES:\n                return",
-        "            if job.state in TERMINAL_STATES:\n                yield jobs_pb2.WatchJobResponse(job=job)\n                return",
+        "                yield jobs_pb2.WatchJobResponse(job=job)\n                if job.state in TERMINAL_STATES:\n                    return",
+        "                if job.state in TERMINAL_STATES:\n                    yield jobs_pb2.WatchJobResponse(job=job)\n                    return",
         (
             "tests/test_workflow.py::test_watch_reports_each_state_in_order_until_the_job_ends[local]",
             "tests/test_cli.py::test_watch_follows_a_job_to_the_end[local]",
@@ -102,6 +102,11 @@ MUTANTS = [
                 "            await job_queue.remove(self.js, job)\n",
                 "",
             ),
+            (  # the record read beside a first delivery's start
+                "services/trainer/runner.py",
+                "        if (found is None or found[0].state in TERMINAL_STATES) and self._current == (",
+                "        if False and self._current == (",
+            ),
             (
                 "services/trainer/runner.py",
                 '        if record.state in TERMINAL_STATES:\n            log.info("job %s has ended (%s): stopping it"',
@@ -123,8 +128,8 @@ MUTANTS = [
         "ack-before-outputs",
         "the job is acked before it runs: a trainer that dies mid-job loses it",
         "services/trainer/runner.py",
-        "        await self._execute(msg, task,",
-        "        await msg.ack()\n        await self._execute(msg, task,",
+        "            await self._execute(\n",
+        "            await msg.ack()\n            await self._execute(\n",
         (
             "tests/test_redelivery.py::test_a_sigkilled_trainers_job_runs_again_elsewhere_within_the_deadline",
         ),

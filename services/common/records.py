@@ -13,12 +13,10 @@ grpcurl), not raw KV values. One codec, used by every service.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -150,16 +148,3 @@ async def record_ids(kv: KeyValue, tenant: str) -> list[str]:
         ids += [s[len(prefix) :] for s in subjects]
         if not subjects or len(ids) >= response.get("total", 0):
             return ids
-
-
-async def watch_record(kv: KeyValue, tenant: str, record_id: str, cls: type[M]) -> AsyncIterator[M]:
-    """Yield the record now and after every change, as the KV bucket pushes
-    them (no polling). The caller stops iterating when it has seen enough."""
-    watcher = await kv.watch(record_key(tenant, record_id), ignore_deletes=True)
-    try:
-        async for entry in watcher:
-            if entry is None or not entry.value:
-                continue
-            yield decode(entry.value, cls)
-    finally:
-        await asyncio.shield(watcher.stop())

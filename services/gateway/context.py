@@ -12,10 +12,11 @@ from nats.aio.client import Client as NATS
 from nats.js.kv import KeyValue
 
 from services.common import bus, errors
+from services.common.bus import record_key
 from services.common.config import Config
 from services.common.digests import DigestIndex
 from services.common.internal_auth import gateway_sends
-from services.common.records import get_record
+from services.common.records import decode, get_record
 from services.common.resources import DATASETS, JOBS
 from services.common.runtime import MAX_MESSAGE_BYTES
 from services.common.storage import ObjectStore, open_store
@@ -23,6 +24,7 @@ from services.common.telemetry import grpc_client_interceptors
 from services.internal.v1 import records_pb2, scheduler_pb2_grpc
 
 from .auth import current_tenant
+from .job_updates import JobUpdates
 from .transfer import Transfers
 
 # Commands forwarded to the scheduler are quick; a scheduler that does not
@@ -44,6 +46,8 @@ class GatewayContext:
     transfers: Transfers
     # The tenant's datasets by content (digests.py).
     digests: DigestIndex
+    # Every job record change, shared by WatchJob and GetJob (job_updates.py).
+    job_updates: JobUpdates
 
     @classmethod
     async def connect(cls, config: Config) -> GatewayContext:
@@ -64,11 +68,14 @@ class GatewayContext:
             interceptors=[*gateway_sends(config), *grpc_client_interceptors()],
         )
         datasets = await bus.datasets_bucket(js)
+        jobs = await bus.jobs_bucket(js)
+        job_updates = await JobUpdates(nc, jobs, bus.JOBS_BUCKET).start()
         return cls(
             config=config,
             store=store,
             nc=nc,
-            jobs=await bus.jobs_bucket(js),
+            jobs=jobs,
+            job_updates=job_updates,
             datasets=datasets,
             digests=DigestIndex(await bus.digests_bucket(js), datasets),
             channel=channel,
@@ -81,17 +88,23 @@ class GatewayContext:
         )
 
     async def close(self) -> None:
+        await self.job_updates.stop()
         await self.channel.close()
         await self.nc.drain()
 
     async def job_record(self, tenant: str, job_id: str) -> records_pb2.JobRecord:
         """The caller's job: INVALID_ARGUMENT naming `job_id` if the id is
         malformed, NOT_FOUND naming `jobs/<id>` if there is no such job."""
+        return (await self.job_version(tenant, job_id))[0]
+
+    async def job_version(self, tenant: str, job_id: str) -> tuple[records_pb2.JobRecord, int]:
+        """`job_record` and its KV revision (what WatchJob streams from)."""
         errors.check_id("job_id", job_id, JOBS)
-        found = await get_record(self.jobs, tenant, job_id, records_pb2.JobRecord)
+        found = await self.job_updates.read(record_key(tenant, job_id))
         if found is None:
             raise errors.not_found(JOBS, job_id)
-        return found[0]
+        revision, value = found
+        return decode(value, records_pb2.JobRecord), revision
 
     async def dataset_record(self, tenant: str, dataset_id: str) -> records_pb2.DatasetRecord:
         """The caller's dataset, as `job_record` for `datasets/<id>`."""

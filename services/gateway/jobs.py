@@ -3,6 +3,7 @@ are served from the job records and the store."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -10,6 +11,7 @@ from opentelemetry import trace
 
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common import errors
+from services.common.bus import record_key
 from services.common.jobs import (
     OUTPUTS,
     TERMINAL_STATES,
@@ -20,12 +22,13 @@ from services.common.jobs import (
 )
 from services.common.keys import OUTPUT_KEYS
 from services.common.logs import for_job, job_context
-from services.common.records import watch_record
+from services.common.records import decode
 from services.common.resources import DATASETS, JOBS
 from services.common.rpc_tracing import traced_transfer
 from services.internal.v1 import records_pb2, scheduler_pb2
 
 from .context import SCHEDULER_DEADLINE_SECONDS, GatewayContext, tenant_of
+from .job_updates import TRUST_SECONDS
 from .listing import read_page
 from .resources import public_job
 
@@ -108,13 +111,27 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     @errors.handle_errors
     async def WatchJob(self, request, context):
         tenant = tenant_of(context)
-        await self.gw.job_record(tenant, request.job_id)  # NOT_FOUND before streaming
-        records = watch_record(self.gw.jobs, tenant, request.job_id, records_pb2.JobRecord)
-        async for record in records:
-            job = public_job(record)
-            yield jobs_pb2.WatchJobResponse(job=job)
-            if job.state in TERMINAL_STATES:
-                return
+        errors.check_id("job_id", request.job_id, JOBS)
+        # Listening before the read: no change falls between the two.
+        key = record_key(tenant, request.job_id)
+        with self.gw.job_updates.listen(key) as changes:
+            record, revision = await self.gw.job_version(tenant, request.job_id)  # NOT_FOUND
+            while True:
+                job = public_job(record)
+                yield jobs_pb2.WatchJobResponse(job=job)
+                if job.state in TERMINAL_STATES:
+                    return
+                while True:
+                    try:
+                        changed, value = await asyncio.wait_for(changes.get(), TRUST_SECONDS)
+                    except asyncio.TimeoutError:  # nothing heard: read it (job_updates.py)
+                        found = await self.gw.job_updates.read(key)
+                        changed, value = found if found is not None else (revision + 1, None)
+                    if value is None:
+                        return  # deleted (only an ended job can be: not reached)
+                    if changed > revision:
+                        break
+                record, revision = decode(value, records_pb2.JobRecord), changed
 
     @errors.handle_errors
     async def ListJobs(self, request, context):
@@ -138,6 +155,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             timeout=SCHEDULER_DEADLINE_SECONDS,
             wait_for_ready=True,  # cancelling twice is harmless: the second says "already ended"
         )
+        # The caller's next GetJob shows the cancel, whatever the stream has delivered.
+        await self.gw.job_updates.refresh(record_key(tenant_of(context), request.job_id))
         return jobs_pb2.CancelJobResponse(job=public_job(response.job))
 
     @for_job()
@@ -149,6 +168,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             timeout=SCHEDULER_DEADLINE_SECONDS,
             wait_for_ready=True,  # deleting twice: the second says NOT_FOUND
         )
+        await self.gw.job_updates.refresh(record_key(tenant_of(context), request.job_id))
         return jobs_pb2.DeleteJobResponse()
 
     @for_job()
@@ -157,6 +177,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def DownloadJobOutput(self, request, context):
         tenant = tenant_of(context)
         job = await self.gw.job_record(tenant, request.job_id)
+        if job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
+            # The caller may know of its end through another gateway: read
+            # the record itself before refusing.
+            await self.gw.job_updates.refresh(record_key(tenant, request.job_id))
+            job = await self.gw.job_record(tenant, request.job_id)
         trace.get_current_span().set_attribute("fityard.job.id", job.id)
         output = request.output or OUTPUTS[job.kind][0]
         if job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
