@@ -63,3 +63,18 @@ def test_a_dead_process_frees_its_cores(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert CoreLeases(tmp_path, 2).try_take_free(2) == 2
+
+
+def test_lock_files_say_which_lane_holds_the_cores(tmp_path):
+    # A small job waits for a core only while small jobs hold them all; a
+    # default-lane holder (a long fit) means it runs beside it at once.
+    small, other, reader = CoreLeases(tmp_path, 2), CoreLeases(tmp_path, 2), CoreLeases(tmp_path, 2)
+    small.lane = other.lane = "small"
+    assert small.try_take_free(1) == 1 and other.try_take_free(1) == 1
+    assert reader.all_held_for("small")
+    other.release_all()
+    other.lane = "default"
+    assert other.try_take_free(1) == 1
+    assert not reader.all_held_for("small")
+    small.release_all()
+    other.release_all()

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 3.0
 # Of which the span export may take at most this long.
 STOP_FLUSH_SECONDS = 1.0
+# Added to a worker's nice value (lower CPU priority): see worker_main.
+WORKER_NICENESS = 10
 
 
 class Stopped(BaseException):
@@ -199,6 +201,10 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
     # A worker never outlives its trainer: a SIGKILLed trainer's job is
     # redelivered elsewhere, and an orphan fit would burn cores nobody holds.
     die_with_parent(signal.SIGKILL, parent_pid=trainer_pid)
+    # Fitting is batch work: where it shares cores with fityard's own
+    # processes (`fityard up`, a trainer's own event loop) they go first, so
+    # status calls, heartbeats and dispatch stay quick while every core fits.
+    os.nice(WORKER_NICENESS)
     # Its lines go to the trainer's stderr, in the trainer's format.
     config = Config.from_env()
     logs.configure("trainer", config.log_level, config.log_format)
