@@ -160,15 +160,17 @@ def upload_file(
     With `dedup`, the file's digest is offered first: if the server holds
     these bytes already, that dataset is returned and nothing is sent (the
     server keeps one copy per content in any case; this saves the transfer)."""
+    known = None  # the file's digest, if already computed
     if dedup:
-        existing = stored_dataset(stub, address, file_sha256(path))
+        known = file_sha256(path)
+        existing = stored_dataset(stub, address, known)
         if existing is not None:
             return existing
     size = path.stat().st_size
     attempt = 0
     while True:
         try:
-            response, digest = _upload_once(stub, path, name, size, progress)
+            response, digest = _upload_once(stub, path, name, size, progress, hashed=known)
             break
         except grpc.RpcError as error:
             delay = retry_delay(error)  # the gateway is busy: try again in a moment
@@ -177,11 +179,11 @@ def upload_file(
                 raise error_from(error, address) from None
             time.sleep(backoff(delay, attempt - 1))
     dataset = Dataset.from_proto(response.dataset)
-    if dataset.sha256 != digest.hexdigest():
+    if dataset.sha256 != digest:
         raise error_for(
             grpc.StatusCode.DATA_LOSS,
             f"dataset {dataset.id!r} was stored with sha256 {dataset.sha256} but {path} hashes to "
-            f"{digest.hexdigest()}; the bytes were changed on the way (or the file changed while "
+            f"{digest}; the bytes were changed on the way (or the file changed while "
             "uploading): upload it again",
         )
     return dataset
@@ -193,8 +195,11 @@ def _upload_once(
     name: str,
     size: int,
     progress: bool | None,
+    hashed: str | None = None,
 ):
-    """One Upload call streaming the file from its start: (response, sha256 of what was sent)."""
+    """One Upload call streaming the file from its start: (response, sha256
+    of what was sent). `hashed`: the file's digest, computed just before (for
+    dedup): not computed twice; a file changed since shows as a mismatch."""
     digest = hashlib.sha256()
     with path.open("rb") as f, progress_bar(size, f"upload {name}", progress) as bar:
 
@@ -203,11 +208,13 @@ def _upload_once(
                 header=datasets_pb2.UploadHeader(name=name, size_bytes=size)
             )
             while chunk := f.read(CHUNK_SIZE):
-                digest.update(chunk)
+                if hashed is None:
+                    digest.update(chunk)
                 bar.update(len(chunk))
                 yield datasets_pb2.UploadRequest(chunk=chunk)
 
-        return stub.Upload(requests(), metadata=trace_metadata()), digest
+        response = stub.Upload(requests(), metadata=trace_metadata())
+        return response, hashed or digest.hexdigest()
 
 
 def upload_dataframe(
