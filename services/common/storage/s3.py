@@ -63,29 +63,40 @@ class _Interrupted(Exception):
 class _ChunkReader:
     """File-like `read(n)` over an iterator of chunks, hashing what passes.
 
-    Holds at most one read's worth plus one chunk: the bytes go into a
-    bytearray (amortised appends, no quadratic `bytes + bytes`) and each read
-    copies its head out once.
+    Holds the chunks of one read (a list, plus a zero-copy view of the part
+    of a chunk the last read did not take) and joins them once per read: one
+    copy of the bytes, where growing a bytearray and copying its head out
+    took three at its peak (minio copies each part twice more itself).
     """
 
     def __init__(self, chunks: Iterable[bytes]):
         self._chunks = iter(chunks)
-        self._buf = bytearray()
+        self._held: list[bytes | memoryview] = []
+        self._held_bytes = 0
         self._eof = False
         self.sha = hashlib.sha256()
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buf) < n):
+        while not self._eof and (n < 0 or self._held_bytes < n):
             self._pull()
-        if n < 0 or n >= len(self._buf):
-            out = bytes(self._buf)
-            self._buf.clear()
+        if n < 0 or n >= self._held_bytes:
+            out = b"".join(self._held)
+            self._held, self._held_bytes = [], 0
             return out
-        with memoryview(self._buf) as view, view[:n] as head:
-            out = bytes(head)
-        del self._buf[:n]  # the rest is less than one chunk
-        return out
+        taken, need = [], n
+        while need:
+            piece = self._held.pop(0)
+            if len(piece) <= need:
+                taken.append(piece)
+                need -= len(piece)
+            else:
+                view = memoryview(piece)
+                taken.append(view[:need])
+                self._held.insert(0, view[need:])
+                need = 0
+        self._held_bytes -= n
+        return b"".join(taken)
 
     def _pull(self) -> None:
         try:
@@ -99,7 +110,8 @@ class _ChunkReader:
             raise _Interrupted(exc) from None
         self.sha.update(chunk)
         self.size += len(chunk)
-        self._buf += chunk
+        self._held.append(chunk)
+        self._held_bytes += len(chunk)
 
 
 class _ResponseChunks:
