@@ -23,7 +23,8 @@ from pathlib import Path
 from ml.data import make_data
 from services.common.config import usable_cores
 
-from .baselines import bare_fit, bare_tiny_fits_per_second, jetstream_round_trips
+from .baselines import bare_fit, jetstream_round_trips
+from .cores import in_process, smallest_job
 from .fit_cache import measure_example_2
 from .measure import Figure, bare_fit_seconds, percentile
 from .peers.base import Peer
@@ -34,17 +35,24 @@ from .transfer import MiB, make_parquet, measure_transfer
 
 @dataclass(frozen=True)
 class Sizes:
-    dispatch_fits: int
+    dispatch_fits: int  # per repetition
     seed_rows: int
     concurrent_fits: int
     transfer_bytes: tuple[int, ...]
     scale_jobs: int
+    smallest_jobs: int  # a burst of the smallest job
     tracing_rounds: int  # alternating off/on rounds of the tracing cost
     long_rounds: int  # boosting rounds of the long fit a toy fit is measured behind
+    control_seconds: float  # the control plane's GetJob load
+    control_fits: int
+    fit_repeats: int  # alternating bare and end-to-end seed fits
+    toy_repeats: int  # a toy fit alone and behind a long fit (fityard)
 
 
-FULL = Sizes(200, 100_000, 20, (64 * MiB, 1024 * MiB), 1000, 5, 600)
-QUICK = Sizes(10, 4_000, 4, (8 * MiB,), 40, 2, 3000)
+FULL = Sizes(100, 100_000, 20, (64 * MiB, 1024 * MiB), 1000, 300, 5, 600, 20.0, 100, 5, 3)
+QUICK = Sizes(5, 4_000, 4, (8 * MiB,), 30, 20, 2, 3000, 2.0, 10, 2, 1)
+# Figures with a goal are the median of this many repetitions, spread shown.
+REPEATS = 3
 
 
 def machine() -> dict:
@@ -107,26 +115,26 @@ def measure_peer(
             fits = (
                 sizes.dispatch_fits
                 if not peer.name.startswith("RQ")
-                else max(10, sizes.dispatch_fits // 5)
+                else max(5, sizes.dispatch_fits // 5)
             )
 
             def _dispatch():
-                latencies = [s * 1000 for s in peer.dispatch_latencies(files["tiny"], fits)]
-                for p in (50, 95):
+                repeats = 1 if peer.name.startswith("RQ") else REPEATS
+                per_repeat = {50: [], 95: []}
+                for _ in range(repeats):
+                    latencies = [s * 1000 for s in peer.dispatch_latencies(files["tiny"], fits)]
+                    for p in per_repeat:
+                        per_repeat[p].append(percentile(latencies, p))
+                for p, values in per_repeat.items():
                     run.figures.append(
                         Figure(
                             f"dispatch latency p{p}",
                             peer.name,
-                            percentile(latencies, p),
+                            statistics.median(values),
                             "ms",
                             baselines[f"jetstream_p{p}_ms"],
                             "JetStream publish -> fetch -> ack",
-                            "p50 <= 3 ms, then below Ray"
-                            if peer.name.startswith("fityard") and p == 50
-                            else "",
-                            met=percentile(latencies, p) <= 3
-                            if peer.name.startswith("fityard") and p == 50
-                            else None,
+                            extra={"repeats": values, "spread": [min(values), max(values)]},
                         )
                     )
 
@@ -136,9 +144,9 @@ def measure_peer(
             def _fit():
                 peer.fit_seconds(files["seed"])  # warm up: first job pays one-off costs
                 # Bare and peer fits alternate, so both see the same machine
-                # (fit times drift by +-20 % on a shared VM); medians of 5.
+                # (fit times drift by +-20 % on a shared VM); medians of sizes.fit_repeats.
                 bare, system = [], []
-                for _ in range(5):
+                for _ in range(sizes.fit_repeats):
                     bare.append(bare_fit_seconds(files["seed"]))
                     system.append(peer.fit_seconds(files["seed"]))
                 seconds, baseline = statistics.median(system), statistics.median(bare)
@@ -151,8 +159,9 @@ def measure_peer(
                         "s",
                         baseline,
                         "bare in-process fit, alternating",
-                        "<= 1.10" if is_fityard else "",
-                        met=seconds / baseline <= 1.10 if is_fityard else None,
+                        "<= 1.05" if is_fityard else "",
+                        met=seconds / baseline <= 1.05 if is_fityard else None,
+                        extra={"repeats": system, "bare": bare},
                     )
                 )
 
@@ -160,19 +169,24 @@ def measure_peer(
         if concurrency:
 
             def _concurrency():
-                seconds = peer.makespan(files["seed"], sizes.concurrent_fits)
+                repeats = 1 if peer.name.startswith("RQ") else REPEATS
+                makespans = [
+                    peer.makespan(files["seed"], sizes.concurrent_fits) for _ in range(repeats)
+                ]
                 is_default = peer.name == "fityard (defaults)"
                 baseline = sizes.concurrent_fits * baselines["bare_fit_s"]
+                ratios = [m / baseline for m in makespans]
                 run.figures.append(
                     Figure(
                         f"concurrency: {sizes.concurrent_fits} fits at once (makespan)",
                         peer.name,
-                        seconds,
+                        statistics.median(makespans),
                         "s",
                         baseline,
                         f"{sizes.concurrent_fits} sequential bare fits",
                         "<= 0.80" if is_default else "",
-                        met=seconds / baseline <= 0.80 if is_default else None,
+                        met=statistics.median(ratios) <= 0.80 if is_default else None,
+                        extra={"repeats": makespans, "spread": [min(ratios), max(ratios)]},
                     )
                 )
 
@@ -185,7 +199,7 @@ def measure_peer(
                 is_fityard = peer.name.startswith("fityard")
                 long_params = {"max_iter": sizes.long_rounds, "early_stopping": False}
                 alone, behind = [], []
-                for _ in range(3 if is_fityard else 1):
+                for _ in range(sizes.toy_repeats if is_fityard else 1):
                     alone.append(peer.fit_seconds(files["tiny"]))
                     behind.append(peer.toy_behind_long(files["seed"], long_params, files["tiny"]))
                 value, baseline = statistics.median(behind), statistics.median(alone)
@@ -214,19 +228,37 @@ def measure_peer(
 def run_fityard(
     run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path, transfer_files: list[Path]
 ) -> None:
-    from .scale import measure_scale
+    from .control_plane import measure_control_plane
+    from .cores import measure_scale, measure_smallest
+    from .grpc_ceiling import RawStream
+    from .memory import measure_trainer_memory
 
+    cores = usable_cores()
     peer = FityardPeer(work / "fityard-defaults")
     with peer:
         measure_peer(run, _Borrowed(peer), files, sizes, baselines=baselines)
         run.attempt(
-            f"fityard (defaults): {sizes.scale_jobs} tiny fits at once",
+            f"fityard (defaults): {sizes.scale_jobs} tiny fits at once, 3 times",
             lambda: run.figures.append(
                 measure_scale(
                     peer.client,
                     peer.dataset(files["tiny"]),
                     sizes.scale_jobs,
-                    baselines["bare_tiny_per_s"],
+                    baselines["tiny_per_core"],
+                    cores,
+                )
+            ),
+        )
+        run.attempt(
+            f"fityard (defaults): the smallest job, {sizes.smallest_jobs} at once",
+            lambda: run.figures.extend(
+                measure_smallest(
+                    peer.stack,
+                    peer.client,
+                    peer.dataset(files["smallest"]),
+                    sizes.smallest_jobs,
+                    baselines["smallest_per_core"],
+                    baselines["smallest_fit_cpu_s"],
                 )
             ),
         )
@@ -236,45 +268,68 @@ def run_fityard(
                 measure_example_2(peer.client, peer.dataset(files["seed"]), sizes.concurrent_fits)
             ),
         )
+        run.attempt(
+            "fityard (defaults): a trainer's memory for the seed fit",
+            lambda: run.figures.append(
+                measure_trainer_memory(
+                    peer.stack,
+                    peer.client,
+                    peer.dataset(files["seed"]),
+                    files["seed"].stat().st_size,
+                )
+            ),
+        )
+        run.attempt(
+            "fityard (defaults): control plane under load",
+            lambda: run.figures.extend(
+                measure_control_plane(
+                    peer.stack,
+                    peer.client,
+                    peer.dataset(files["tiny"]),
+                    sizes.control_seconds,
+                    sizes.control_fits,
+                )
+            ),
+        )
         store = _store_of(peer.stack.data_dir / "objects")
-        for path in transfer_files:
-            run.attempt(
-                f"fityard (defaults): transfer {path.stat().st_size // MiB} MiB, local store",
-                lambda path=path: run.figures.extend(
-                    measure_transfer(
-                        peer.client, store, _pid(peer.stack, "gateway"), "local", path, work
-                    )
-                ),
-            )
-    if usable_cores() != 1:
-        measure_peer(
-            run,
-            FityardPeer(work / "fityard-1", trainers=1),
-            files,
-            sizes,
-            dispatch=False,
-            fit=False,
-            toy=False,
-            baselines=baselines,
+        with RawStream() as raw:
+            for path in transfer_files:
+                run.attempt(
+                    f"fityard (defaults): transfer {path.stat().st_size // MiB} MiB, local store",
+                    lambda path=path: run.figures.extend(
+                        measure_transfer(
+                            peer.client,
+                            store,
+                            _pid(peer.stack, "gateway"),
+                            "local",
+                            path,
+                            work,
+                            raw,
+                        )
+                    ),
+                )
+    many = FityardPeer(work / "fityard-8", trainers=8)
+    with many:
+        run.attempt(
+            f"fityard (8 trainers): the smallest job, {sizes.smallest_jobs} at once",
+            lambda: run.figures.extend(
+                measure_smallest(
+                    many.stack,
+                    many.client,
+                    many.dataset(files["smallest"]),
+                    sizes.smallest_jobs,
+                    baselines["smallest_per_core"],
+                    baselines["smallest_fit_cpu_s"],
+                )
+            ),
         )
-    if usable_cores() != 2:
-        measure_peer(
-            run,
-            FityardPeer(work / "fityard-2", trainers=2),
-            files,
-            sizes,
-            dispatch=False,
-            fit=False,
-            toy=False,
-            baselines=baselines,
-        )
-    else:
-        run.say("fityard with 2 trainers is the default on this 2-core machine: measured above")
 
 
 def run_fityard_s3(run: Run, work: Path, transfer_files: list[Path]) -> None:
     from services.common.storage import open_store
     from tools.s3server import MotoS3Server, storage_config_for
+
+    from .grpc_ceiling import RawStream
 
     with MotoS3Server() as s3:
         config = storage_config_for(s3.endpoint, f"bench-{uuid.uuid4().hex[:8]}")
@@ -290,9 +345,11 @@ def run_fityard_s3(run: Run, work: Path, transfer_files: list[Path]) -> None:
         from fityard import Client
         from services.embedded import EmbeddedStack
 
+        # A fresh gateway: its first upload is measured (memory included).
         with (
             EmbeddedStack(work / "fityard-s3", storage="s3", env=env) as stack,
             Client(stack.address) as client,
+            RawStream() as raw,
         ):
             store.ensure_ready()
             for path in transfer_files:
@@ -300,7 +357,7 @@ def run_fityard_s3(run: Run, work: Path, transfer_files: list[Path]) -> None:
                     f"fityard: transfer {path.stat().st_size // MiB} MiB, S3 store (moto)",
                     lambda path=path: run.figures.extend(
                         measure_transfer(
-                            client, store, _pid(stack, "gateway"), "S3 (moto)", path, work
+                            client, store, _pid(stack, "gateway"), "S3 (moto)", path, work, raw
                         )
                     ),
                 )
@@ -367,7 +424,64 @@ def run_peers(run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path) 
     except ImportError as exc:
         run.failures.append(f"Ray not measured: {exc} (install the bench extra)")
     else:
-        measure_peer(run, RayPeer(), files, sizes, baselines=baselines)
+        from .cores import measure_ray_scale
+
+        ray = RayPeer()
+        with ray:
+            measure_peer(run, _Borrowed(ray), files, sizes, baselines=baselines)
+            run.attempt(
+                f"Ray: {sizes.scale_jobs} tiny fits at once, 3 times",
+                lambda: run.figures.append(
+                    measure_ray_scale(
+                        ray,
+                        files["tiny"],
+                        sizes.scale_jobs,
+                        baselines["tiny_per_core"],
+                        usable_cores(),
+                    )
+                ),
+            )
+
+
+# Figures fityard is held to against Ray's in the same run:
+# (benchmark prefix, goal on fityard / Ray, the bound, lower is better).
+AGAINST_RAY = [
+    ("dispatch latency p50", "<= 0.80", 0.80, True),
+    ("dispatch latency p95", "<= 1.00", 1.00, True),
+    ("concurrency", "below Ray's", 1.00, True),
+    ("scale", "reported", None, False),
+]
+
+
+def against_ray(figures: list[Figure]) -> list[Figure]:
+    """fityard (defaults) against Ray on every row both have."""
+    out = []
+    for prefix, goal, bound, lower_is_better in AGAINST_RAY:
+        ours = [
+            f
+            for f in figures
+            if f.benchmark.startswith(prefix) and f.system == "fityard (defaults)"
+        ]
+        peer = [f for f in figures if f.benchmark.startswith(prefix) and f.system == "Ray"]
+        if not (ours and peer):
+            continue
+        a, b = ours[0], peer[0]
+        ratio = a.value / b.value
+        met = None if bound is None else (ratio <= bound if lower_is_better else ratio >= bound)
+        out.append(
+            Figure(
+                f"{a.benchmark}: fityard against Ray",
+                "fityard (defaults)",
+                a.value,
+                a.unit,
+                b.value,
+                "Ray, same run",
+                goal,
+                met=met,
+                extra={"fityard": a.extra.get("repeats"), "ray": b.extra.get("repeats")},
+            )
+        )
+    return out
 
 
 def table(figures: list[Figure]) -> str:
@@ -424,17 +538,22 @@ def main(argv: list[str] | None = None) -> int:
         files = {
             "seed": make_data(work / "seed", rows=sizes.seed_rows)["train"],
             "tiny": make_data(work / "tiny", rows=200)["train"],
+            "smallest": smallest_job(work / "smallest.parquet"),
         }
         transfer_files = [
             make_parquet(work / f"transfer-{n // MiB}MiB.parquet", n) for n in sizes.transfer_bytes
         ]
         run.say("baselines: JetStream round trip, bare fits")
         js = [s * 1000 for s in jetstream_round_trips(sizes.dispatch_fits)]
+        tiny_per_core, _ = in_process(files["tiny"], 50)
+        smallest_per_core, smallest_cpu = in_process(files["smallest"], 100)
         baselines = {
             "jetstream_p50_ms": percentile(js, 50),
             "jetstream_p95_ms": percentile(js, 95),
             "bare_fit_s": bare_fit(files["seed"]),
-            "bare_tiny_per_s": bare_tiny_fits_per_second(files["tiny"], 50),
+            "tiny_per_core": tiny_per_core,
+            "smallest_per_core": smallest_per_core,
+            "smallest_fit_cpu_s": smallest_cpu,
         }
         run.say(f"baselines: {baselines}")
         run_fityard(run, files, sizes, baselines, work, transfer_files)
@@ -453,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.skip_peers:
             run_peers(run, files, sizes, baselines, work)
+        run.figures.extend(against_ray(run.figures))
 
     print(table(run.figures))
     for failure in run.failures:

@@ -63,15 +63,3 @@ def bare_fit(train_path: Path, runs: int = 3) -> float:
     """Median seconds of an in-process ml.fit with every core."""
     bare_fit_seconds(train_path)  # warm caches and imports
     return sorted(bare_fit_seconds(train_path) for _ in range(runs))[runs // 2]
-
-
-def bare_tiny_fits_per_second(train_path: Path, n: int) -> float:
-    import ml
-
-    with tempfile.TemporaryDirectory(prefix="bench-tiny-") as tmp:
-        model = Path(tmp) / "m.joblib"
-        ml.fit(train_path, model, params={"max_iter": 5})
-        started = time.perf_counter()
-        for _ in range(n):
-            ml.fit(train_path, model, params={"max_iter": 5})
-        return n / (time.perf_counter() - started)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import subprocess
 import sys
 
@@ -44,13 +45,46 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
         ]:
             assert (benchmark, system) in seen, (benchmark, system)
     assert ("concurrency", "RQ, 2 worker(s)") in seen
-    assert ("concurrency", "fityard (1 trainer(s))") in seen
-    transfers = [f for f in figures if f["benchmark"].startswith("transfer")]
+    # Ray on every row fityard is held to against it (issue 13)
+    assert ("scale", "Ray") in seen
+    against = {f["benchmark"] for f in figures if f["baseline_name"] == "Ray, same run"}
+    assert against == {
+        "dispatch latency p50: fityard against Ray",
+        "dispatch latency p95: fityard against Ray",
+        f"concurrency: {4} fits at once (makespan): fityard against Ray",
+        f"scale: {30} tiny fits at once: fityard against Ray",
+    }
+    # the cores: fityard's CPU per job, with 2 and with 8 trainers
+    smallest = {
+        (f["benchmark"].split(": ")[1], f["system"])
+        for f in figures
+        if f["benchmark"].startswith("smallest job")
+    }
+    assert smallest == {
+        (what, system)
+        for what in ("throughput", "CPU per job outside the fit")
+        for system in ("fityard (2 trainers)", "fityard (8 trainers)")
+    }
+    # the control plane under load: every watcher saw its job end
+    control = {f["benchmark"]: f for f in figures if f["benchmark"].startswith("control plane")}
+    assert len(control) == 5
+    watchers = control["control plane: watchers that saw their job end"]
+    assert watchers["value"] == watchers["baseline"] == 200
+    assert any(f["benchmark"].startswith("trainer memory per job") for f in figures)
+    transfers = [
+        f
+        for f in figures
+        if f["benchmark"].startswith("transfer") and "memory" not in f["benchmark"]
+    ]
     assert {f["system"] for f in transfers} == {"fityard, local store", "fityard, S3 (moto) store"}
+    for transfer in transfers:  # against the lower of the store's and a raw gRPC stream's rate
+        lower = map(min, transfer["extra"]["store"], transfer["extra"]["raw_grpc"])
+        assert transfer["baseline"] == pytest.approx(statistics.median(lower))
+        assert len(transfer["extra"]["repeats"]) == 3
     assert any(f["benchmark"].startswith("gateway memory growth") for f in figures)
     for figure in figures:
         # A gateway whose memory does not grow at all reports 0: the ideal.
-        floor = 0 if figure["benchmark"].startswith("gateway memory growth") else 1e-12
+        floor = 0 if "memory growth" in figure["benchmark"] else 1e-12
         assert (
             figure["value"] >= floor and figure["baseline"] > 0 and math.isfinite(figure["ratio"])
         ), figure
@@ -68,6 +102,12 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     # example_2 with the fit cache, next to the same fits without it
     (example_2,) = [f for f in figures if f["benchmark"].startswith("example_2")]
     assert len(example_2["extra"]["cached"]) == len(example_2["extra"]["trained"]) == 3
-    (scale,) = [f for f in figures if f["benchmark"].startswith("scale")]
+    (scale,) = [
+        f
+        for f in figures
+        if f["benchmark"].startswith("scale")
+        and f["system"] == "fityard (defaults)"
+        and f["baseline_name"] != "Ray, same run"
+    ]
     assert scale["extra"]["succeeded"] == scale["extra"]["submitted"]
     assert "| benchmark" in result.stdout  # the table is printed

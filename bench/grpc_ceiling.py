@@ -1,0 +1,119 @@
+"""The transport's ceiling: a raw grpcio stream of a file's bytes between two
+processes on loopback, with the message size fityard uses, and nothing else
+(no protobuf message around the bytes, no store, no hashing).
+
+The server is a `grpc.aio` server like the gateway, in a process of its own;
+the client a blocking channel like the SDK's. `Put` streams the file to the
+server (which counts and drops the bytes), `Get` streams it back (the client
+counts and drops them): an upload and a download without their ends' work.
+A transfer through fityard is measured against the lower of this and the
+store's own rate (bench/transfer.py).
+
+    python -m bench.grpc_ceiling serve PORT   # the server, as the benchmark starts it
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from fityard.limits import MAX_MESSAGE_BYTES
+from services.embedded import free_port
+
+SERVICE = "ceiling.Bytes"
+_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+
+
+def _same(b: bytes) -> bytes:
+    return b
+
+
+async def _put(chunks, context) -> bytes:
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+    return str(total).encode()
+
+
+async def _get(request: bytes, context):
+    path, chunk_size = request.decode().rsplit("|", 1)
+    with open(path, "rb") as f:
+        while chunk := f.read(int(chunk_size)):
+            yield chunk
+
+
+async def _serve(port: int) -> None:
+    server = grpc.aio.server(options=_OPTIONS)
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                SERVICE,
+                {
+                    "Put": grpc.stream_unary_rpc_method_handler(_put, _same, _same),
+                    "Get": grpc.unary_stream_rpc_method_handler(_get, _same, _same),
+                },
+            )
+        ]
+    )
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+class RawStream:
+    """A ceiling server in a subprocess and a channel to it."""
+
+    def __enter__(self) -> RawStream:
+        port = free_port()
+        self._server = subprocess.Popen(
+            [sys.executable, "-m", "bench.grpc_ceiling", "serve", str(port)],
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_OPTIONS)
+        grpc.channel_ready_future(self._channel).result(timeout=30)
+        self._put = self._channel.stream_unary(f"/{SERVICE}/Put", _same, _same)
+        self._get = self._channel.unary_stream(f"/{SERVICE}/Get", _same, _same)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._channel.close()
+        self._server.terminate()
+        self._server.wait(10)
+
+    def upload_seconds(self, path: Path, chunk_size: int) -> float:
+        def chunks():
+            with open(path, "rb") as f:
+                while chunk := f.read(chunk_size):
+                    yield chunk
+
+        started = time.perf_counter()
+        received = int(self._put(chunks()))
+        seconds = time.perf_counter() - started
+        _check(received, path)
+        return seconds
+
+    def download_seconds(self, path: Path, chunk_size: int) -> float:
+        started = time.perf_counter()
+        received = sum(len(c) for c in self._get(f"{path}|{chunk_size}".encode()))
+        seconds = time.perf_counter() - started
+        _check(received, path)
+        return seconds
+
+
+def _check(received: int, path: Path) -> None:
+    if received != path.stat().st_size:
+        raise RuntimeError(f"raw stream moved {received} bytes of {path}'s {path.stat().st_size}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["serve"]:
+        sys.exit(__doc__)
+    asyncio.run(_serve(int(sys.argv[2])))
