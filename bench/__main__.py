@@ -229,7 +229,7 @@ def run_fityard(
     run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path, transfer_files: list[Path]
 ) -> None:
     from .control_plane import measure_control_plane
-    from .cores import measure_scale, measure_smallest
+    from .cores import measure_scale
     from .grpc_ceiling import RawStream
     from .memory import measure_trainer_memory
 
@@ -249,19 +249,7 @@ def run_fityard(
                 )
             ),
         )
-        run.attempt(
-            f"fityard (defaults): the smallest job, {sizes.smallest_jobs} at once",
-            lambda: run.figures.extend(
-                measure_smallest(
-                    peer.stack,
-                    peer.client,
-                    peer.dataset(files["smallest"]),
-                    sizes.smallest_jobs,
-                    baselines["smallest_per_core"],
-                    baselines["smallest_fit_cpu_s"],
-                )
-            ),
-        )
+        _smallest_job(run, peer, files, sizes, baselines)
         run.attempt(
             f"fityard (defaults): example_2, {sizes.concurrent_fits} fits of one file, cached and not",
             lambda: run.figures.append(
@@ -310,19 +298,25 @@ def run_fityard(
                 )
     many = FityardPeer(work / "fityard-8", trainers=8)
     with many:
-        run.attempt(
-            f"fityard (8 trainers): the smallest job, {sizes.smallest_jobs} at once",
-            lambda: run.figures.extend(
-                measure_smallest(
-                    many.stack,
-                    many.client,
-                    many.dataset(files["smallest"]),
-                    sizes.smallest_jobs,
-                    baselines["smallest_per_core"],
-                    baselines["smallest_fit_cpu_s"],
-                )
-            ),
-        )
+        _smallest_job(run, many, files, sizes, baselines)
+
+
+def _smallest_job(run: Run, peer: FityardPeer, files: dict, sizes: Sizes, baselines: dict) -> None:
+    from .cores import measure_smallest
+
+    run.attempt(
+        f"{peer.name}: the smallest job, {sizes.smallest_jobs} at once",
+        lambda: run.figures.extend(
+            measure_smallest(
+                peer.stack,
+                peer.client,
+                peer.dataset(files["smallest"]),
+                sizes.smallest_jobs,
+                baselines["smallest_per_core"],
+                baselines["smallest_fit_cpu_s"],
+            )
+        ),
+    )
 
 
 def run_fityard_s3(run: Run, work: Path, transfer_files: list[Path]) -> None:

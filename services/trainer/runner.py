@@ -415,14 +415,7 @@ class Trainer:
         if verify is not None:
             await verify
         if self._cancel.is_set():  # before the worker has it
-            await self._report(
-                job,
-                jobs_pb2.JOB_STATE_CANCELLED,
-                attempt,
-                lost,
-                progress_message="cancelled by the user",
-            )
-            await _settle(msg.ack)
+            await self._cancelled(msg, job, attempt, lost)
             return
 
         async def report_progress(fraction: float, message: str) -> None:
@@ -455,14 +448,7 @@ class Trainer:
                     break
                 if cancelled in done:
                     await self._stop_work(work)
-                    await self._report(
-                        job,
-                        jobs_pb2.JOB_STATE_CANCELLED,
-                        attempt,
-                        lost,
-                        progress_message="cancelled by the user",
-                    )
-                    await _settle(msg.ack)
+                    await self._cancelled(msg, job, attempt, lost)
                     return
                 if stopping in done:
                     # Shutting down (scale-in, restart): another trainer takes
@@ -504,6 +490,18 @@ class Trainer:
             cancelled.cancel()
             stopping.cancel()
         await self._finish(msg, job, work.result(), attempt, lost, started)
+
+    async def _cancelled(
+        self, msg: Msg, job: records_pb2.JobRecord, attempt: int, lost: int
+    ) -> None:
+        await self._report(
+            job,
+            jobs_pb2.JOB_STATE_CANCELLED,
+            attempt,
+            lost,
+            progress_message="cancelled by the user",
+        )
+        await _settle(msg.ack)
 
     async def _still_ours(self, job: records_pb2.JobRecord, attempt: int) -> bool:
         """Whether the record still wants this attempt to run: not if the job
