@@ -16,7 +16,7 @@ from fityard import Client, NotFound
 from fityard.traces import Span, read_trace
 from services import span_store
 from services.embedded import EmbeddedStack, free_port
-from tests.support.faults import fault_env, fit_of_seconds, wait_for_run
+from tests.support.faults import fault_env, fit_of_seconds, settle, wait_for_run
 from tests.support.s3server import s3_env, storage_config_for
 
 pytestmark = pytest.mark.stack
@@ -188,6 +188,9 @@ def test_a_job_handed_back_runs_again_as_another_process_span_in_its_trace(tmp_p
             with Client(stack.address) as client:
                 job = fit_of_seconds(client)
                 first = wait_for_run(stack, job, 1)
+                # The worker has the job (its first progress report): its
+                # spans have begun, so there is an attempt to unwind.
+                settle(lambda: job.refresh().progress > 0, 60, "the worker's first report")
                 stack.process(first).send_signal(signal.SIGTERM)
                 stack.process(first).wait(30)
                 job = job.wait(timeout=120)
