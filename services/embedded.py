@@ -228,7 +228,18 @@ class EmbeddedStack:
     def start(self, timeout: float = 60.0) -> EmbeddedStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # Chosen once: restarted children keep them.
-        self.nats_port = free_port()
+        # The ports the stack listens on, each distinct: the OS may hand a
+        # just-released port (the gateway's, chosen by a caller) to the next
+        # bind(0), and two children on one port make start() fail.
+        taken = {self.port}
+
+        def port() -> int:
+            while (chosen := free_port()) in taken:
+                pass
+            taken.add(chosen)
+            return chosen
+
+        self.nats_port = port()
         # nats-server requires a token (in a config file of its own, not on
         # its command line, where `ps` would show it): the services get it
         # as FITYARD_NATS_TOKEN, tools and tests in nats_url (and stack.json,
@@ -236,11 +247,11 @@ class EmbeddedStack:
         self.nats_token = secrets.token_urlsafe(24)
         self.nats_address = f"nats://127.0.0.1:{self.nats_port}"
         self.nats_url = f"nats://{self.nats_token}@127.0.0.1:{self.nats_port}"
-        self.scheduler_port = free_port()
+        self.scheduler_port = port()
         services = ["scheduler", "gateway", *self._trainer_names()]
-        self.metrics_ports = {name: free_port() for name in services} if self.metrics else {}
+        self.metrics_ports = {name: port() for name in services} if self.metrics else {}
         if self.keep_traces:
-            self._span_receiver_port = free_port()
+            self._span_receiver_port = port()
             self._span_receiver = span_store.serve(
                 self.traces_dir, f"127.0.0.1:{self._span_receiver_port}"
             )

@@ -28,15 +28,17 @@ def test_trace_prints_the_jobs_tree_across_the_services(tmp_path):
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("OTEL_")
     }  # the stack's own receiver, not a collector of the caller's
+    errors = (tmp_path / "up.err").open("w")
     up = subprocess.Popen(
         [FITYARD, "up", "--port", str(port), "--data-dir", str(data_dir), "--trainers", "1"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
         text=True,
         env=env,
     )
     try:
-        assert f"localhost:{port}" in up.stdout.readline()
+        first = up.stdout.readline()
+        assert f"localhost:{port}" in first, (tmp_path / "up.err").read_text()[-3000:]
         files = make_data(tmp_path / "seed", rows=2000)
         with Client(f"localhost:{port}") as client:
             fit = client.fit(client.upload(files["train"]), max_iter=5).wait(timeout=120)
@@ -71,6 +73,7 @@ def test_trace_prints_the_jobs_tree_across_the_services(tmp_path):
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(30)
+        errors.close()
 
 
 def test_a_job_traced_nowhere_says_so(local_stack, seed_files):

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from fityard import Client
 from services.trainer.worker import WORKER_NICENESS
 from tests.support.procs import session_members
 
 pytestmark = pytest.mark.stack
 
 
-def test_workers_fit_at_a_lower_priority_than_the_services(local_stack):
+def test_workers_fit_at_a_lower_priority_than_the_services(local_stack, seed_files):
+    # A job run now: its trainer has a worker (one stopped by an earlier
+    # test's cancel is started again only for the next job).
+    with Client(local_stack.address) as client:
+        client.fit(client.upload(seed_files["train"]), max_iter=5).wait(timeout=120)
     nice = {}  # pid -> (session, nice value)
     sessions = {local_stack.pid(name): name for name in local_stack.names()}
     for pid, fields in session_members(set(sessions)).items():
@@ -26,10 +31,8 @@ def test_workers_fit_at_a_lower_priority_than_the_services(local_stack):
         for pid, (session, n) in nice.items()
         if pid != session and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
     }
-    trainers = [pid for pid, name in sessions.items() if name.startswith("trainer")]
-    # Every trainer has its worker process, started with the stack.
-    assert {session for session, _ in workers.values()} >= set(trainers)
+    trainers = {pid for pid, name in sessions.items() if name.startswith("trainer")}
+    assert workers and {session for session, _ in workers.values()} <= trainers
     for session, worker_nice in workers.values():
-        if session in trainers:
-            assert worker_nice == services[session] + WORKER_NICENESS
+        assert worker_nice == services[session] + WORKER_NICENESS
     assert len(set(services.values())) == 1  # the services share one priority
