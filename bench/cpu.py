@@ -18,6 +18,12 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
+def parent(pid: int) -> int | None:
+    """The parent pid of a live process."""
+    fields = _stat(pid)
+    return int(fields[1]) if fields is not None else None
+
+
 def descendants(pids: list[int]) -> list[int]:
     """`pids` and every live process below them."""
     children: dict[int, list[int]] = {}

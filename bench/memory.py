@@ -8,19 +8,13 @@ from pathlib import Path
 from fityard import Client
 
 from .cores import stack_processes
+from .cpu import parent
 from .measure import Figure, reset_peak_rss, rss_bytes
 
 
 def _workers(stack) -> list[int]:
     trainers = {stack.pid(name) for name in stack.names() if name.startswith("trainer")}
-    return [pid for pid in stack_processes(stack) if _parent(pid) in trainers]
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError):
-        return -1
+    return [pid for pid in stack_processes(stack) if parent(pid) in trainers]
 
 
 def measure_trainer_memory(stack, client: Client, dataset_id: str, dataset_bytes: int) -> Figure:

@@ -17,6 +17,7 @@ import signal
 import time
 from pathlib import Path
 
+from bench.cpu import descendants
 from bench.peers.base import Peer
 from bench.peers.tasks import fit_job
 
@@ -27,31 +28,6 @@ STOP_TIMEOUT = 15.0
 def _ping() -> int:
     """The warm-up task: proves a worker is up and can import this package."""
     return os.getpid()
-
-
-def _children() -> dict[int, list[int]]:
-    """Parent pid -> child pids, for every live process (from /proc)."""
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                # The name (field 2) may hold spaces; the ppid follows its ')'.
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def _descendants(pid: int) -> list[int]:
-    tree, out, todo = _children(), [], [pid]
-    while todo:
-        kids = tree.get(todo.pop(), [])
-        out.extend(kids)
-        todo.extend(kids)
-    return out
 
 
 def _cmdline(pid: int) -> str:
@@ -65,7 +41,8 @@ def _cmdline(pid: int) -> str:
 def _ray_processes() -> list[int]:
     """This driver's descendants that are Ray's (gcs_server, raylet, agents,
     `ray::` workers): never another child the benchmark harness started."""
-    return [pid for pid in _descendants(os.getpid()) if "ray" in _cmdline(pid)]
+    me = os.getpid()
+    return [pid for pid in descendants([me]) if pid != me and "ray" in _cmdline(pid)]
 
 
 def _alive(pid: int) -> bool:
