@@ -176,26 +176,6 @@ def _run(task: Task, store, progress: Callable[[float, str], None]) -> tuple[int
         return summary.rows, [], ""
 
 
-async def _receive(conn: Connection):
-    """The worker's next message, waited for on the event loop (no thread
-    hop per message: a job's few messages cost microseconds, not a pool
-    round trip). A dead worker's pipe is readable too: recv raises EOFError."""
-    if not conn.poll():
-        loop = asyncio.get_running_loop()
-        readable = loop.create_future()
-
-        def ready() -> None:
-            if not readable.done():
-                readable.set_result(None)
-
-        loop.add_reader(conn.fileno(), ready)
-        try:
-            await readable
-        finally:
-            loop.remove_reader(conn.fileno())
-    return conn.recv()  # written whole by the worker: at most a moment's wait
-
-
 def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_pid: int) -> None:
     """Entry point of the worker process: import once, then serve tasks."""
     # A worker never outlives its trainer: a SIGKILLed trainer's job is
@@ -313,7 +293,7 @@ class WorkerProcess:
         self._conn.send(task)
         while True:
             try:
-                message = await _receive(self._conn)
+                message = await asyncio.to_thread(self._conn.recv)
             except (EOFError, OSError):
                 code = self._reap()
                 reason = (
