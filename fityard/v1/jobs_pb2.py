@@ -22,62 +22,66 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from fityard.v1 import datasets_pb2 as fityard_dot_v1_dot_datasets__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66ityard/v1/jobs.proto\x12\nfityard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x03\n\tFitParams\x12\x1a\n\rlearning_rate\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08max_iter\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x1b\n\x0emax_leaf_nodes\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x16\n\tmax_depth\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x1d\n\x10min_samples_leaf\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x1e\n\x11l2_regularization\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x15\n\x08max_bins\x18\x07 \x01(\x05H\x06\x88\x01\x01\x12\x19\n\x0crandom_state\x18\x08 \x01(\x03H\x07\x88\x01\x01\x12\x1b\n\x0e\x65\x61rly_stopping\x18\t \x01(\tH\x08\x88\x01\x01\x42\x10\n\x0e_learning_rateB\x0b\n\t_max_iterB\x11\n\x0f_max_leaf_nodesB\x0c\n\n_max_depthB\x13\n\x11_min_samples_leafB\x14\n\x12_l2_regularizationB\x0b\n\t_max_binsB\x0f\n\r_random_stateB\x11\n\x0f_early_stopping\"\xa6\x05\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.fityard.v1.JobKind\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.fityard.v1.JobState\x12\x12\n\ndataset_id\x18\x04 \x01(\t\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12%\n\x06params\x18\x06 \x01(\x0b\x32\x15.fityard.v1.FitParams\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\n \x01(\x05\x12\x10\n\x08progress\x18\x0b \x01(\x01\x12\x18\n\x10progress_message\x18\x0c \x01(\t\x12\r\n\x05\x65rror\x18\r \x01(\t\x12&\n\x07outputs\x18\x0e \x03(\x0e\x32\x15.fityard.v1.JobOutput\x12\x0c\n\x04rows\x18\x0f \x01(\x03\x12\x15\n\rlost_attempts\x18\x14 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x15 \x01(\x01\x12\x10\n\x08trace_id\x18\x19 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x1a \x01(\x08\x12\x13\n\x0b\x63\x61\x63hed_from\x18\x1b \x01(\t\x12&\n\x08priority\x18\x1c \x01(\x0e\x32\x14.fityard.v1.Priority\x12\x16\n\x0equeue_position\x18\x1d \x01(\x05\x12\x1e\n\x16\x65stimated_wait_seconds\x18, \x01(\x01J\x04\x08\x10\x10\x14R\x04laneR\x06tenantR\ntrainer_idR\x05\x63ores\"\xb4\x01\n\x10SubmitFitRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12%\n\x06params\x18\x02 \x01(\x0b\x32\x15.fityard.v1.FitParams\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x10\n\x08no_cache\x18\x05 \x01(\x08\x12&\n\x08priority\x18\x06 \x01(\x0e\x32\x14.fityard.v1.Priority\"1\n\x11SubmitFitResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"\x91\x01\n\x14SubmitPredictRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12&\n\x08priority\x18\x05 \x01(\x0e\x32\x14.fityard.v1.Priority\"5\n\x15SubmitPredictResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\".\n\x0eGetJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x10WatchJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"H\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"J\n\x10ListJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.fityard.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"1\n\x11\x43\x61ncelJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"\"\n\x10\x44\x65leteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x13\n\x11\x44\x65leteJobResponse\"Q\n\x18\x44ownloadJobOutputRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x06output\x18\x02 \x01(\x0e\x32\x15.fityard.v1.JobOutput\"_\n\x19\x44ownloadJobOutputResponse\x12&\n\x04info\x18\x01 \x01(\x0b\x32\x16.fityard.v1.OutputInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"o\n\nOutputInfo\x12%\n\x06output\x18\x01 \x01(\x0e\x32\x15.fityard.v1.JobOutput\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t*K\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cJOB_KIND_FIT\x10\x01\x12\x14\n\x10JOB_KIND_PREDICT\x10\x02*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*Y\n\tJobOutput\x12\x1a\n\x16JOB_OUTPUT_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_OUTPUT_MODEL\x10\x01\x12\x1a\n\x16JOB_OUTPUT_PREDICTIONS\x10\x02*R\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x18\n\x14PRIORITY_INTERACTIVE\x10\x01\x12\x12\n\x0ePRIORITY_BATCH\x10\x02\x32\xf5\x04\n\nJobService\x12H\n\tSubmitFit\x12\x1c.fityard.v1.SubmitFitRequest\x1a\x1d.fityard.v1.SubmitFitResponse\x12T\n\rSubmitPredict\x12 .fityard.v1.SubmitPredictRequest\x1a!.fityard.v1.SubmitPredictResponse\x12?\n\x06GetJob\x12\x19.fityard.v1.GetJobRequest\x1a\x1a.fityard.v1.GetJobResponse\x12G\n\x08WatchJob\x12\x1b.fityard.v1.WatchJobRequest\x1a\x1c.fityard.v1.WatchJobResponse0\x01\x12\x45\n\x08ListJobs\x12\x1b.fityard.v1.ListJobsRequest\x1a\x1c.fityard.v1.ListJobsResponse\x12H\n\tCancelJob\x12\x1c.fityard.v1.CancelJobRequest\x1a\x1d.fityard.v1.CancelJobResponse\x12\x62\n\x11\x44ownloadJobOutput\x12$.fityard.v1.DownloadJobOutputRequest\x1a%.fityard.v1.DownloadJobOutputResponse0\x01\x12H\n\tDeleteJob\x12\x1c.fityard.v1.DeleteJobRequest\x1a\x1d.fityard.v1.DeleteJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66ityard/v1/jobs.proto\x12\nfityard.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x66ityard/v1/datasets.proto\"\xd7\x03\n\tFitParams\x12\x1a\n\rlearning_rate\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08max_iter\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x1b\n\x0emax_leaf_nodes\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x16\n\tmax_depth\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x1d\n\x10min_samples_leaf\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x1e\n\x11l2_regularization\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x15\n\x08max_bins\x18\x07 \x01(\x05H\x06\x88\x01\x01\x12\x19\n\x0crandom_state\x18\x08 \x01(\x03H\x07\x88\x01\x01\x12\x1b\n\x0e\x65\x61rly_stopping\x18\t \x01(\tH\x08\x88\x01\x01\x12 \n\x13validation_fraction\x18\n \x01(\x01H\t\x88\x01\x01\x42\x10\n\x0e_learning_rateB\x0b\n\t_max_iterB\x11\n\x0f_max_leaf_nodesB\x0c\n\n_max_depthB\x13\n\x11_min_samples_leafB\x14\n\x12_l2_regularizationB\x0b\n\t_max_binsB\x0f\n\r_random_stateB\x11\n\x0f_early_stoppingB\x16\n\x14_validation_fraction\"\xf1\x02\n\nFitMetrics\x12\'\n\x07\x63lasses\x18\x01 \x03(\x0b\x32\x16.google.protobuf.Value\x12$\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\x12.fityard.v1.Column\x12\x0e\n\x06n_iter\x18\x03 \x01(\x05\x12\x13\n\x0b\x66it_seconds\x18\x04 \x01(\x01\x12\x18\n\x10model_size_bytes\x18\x05 \x01(\x03\x12\x12\n\ntrain_rows\x18\x06 \x01(\x03\x12\x17\n\x0fvalidation_rows\x18\x07 \x01(\x03\x12\x1b\n\x13validation_fraction\x18\x08 \x01(\x01\x12\x17\n\x0fvalidation_seed\x18\t \x01(\x03\x12 \n\x13validation_accuracy\x18\n \x01(\x01H\x00\x88\x01\x01\x12 \n\x13validation_log_loss\x18\x0b \x01(\x01H\x01\x88\x01\x01\x42\x16\n\x14_validation_accuracyB\x16\n\x14_validation_log_loss\"\xe6\x05\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.fityard.v1.JobKind\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.fityard.v1.JobState\x12\x12\n\ndataset_id\x18\x04 \x01(\t\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12%\n\x06params\x18\x06 \x01(\x0b\x32\x15.fityard.v1.FitParams\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\n \x01(\x05\x12\x10\n\x08progress\x18\x0b \x01(\x01\x12\x18\n\x10progress_message\x18\x0c \x01(\t\x12\r\n\x05\x65rror\x18\r \x01(\t\x12&\n\x07outputs\x18\x0e \x03(\x0e\x32\x15.fityard.v1.JobOutput\x12\x0c\n\x04rows\x18\x0f \x01(\x03\x12\x15\n\rlost_attempts\x18\x14 \x01(\x05\x12\x17\n\x0ftimeout_seconds\x18\x15 \x01(\x01\x12\x10\n\x08trace_id\x18\x19 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x1a \x01(\x08\x12\x13\n\x0b\x63\x61\x63hed_from\x18\x1b \x01(\t\x12&\n\x08priority\x18\x1c \x01(\x0e\x32\x14.fityard.v1.Priority\x12\x16\n\x0equeue_position\x18\x1d \x01(\x05\x12\x1e\n\x16\x65stimated_wait_seconds\x18, \x01(\x01\x12\'\n\x07metrics\x18. \x01(\x0b\x32\x16.fityard.v1.FitMetrics\x12\x15\n\rprobabilities\x18/ \x01(\x08J\x04\x08\x10\x10\x14R\x04laneR\x06tenantR\ntrainer_idR\x05\x63ores\"\xb4\x01\n\x10SubmitFitRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12%\n\x06params\x18\x02 \x01(\x0b\x32\x15.fityard.v1.FitParams\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x10\n\x08no_cache\x18\x05 \x01(\x08\x12&\n\x08priority\x18\x06 \x01(\x0e\x32\x14.fityard.v1.Priority\"1\n\x11SubmitFitResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"\xa8\x01\n\x14SubmitPredictRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12&\n\x08priority\x18\x05 \x01(\x0e\x32\x14.fityard.v1.Priority\x12\x15\n\rprobabilities\x18\x06 \x01(\x08\"5\n\x15SubmitPredictResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\".\n\x0eGetJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x10WatchJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"H\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"J\n\x10ListJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.fityard.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"1\n\x11\x43\x61ncelJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.fityard.v1.Job\"\"\n\x10\x44\x65leteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x13\n\x11\x44\x65leteJobResponse\"Q\n\x18\x44ownloadJobOutputRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x06output\x18\x02 \x01(\x0e\x32\x15.fityard.v1.JobOutput\"_\n\x19\x44ownloadJobOutputResponse\x12&\n\x04info\x18\x01 \x01(\x0b\x32\x16.fityard.v1.OutputInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"o\n\nOutputInfo\x12%\n\x06output\x18\x01 \x01(\x0e\x32\x15.fityard.v1.JobOutput\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t*K\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cJOB_KIND_FIT\x10\x01\x12\x14\n\x10JOB_KIND_PREDICT\x10\x02*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*Y\n\tJobOutput\x12\x1a\n\x16JOB_OUTPUT_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_OUTPUT_MODEL\x10\x01\x12\x1a\n\x16JOB_OUTPUT_PREDICTIONS\x10\x02*R\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x18\n\x14PRIORITY_INTERACTIVE\x10\x01\x12\x12\n\x0ePRIORITY_BATCH\x10\x02\x32\xf5\x04\n\nJobService\x12H\n\tSubmitFit\x12\x1c.fityard.v1.SubmitFitRequest\x1a\x1d.fityard.v1.SubmitFitResponse\x12T\n\rSubmitPredict\x12 .fityard.v1.SubmitPredictRequest\x1a!.fityard.v1.SubmitPredictResponse\x12?\n\x06GetJob\x12\x19.fityard.v1.GetJobRequest\x1a\x1a.fityard.v1.GetJobResponse\x12G\n\x08WatchJob\x12\x1b.fityard.v1.WatchJobRequest\x1a\x1c.fityard.v1.WatchJobResponse0\x01\x12\x45\n\x08ListJobs\x12\x1b.fityard.v1.ListJobsRequest\x1a\x1c.fityard.v1.ListJobsResponse\x12H\n\tCancelJob\x12\x1c.fityard.v1.CancelJobRequest\x1a\x1d.fityard.v1.CancelJobResponse\x12\x62\n\x11\x44ownloadJobOutput\x12$.fityard.v1.DownloadJobOutputRequest\x1a%.fityard.v1.DownloadJobOutputResponse0\x01\x12H\n\tDeleteJob\x12\x1c.fityard.v1.DeleteJobRequest\x1a\x1d.fityard.v1.DeleteJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fityard.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBKIND']._serialized_start=2357
-  _globals['_JOBKIND']._serialized_end=2432
-  _globals['_JOBSTATE']._serialized_start=2435
-  _globals['_JOBSTATE']._serialized_end=2589
-  _globals['_JOBOUTPUT']._serialized_start=2591
-  _globals['_JOBOUTPUT']._serialized_end=2680
-  _globals['_PRIORITY']._serialized_start=2682
-  _globals['_PRIORITY']._serialized_end=2764
-  _globals['_FITPARAMS']._serialized_start=71
-  _globals['_FITPARAMS']._serialized_end=484
-  _globals['_JOB']._serialized_start=487
-  _globals['_JOB']._serialized_end=1165
-  _globals['_SUBMITFITREQUEST']._serialized_start=1168
-  _globals['_SUBMITFITREQUEST']._serialized_end=1348
-  _globals['_SUBMITFITRESPONSE']._serialized_start=1350
-  _globals['_SUBMITFITRESPONSE']._serialized_end=1399
-  _globals['_SUBMITPREDICTREQUEST']._serialized_start=1402
-  _globals['_SUBMITPREDICTREQUEST']._serialized_end=1547
-  _globals['_SUBMITPREDICTRESPONSE']._serialized_start=1549
-  _globals['_SUBMITPREDICTRESPONSE']._serialized_end=1602
-  _globals['_GETJOBREQUEST']._serialized_start=1604
-  _globals['_GETJOBREQUEST']._serialized_end=1635
-  _globals['_GETJOBRESPONSE']._serialized_start=1637
-  _globals['_GETJOBRESPONSE']._serialized_end=1683
-  _globals['_WATCHJOBREQUEST']._serialized_start=1685
-  _globals['_WATCHJOBREQUEST']._serialized_end=1718
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1720
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1768
-  _globals['_LISTJOBSREQUEST']._serialized_start=1770
-  _globals['_LISTJOBSREQUEST']._serialized_end=1842
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1844
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1918
-  _globals['_CANCELJOBREQUEST']._serialized_start=1920
-  _globals['_CANCELJOBREQUEST']._serialized_end=1954
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1956
-  _globals['_CANCELJOBRESPONSE']._serialized_end=2005
-  _globals['_DELETEJOBREQUEST']._serialized_start=2007
-  _globals['_DELETEJOBREQUEST']._serialized_end=2041
-  _globals['_DELETEJOBRESPONSE']._serialized_start=2043
-  _globals['_DELETEJOBRESPONSE']._serialized_end=2062
-  _globals['_DOWNLOADJOBOUTPUTREQUEST']._serialized_start=2064
-  _globals['_DOWNLOADJOBOUTPUTREQUEST']._serialized_end=2145
-  _globals['_DOWNLOADJOBOUTPUTRESPONSE']._serialized_start=2147
-  _globals['_DOWNLOADJOBOUTPUTRESPONSE']._serialized_end=2242
-  _globals['_OUTPUTINFO']._serialized_start=2244
-  _globals['_OUTPUTINFO']._serialized_end=2355
-  _globals['_JOBSERVICE']._serialized_start=2767
-  _globals['_JOBSERVICE']._serialized_end=3396
+  _globals['_JOBKIND']._serialized_start=2931
+  _globals['_JOBKIND']._serialized_end=3006
+  _globals['_JOBSTATE']._serialized_start=3009
+  _globals['_JOBSTATE']._serialized_end=3163
+  _globals['_JOBOUTPUT']._serialized_start=3165
+  _globals['_JOBOUTPUT']._serialized_end=3254
+  _globals['_PRIORITY']._serialized_start=3256
+  _globals['_PRIORITY']._serialized_end=3338
+  _globals['_FITPARAMS']._serialized_start=128
+  _globals['_FITPARAMS']._serialized_end=599
+  _globals['_FITMETRICS']._serialized_start=602
+  _globals['_FITMETRICS']._serialized_end=971
+  _globals['_JOB']._serialized_start=974
+  _globals['_JOB']._serialized_end=1716
+  _globals['_SUBMITFITREQUEST']._serialized_start=1719
+  _globals['_SUBMITFITREQUEST']._serialized_end=1899
+  _globals['_SUBMITFITRESPONSE']._serialized_start=1901
+  _globals['_SUBMITFITRESPONSE']._serialized_end=1950
+  _globals['_SUBMITPREDICTREQUEST']._serialized_start=1953
+  _globals['_SUBMITPREDICTREQUEST']._serialized_end=2121
+  _globals['_SUBMITPREDICTRESPONSE']._serialized_start=2123
+  _globals['_SUBMITPREDICTRESPONSE']._serialized_end=2176
+  _globals['_GETJOBREQUEST']._serialized_start=2178
+  _globals['_GETJOBREQUEST']._serialized_end=2209
+  _globals['_GETJOBRESPONSE']._serialized_start=2211
+  _globals['_GETJOBRESPONSE']._serialized_end=2257
+  _globals['_WATCHJOBREQUEST']._serialized_start=2259
+  _globals['_WATCHJOBREQUEST']._serialized_end=2292
+  _globals['_WATCHJOBRESPONSE']._serialized_start=2294
+  _globals['_WATCHJOBRESPONSE']._serialized_end=2342
+  _globals['_LISTJOBSREQUEST']._serialized_start=2344
+  _globals['_LISTJOBSREQUEST']._serialized_end=2416
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2418
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2492
+  _globals['_CANCELJOBREQUEST']._serialized_start=2494
+  _globals['_CANCELJOBREQUEST']._serialized_end=2528
+  _globals['_CANCELJOBRESPONSE']._serialized_start=2530
+  _globals['_CANCELJOBRESPONSE']._serialized_end=2579
+  _globals['_DELETEJOBREQUEST']._serialized_start=2581
+  _globals['_DELETEJOBREQUEST']._serialized_end=2615
+  _globals['_DELETEJOBRESPONSE']._serialized_start=2617
+  _globals['_DELETEJOBRESPONSE']._serialized_end=2636
+  _globals['_DOWNLOADJOBOUTPUTREQUEST']._serialized_start=2638
+  _globals['_DOWNLOADJOBOUTPUTREQUEST']._serialized_end=2719
+  _globals['_DOWNLOADJOBOUTPUTRESPONSE']._serialized_start=2721
+  _globals['_DOWNLOADJOBOUTPUTRESPONSE']._serialized_end=2816
+  _globals['_OUTPUTINFO']._serialized_start=2818
+  _globals['_OUTPUTINFO']._serialized_end=2929
+  _globals['_JOBSERVICE']._serialized_start=3341
+  _globals['_JOBSERVICE']._serialized_end=3970
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,8 @@
 import datetime
 
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from fityard.v1 import datasets_pb2 as _datasets_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -53,7 +55,7 @@ PRIORITY_INTERACTIVE: Priority
 PRIORITY_BATCH: Priority
 
 class FitParams(_message.Message):
-    __slots__ = ("learning_rate", "max_iter", "max_leaf_nodes", "max_depth", "min_samples_leaf", "l2_regularization", "max_bins", "random_state", "early_stopping")
+    __slots__ = ("learning_rate", "max_iter", "max_leaf_nodes", "max_depth", "min_samples_leaf", "l2_regularization", "max_bins", "random_state", "early_stopping", "validation_fraction")
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     MAX_ITER_FIELD_NUMBER: _ClassVar[int]
     MAX_LEAF_NODES_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +65,7 @@ class FitParams(_message.Message):
     MAX_BINS_FIELD_NUMBER: _ClassVar[int]
     RANDOM_STATE_FIELD_NUMBER: _ClassVar[int]
     EARLY_STOPPING_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_FRACTION_FIELD_NUMBER: _ClassVar[int]
     learning_rate: float
     max_iter: int
     max_leaf_nodes: int
@@ -72,10 +75,37 @@ class FitParams(_message.Message):
     max_bins: int
     random_state: int
     early_stopping: str
-    def __init__(self, learning_rate: _Optional[float] = ..., max_iter: _Optional[int] = ..., max_leaf_nodes: _Optional[int] = ..., max_depth: _Optional[int] = ..., min_samples_leaf: _Optional[int] = ..., l2_regularization: _Optional[float] = ..., max_bins: _Optional[int] = ..., random_state: _Optional[int] = ..., early_stopping: _Optional[str] = ...) -> None: ...
+    validation_fraction: float
+    def __init__(self, learning_rate: _Optional[float] = ..., max_iter: _Optional[int] = ..., max_leaf_nodes: _Optional[int] = ..., max_depth: _Optional[int] = ..., min_samples_leaf: _Optional[int] = ..., l2_regularization: _Optional[float] = ..., max_bins: _Optional[int] = ..., random_state: _Optional[int] = ..., early_stopping: _Optional[str] = ..., validation_fraction: _Optional[float] = ...) -> None: ...
+
+class FitMetrics(_message.Message):
+    __slots__ = ("classes", "features", "n_iter", "fit_seconds", "model_size_bytes", "train_rows", "validation_rows", "validation_fraction", "validation_seed", "validation_accuracy", "validation_log_loss")
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    N_ITER_FIELD_NUMBER: _ClassVar[int]
+    FIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ROWS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_ROWS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_SEED_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_LOG_LOSS_FIELD_NUMBER: _ClassVar[int]
+    classes: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]
+    features: _containers.RepeatedCompositeFieldContainer[_datasets_pb2.Column]
+    n_iter: int
+    fit_seconds: float
+    model_size_bytes: int
+    train_rows: int
+    validation_rows: int
+    validation_fraction: float
+    validation_seed: int
+    validation_accuracy: float
+    validation_log_loss: float
+    def __init__(self, classes: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ..., features: _Optional[_Iterable[_Union[_datasets_pb2.Column, _Mapping]]] = ..., n_iter: _Optional[int] = ..., fit_seconds: _Optional[float] = ..., model_size_bytes: _Optional[int] = ..., train_rows: _Optional[int] = ..., validation_rows: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., validation_seed: _Optional[int] = ..., validation_accuracy: _Optional[float] = ..., validation_log_loss: _Optional[float] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "kind", "state", "dataset_id", "model_id", "params", "create_time", "start_time", "end_time", "attempts", "progress", "progress_message", "error", "outputs", "rows", "lost_attempts", "timeout_seconds", "trace_id", "cached", "cached_from", "priority", "queue_position", "estimated_wait_seconds")
+    __slots__ = ("id", "kind", "state", "dataset_id", "model_id", "params", "create_time", "start_time", "end_time", "attempts", "progress", "progress_message", "error", "outputs", "rows", "lost_attempts", "timeout_seconds", "trace_id", "cached", "cached_from", "priority", "queue_position", "estimated_wait_seconds", "metrics", "probabilities")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +129,8 @@ class Job(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: JobKind
     state: JobState
@@ -122,7 +154,9 @@ class Job(_message.Message):
     priority: Priority
     queue_position: int
     estimated_wait_seconds: float
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., params: _Optional[_Union[FitParams, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[JobOutput, str]]] = ..., rows: _Optional[int] = ..., lost_attempts: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., cached_from: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., queue_position: _Optional[int] = ..., estimated_wait_seconds: _Optional[float] = ...) -> None: ...
+    metrics: FitMetrics
+    probabilities: bool
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., params: _Optional[_Union[FitParams, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[JobOutput, str]]] = ..., rows: _Optional[int] = ..., lost_attempts: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., trace_id: _Optional[str] = ..., cached: _Optional[bool] = ..., cached_from: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., queue_position: _Optional[int] = ..., estimated_wait_seconds: _Optional[float] = ..., metrics: _Optional[_Union[FitMetrics, _Mapping]] = ..., probabilities: _Optional[bool] = ...) -> None: ...
 
 class SubmitFitRequest(_message.Message):
     __slots__ = ("dataset_id", "params", "request_id", "timeout_seconds", "no_cache", "priority")
@@ -147,18 +181,20 @@ class SubmitFitResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class SubmitPredictRequest(_message.Message):
-    __slots__ = ("model_id", "dataset_id", "request_id", "timeout_seconds", "priority")
+    __slots__ = ("model_id", "dataset_id", "request_id", "timeout_seconds", "priority", "probabilities")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     dataset_id: str
     request_id: str
     timeout_seconds: float
     priority: Priority
-    def __init__(self, model_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
+    probabilities: bool
+    def __init__(self, model_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., priority: _Optional[_Union[Priority, str]] = ..., probabilities: _Optional[bool] = ...) -> None: ...
 
 class SubmitPredictResponse(_message.Message):
     __slots__ = ("job",)

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from services.internal.v1 import records_pb2 as services_dot_internal_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eservices/internal/v1/bus.proto\x12\x14services.internal.v1\x1a\x15\x66ityard/v1/jobs.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"services/internal/v1/records.proto\"L\n\x07JobTask\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.services.internal.v1.JobRecordJ\x04\x08\x02\x10\x03R\rmodel_attempt\"\xf9\x02\n\x0cTrainerEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.fityard.v1.JobState\x12\x10\n\x08progress\x18\x04 \x01(\x01\x12\x18\n\x10progress_message\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12&\n\x07outputs\x18\x07 \x03(\x0e\x32\x15.fityard.v1.JobOutput\x12\x0c\n\x04rows\x18\x08 \x01(\x03\x12\x12\n\ntrainer_id\x18\t \x01(\t\x12\x0f\n\x07\x61ttempt\x18\n \x01(\x05\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ores\x18\x0c \x01(\x05\x12\x15\n\rlost_attempts\x18\r \x01(\x05\x12\x16\n\x0e\x66\x61ilure_reason\x18\x0e \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x0f \x03(\t\x12\x14\n\x0cmodel_sha256\x18\x10 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eservices/internal/v1/bus.proto\x12\x14services.internal.v1\x1a\x15\x66ityard/v1/jobs.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"services/internal/v1/records.proto\"L\n\x07JobTask\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.services.internal.v1.JobRecordJ\x04\x08\x02\x10\x03R\rmodel_attempt\"\xa2\x03\n\x0cTrainerEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.fityard.v1.JobState\x12\x10\n\x08progress\x18\x04 \x01(\x01\x12\x18\n\x10progress_message\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12&\n\x07outputs\x18\x07 \x03(\x0e\x32\x15.fityard.v1.JobOutput\x12\x0c\n\x04rows\x18\x08 \x01(\x03\x12\x12\n\ntrainer_id\x18\t \x01(\t\x12\x0f\n\x07\x61ttempt\x18\n \x01(\x05\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ores\x18\x0c \x01(\x05\x12\x15\n\rlost_attempts\x18\r \x01(\x05\x12\x16\n\x0e\x66\x61ilure_reason\x18\x0e \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x0f \x03(\t\x12\x14\n\x0cmodel_sha256\x18\x10 \x01(\t\x12\'\n\x07metrics\x18\x11 \x01(\x0b\x32\x16.fityard.v1.FitMetricsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,5 +37,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBTASK']._serialized_start=148
   _globals['_JOBTASK']._serialized_end=224
   _globals['_TRAINEREVENT']._serialized_start=227
-  _globals['_TRAINEREVENT']._serialized_end=604
+  _globals['_TRAINEREVENT']._serialized_end=645
 # @@protoc_insertion_point(module_scope)

@@ -18,7 +18,7 @@ class JobTask(_message.Message):
     def __init__(self, job: _Optional[_Union[_records_pb2.JobRecord, _Mapping]] = ...) -> None: ...
 
 class TrainerEvent(_message.Message):
-    __slots__ = ("job_id", "tenant", "state", "progress", "progress_message", "error", "outputs", "rows", "trainer_id", "attempt", "time", "cores", "lost_attempts", "failure_reason", "features", "model_sha256")
+    __slots__ = ("job_id", "tenant", "state", "progress", "progress_message", "error", "outputs", "rows", "trainer_id", "attempt", "time", "cores", "lost_attempts", "failure_reason", "features", "model_sha256", "metrics")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class TrainerEvent(_message.Message):
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     tenant: str
     state: _jobs_pb2.JobState
@@ -51,4 +52,5 @@ class TrainerEvent(_message.Message):
     failure_reason: str
     features: _containers.RepeatedScalarFieldContainer[str]
     model_sha256: str
-    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., state: _Optional[_Union[_jobs_pb2.JobState, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[_jobs_pb2.JobOutput, str]]] = ..., rows: _Optional[int] = ..., trainer_id: _Optional[str] = ..., attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cores: _Optional[int] = ..., lost_attempts: _Optional[int] = ..., failure_reason: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., model_sha256: _Optional[str] = ...) -> None: ...
+    metrics: _jobs_pb2.FitMetrics
+    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., state: _Optional[_Union[_jobs_pb2.JobState, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[_jobs_pb2.JobOutput, str]]] = ..., rows: _Optional[int] = ..., trainer_id: _Optional[str] = ..., attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cores: _Optional[int] = ..., lost_attempts: _Optional[int] = ..., failure_reason: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., model_sha256: _Optional[str] = ..., metrics: _Optional[_Union[_jobs_pb2.FitMetrics, _Mapping]] = ...) -> None: ...

@@ -26,7 +26,7 @@ from fityard.v1 import jobs_pb2 as fityard_dot_v1_dot_jobs__pb2
 from services.internal.v1 import records_pb2 as services_dot_internal_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$services/internal/v1/scheduler.proto\x12\x14services.internal.v1\x1a\x15\x66ityard/v1/jobs.proto\x1a\"services/internal/v1/records.proto\"\xf9\x01\n\x10SubmitJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.fityard.v1.JobKind\x12\x12\n\ndataset_id\x18\x03 \x01(\t\x12\x10\n\x08model_id\x18\x04 \x01(\t\x12%\n\x06params\x18\x05 \x01(\x0b\x32\x15.fityard.v1.FitParams\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\x12\x10\n\x08no_cache\x18\x08 \x01(\x08\x12&\n\x08priority\x18\t \x01(\x0e\x32\x14.fityard.v1.Priority\"A\n\x11SubmitJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.services.internal.v1.JobRecord\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"A\n\x11\x43\x61ncelJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.services.internal.v1.JobRecord\"2\n\x10\x44\x65leteJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"\x13\n\x11\x44\x65leteJobResponse\":\n\x14\x44\x65leteDatasetRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse2\x96\x03\n\x10SchedulerService\x12\\\n\tSubmitJob\x12&.services.internal.v1.SubmitJobRequest\x1a\'.services.internal.v1.SubmitJobResponse\x12\\\n\tCancelJob\x12&.services.internal.v1.CancelJobRequest\x1a\'.services.internal.v1.CancelJobResponse\x12\\\n\tDeleteJob\x12&.services.internal.v1.DeleteJobRequest\x1a\'.services.internal.v1.DeleteJobResponse\x12h\n\rDeleteDataset\x12*.services.internal.v1.DeleteDatasetRequest\x1a+.services.internal.v1.DeleteDatasetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$services/internal/v1/scheduler.proto\x12\x14services.internal.v1\x1a\x15\x66ityard/v1/jobs.proto\x1a\"services/internal/v1/records.proto\"\x90\x02\n\x10SubmitJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.fityard.v1.JobKind\x12\x12\n\ndataset_id\x18\x03 \x01(\t\x12\x10\n\x08model_id\x18\x04 \x01(\t\x12%\n\x06params\x18\x05 \x01(\x0b\x32\x15.fityard.v1.FitParams\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\x12\x10\n\x08no_cache\x18\x08 \x01(\x08\x12&\n\x08priority\x18\t \x01(\x0e\x32\x14.fityard.v1.Priority\x12\x15\n\rprobabilities\x18\n \x01(\x08\"A\n\x11SubmitJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.services.internal.v1.JobRecord\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"A\n\x11\x43\x61ncelJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.services.internal.v1.JobRecord\"2\n\x10\x44\x65leteJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"\x13\n\x11\x44\x65leteJobResponse\":\n\x14\x44\x65leteDatasetRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse2\x96\x03\n\x10SchedulerService\x12\\\n\tSubmitJob\x12&.services.internal.v1.SubmitJobRequest\x1a\'.services.internal.v1.SubmitJobResponse\x12\\\n\tCancelJob\x12&.services.internal.v1.CancelJobRequest\x1a\'.services.internal.v1.CancelJobResponse\x12\\\n\tDeleteJob\x12&.services.internal.v1.DeleteJobRequest\x1a\'.services.internal.v1.DeleteJobResponse\x12h\n\rDeleteDataset\x12*.services.internal.v1.DeleteDatasetRequest\x1a+.services.internal.v1.DeleteDatasetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,21 +34,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'services.internal.v1.schedu
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUBMITJOBREQUEST']._serialized_start=122
-  _globals['_SUBMITJOBREQUEST']._serialized_end=371
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=373
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=438
-  _globals['_CANCELJOBREQUEST']._serialized_start=440
-  _globals['_CANCELJOBREQUEST']._serialized_end=490
-  _globals['_CANCELJOBRESPONSE']._serialized_start=492
-  _globals['_CANCELJOBRESPONSE']._serialized_end=557
-  _globals['_DELETEJOBREQUEST']._serialized_start=559
-  _globals['_DELETEJOBREQUEST']._serialized_end=609
-  _globals['_DELETEJOBRESPONSE']._serialized_start=611
-  _globals['_DELETEJOBRESPONSE']._serialized_end=630
-  _globals['_DELETEDATASETREQUEST']._serialized_start=632
-  _globals['_DELETEDATASETREQUEST']._serialized_end=690
-  _globals['_DELETEDATASETRESPONSE']._serialized_start=692
-  _globals['_DELETEDATASETRESPONSE']._serialized_end=715
-  _globals['_SCHEDULERSERVICE']._serialized_start=718
-  _globals['_SCHEDULERSERVICE']._serialized_end=1124
+  _globals['_SUBMITJOBREQUEST']._serialized_end=394
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=396
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=461
+  _globals['_CANCELJOBREQUEST']._serialized_start=463
+  _globals['_CANCELJOBREQUEST']._serialized_end=513
+  _globals['_CANCELJOBRESPONSE']._serialized_start=515
+  _globals['_CANCELJOBRESPONSE']._serialized_end=580
+  _globals['_DELETEJOBREQUEST']._serialized_start=582
+  _globals['_DELETEJOBREQUEST']._serialized_end=632
+  _globals['_DELETEJOBRESPONSE']._serialized_start=634
+  _globals['_DELETEJOBRESPONSE']._serialized_end=653
+  _globals['_DELETEDATASETREQUEST']._serialized_start=655
+  _globals['_DELETEDATASETREQUEST']._serialized_end=713
+  _globals['_DELETEDATASETRESPONSE']._serialized_start=715
+  _globals['_DELETEDATASETRESPONSE']._serialized_end=738
+  _globals['_SCHEDULERSERVICE']._serialized_start=741
+  _globals['_SCHEDULERSERVICE']._serialized_end=1147
 # @@protoc_insertion_point(module_scope)

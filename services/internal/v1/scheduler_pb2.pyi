@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("tenant", "kind", "dataset_id", "model_id", "params", "request_id", "timeout_seconds", "no_cache", "priority")
+    __slots__ = ("tenant", "kind", "dataset_id", "model_id", "params", "request_id", "timeout_seconds", "no_cache", "priority", "probabilities")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class SubmitJobRequest(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     kind: _jobs_pb2.JobKind
     dataset_id: str
@@ -27,7 +28,8 @@ class SubmitJobRequest(_message.Message):
     timeout_seconds: float
     no_cache: bool
     priority: _jobs_pb2.Priority
-    def __init__(self, tenant: _Optional[str] = ..., kind: _Optional[_Union[_jobs_pb2.JobKind, str]] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., params: _Optional[_Union[_jobs_pb2.FitParams, _Mapping]] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., no_cache: _Optional[bool] = ..., priority: _Optional[_Union[_jobs_pb2.Priority, str]] = ...) -> None: ...
+    probabilities: bool
+    def __init__(self, tenant: _Optional[str] = ..., kind: _Optional[_Union[_jobs_pb2.JobKind, str]] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., params: _Optional[_Union[_jobs_pb2.FitParams, _Mapping]] = ..., request_id: _Optional[str] = ..., timeout_seconds: _Optional[float] = ..., no_cache: _Optional[bool] = ..., priority: _Optional[_Union[_jobs_pb2.Priority, str]] = ..., probabilities: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job",)
