@@ -24,14 +24,30 @@ __all__ = [
     "fit",
     "name_list",
     "predict",
+    "predict_frame",
+    "probability_column",
     "to_sklearn_kwargs",
     "validate_params",
 ]
 
-_MODEL_NAMES = {"FitSummary", "PredictSummary", "fit", "predict"}
+_MODEL_NAMES = {
+    "FitSummary",
+    "PredictSummary",
+    "fit",
+    "predict",
+    "predict_frame",
+    "probability_column",
+}
 
 if TYPE_CHECKING:
-    from ml.model import FitSummary, PredictSummary, fit, predict
+    from ml.model import (
+        FitSummary,
+        PredictSummary,
+        fit,
+        predict,
+        predict_frame,
+        probability_column,
+    )
 
 
 def __getattr__(name: str):

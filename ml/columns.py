@@ -51,19 +51,25 @@ def check_prediction_columns(
     features: Sequence[str],
     rows: int | None,
     hint: Callable[[list], str] = lambda missing: "",
+    *,
+    online: bool = False,
 ) -> None:
     """DataError unless `columns` hold every feature the model was trained
     on, in at least one row (`rows` None: not known yet). `hint(missing)`:
-    what to add after the missing names (the trainer explains an index)."""
+    what to add after the missing names (the trainer explains an index).
+    `online`: the rows came in a request, not a file, and the fix says so.
+
+    The error's `columns` are the missing features, in the model's order."""
     present = set(columns)
     missing = [name for name in features if name not in present]
     if missing:
+        every = f"every training feature column ({name_list(features, limit=5)})"
+        fix = f"Send {every} in each row" if online else f"Upload a file with {every}"
         raise DataError(
             f"prediction data is missing {count(len(missing), 'column')} the model was trained on: "
-            f"{name_list(missing)}{hint(missing)}. Upload a file with every training feature column "
-            f"({name_list(features, limit=5)}) — extra columns are ignored."
+            f"{name_list(missing)}{hint(missing)}. {fix} — extra columns are ignored.",
+            columns=missing,
         )
     if rows == 0:
-        raise DataError(
-            "prediction data has 0 rows. Upload a file with at least one row to predict."
-        )
+        fix = "Send" if online else "Upload a file with"
+        raise DataError(f"prediction data has 0 rows. {fix} at least one row to predict.")

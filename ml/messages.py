@@ -81,9 +81,10 @@ def quoted(name: Any, width: int = NAME_WIDTH) -> str:
     return repr(text if len(text) <= width else text[: max(width - 1, 0)] + "…")
 
 
-def count(n: int, noun: str) -> str:
-    """ "1 column", "12,345 columns"."""
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 column", "12,345 columns"; `plural` where adding "s" is wrong
+    ("classes")."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 class DataError(ValueError):
@@ -92,13 +93,24 @@ class DataError(ValueError):
 
     The message is capped at LIMIT bytes here, whoever builds it; the cut
     keeps the start (what is wrong) and the end (how to fix it).
+
+    `columns` names the columns at fault, when the error is about particular
+    columns (a missing or mistyped prediction column), so that a server can
+    attach one field violation per column; empty otherwise. It is the full
+    list, which the message abbreviates: a server that shows it caps it.
     """
 
     LIMIT = 4096
     KEEP_END = 1024
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, columns: Iterable[Any] = ()):
         super().__init__(bounded(message, self.LIMIT, tail=self.KEEP_END))
+        self.columns: list[str] = [str(name) for name in columns]
+
+    def __reduce__(self):
+        # The default rebuilds from args (the message) alone and would lose
+        # `columns` on the worker's pipe.
+        return type(self), (str(self), self.columns)
 
 
 def _name(name: Any, width: int) -> str:

@@ -12,6 +12,12 @@ pandas' nullable and Arrow-backed types) are converted to float64 here, and
 nullable or decimal labels to plain numbers, so what was checked is exactly
 what is fitted on and a column that passed cannot fail inside scikit-learn.
 
+Rows held out from a fit (for early stopping, or for a score the user asked
+for with validation_fraction) are split here, not inside scikit-learn, so
+that the split can be reported (fraction and seed) and reproduced by the
+user with one train_test_split call, and the score is computed on exactly
+the rows early stopping saw and the model was not trained on.
+
 pandas, scikit-learn and joblib are imported at module level on purpose: the
 trainer's worker process imports this module once and then runs many jobs.
 """
@@ -22,11 +28,13 @@ import contextlib
 import io
 import math
 import re
+import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import joblib
 import numpy as np
@@ -35,10 +43,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pandas.api.types import infer_dtype, is_numeric_dtype
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import type_of_target
 
 from ml.columns import TARGET, check_prediction_columns, check_training_columns, near_target
 from ml.messages import DataError, bounded, count, name_list, quoted
+from ml.params import validate_params
 
 # The default for fit(max_classes=...); the trainer passes its configured
 # FITYARD_MAX_CLASSES. HistGradientBoostingClassifier grows one tree per class
@@ -47,6 +58,18 @@ from ml.messages import DataError, bounded, count, name_list, quoted
 MAX_CLASSES = 1000
 
 Progress = Callable[[float, str], None]
+
+# scikit-learn's early_stopping="auto" is on above this many rows, and then
+# holds out its default validation_fraction (read from sklearn, not copied).
+AUTO_EARLY_STOPPING_ROWS = 10_000
+DEFAULT_VALIDATION_FRACTION = HistGradientBoostingClassifier().validation_fraction
+
+# Seeds for a held-out split when random_state is not set: what numpy's
+# RandomState takes (ml.params.RANGES["random_state"]), upper end excluded.
+SEED_LIMIT = 2**32 - 1
+
+# Prefix of a class's probability column in the predictions file.
+PROBABILITY_PREFIX = "proba_"
 
 # What pandas/pyarrow raise for a file that is not (valid) Parquet; a corrupt
 # page can surface as OSError ("Couldn't deserialize thrift").
@@ -78,10 +101,31 @@ _KINDS = {
 
 
 @dataclass(frozen=True)
+class Validation:
+    """The rows a fit held out and how the model does on them. They are
+    train_test_split(X, y, test_size=fraction, stratify=y, random_state=seed)
+    of the training file's rows in file order (X: every column but `y`), so
+    the user can rebuild them and check the score."""
+
+    rows: int  # rows held out
+    fraction: float  # the validation_fraction used
+    seed: int  # random_state of the split
+    accuracy: float  # accuracy_score on the held-out rows
+    log_loss: float  # log_loss of predict_proba on them (labels: the model's classes)
+
+
+@dataclass(frozen=True)
 class FitSummary:
-    rows: int
-    features: list[str]
-    classes: list
+    rows: int  # rows trained on (held-out rows excluded)
+    features: list[str]  # in the model's order (feature_names_in_)
+    classes: list  # the model's classes_, as Python scalars
+    # Per feature: "category" if fitted as categorical, else its Arrow type
+    # in the training file ("double", "int64", "string"…).
+    feature_types: list[str]
+    n_iter: int  # boosting rounds fitted (fewer than max_iter after early stopping)
+    fit_seconds: float  # wall seconds of the estimator's fit alone
+    model_bytes: int  # size of the saved model file
+    validation: Validation | None  # None when no rows were held out
 
 
 @dataclass(frozen=True)
@@ -104,23 +148,48 @@ def fit(
     ml.params.to_sklearn_kwargs). `progress(fraction, message)` is called at
     stage boundaries. `max_classes` is the most distinct values `y` may hold
     (None: no limit). Raises DataError if the data cannot be trained on.
+
+    A fraction of the rows is held out (see Validation) when early stopping
+    is on (as scikit-learn decides: early_stopping True, or "auto" above
+    10,000 rows) or `params` has a `validation_fraction`; the model is not
+    trained on them, early stopping (if on) uses exactly them, and the
+    summary scores the model on them.
     """
     report = progress or _no_progress
     params = params or {}
     report(0.05, "reading training data")
     df = _read_parquet(train_path, "training data")
-    X, y = _training_data(df, params, max_classes)
+    split = _held_out_split(params, len(df))
+    X, y = _training_data(df, params, max_classes, split)
+    del df  # with X replaced by the split's copies below, the file's frame is freed before the fit
 
-    report(0.15, f"fitting on {count(len(X), 'row')} × {count(X.shape[1], 'feature')}")
-    with contextlib.redirect_stdout(_Rounds(report, 0.15, 0.95)):
-        # verbose=2 prints one line per boosting round, read as progress; it
-        # changes what is printed, never what is fitted (tests/test_ml.py)
-        model = HistGradientBoostingClassifier(**{**params, "verbose": 2}).fit(X, y)
-    model.set_params(verbose=params.get("verbose", 0))
+    X_val = y_val = None
+    held_out = ""
+    if split is not None:
+        X, X_val, y, y_val = train_test_split(
+            X, y, test_size=split.fraction, stratify=y, random_state=split.seed
+        )
+        held_out = f" ({count(len(X_val), 'row')} held out)"
+    report(0.15, f"fitting on {count(len(X), 'row')} × {count(X.shape[1], 'feature')}{held_out}")
+    model, fit_seconds = _fit_estimator(X, y, X_val, y_val, params, split, report)
+
+    validation = None
+    if split is not None:
+        report(0.90, f"scoring {count(len(X_val), 'held-out row')}")
+        validation = _score(model, X_val, y_val, split)
 
     report(0.95, "saving the model")
     joblib.dump(model, model_path)
-    return FitSummary(rows=len(X), features=list(X.columns), classes=model.classes_.tolist())
+    return FitSummary(
+        rows=len(X),
+        features=list(X.columns),
+        classes=model.classes_.tolist(),
+        feature_types=_feature_types(model, train_path),
+        n_iter=int(model.n_iter_),
+        fit_seconds=fit_seconds,
+        model_bytes=Path(model_path).stat().st_size,
+        validation=validation,
+    )
 
 
 def predict(
@@ -128,28 +197,199 @@ def predict(
     data_path: str | Path,
     predictions_path: str | Path,
     progress: Progress | None = None,
+    *,
+    probabilities: bool = False,
 ) -> PredictSummary:
     """Predict `y` for every row of the Parquet file `data_path` with the
-    model saved by `fit`; write Parquet with exactly one column `y`.
+    model saved by `fit`; write Parquet with exactly one column `y`, or with
+    `probabilities`, `y` then one float64 column per class (in the model's
+    classes_ order) named probability_column(class), holding its
+    probability; `y` is then the most probable class, so the two agree.
 
     Columns are matched by name, so their order does not matter and extra
     columns (including a `y`) are ignored. Raises DataError if a feature the
     model was trained on is missing or holds values of another kind than in
-    training (text where it had numbers, say).
+    training (text where it had numbers, say), or if two classes would give
+    one probability column name (1 and "1").
     """
     report = progress or _no_progress
     report(0.05, "loading the model")
     model = joblib.load(model_path)
+    names = _probability_columns(model.classes_) if probabilities else []  # before any work
     report(0.10, "reading prediction data")
     df = _read_parquet(data_path, "prediction data")
     X = _prediction_data(df, model)
 
     report(0.20, f"predicting {count(len(X), 'row')}")
-    predictions = pd.DataFrame({TARGET: model.predict(X)})
+    if probabilities:
+        each = model.predict_proba(X)
+        predictions = pd.DataFrame(each, columns=names)
+        predictions.insert(0, TARGET, _most_probable(model, each))
+    else:
+        predictions = pd.DataFrame({TARGET: model.predict(X)})
 
     report(0.90, "writing predictions")
     predictions.to_parquet(predictions_path, index=False)
     return PredictSummary(rows=len(predictions))
+
+
+def predict_frame(
+    model: HistGradientBoostingClassifier, df: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) for the rows of `df`, for a model already
+    loaded (joblib.load of fit's file): a row's label is its most probable
+    class, its probabilities are one per class in model.classes_ order.
+
+    For online predictions, on every request: the same checks as `predict`
+    (a DataError, worded for rows sent in a request, whose `columns` name
+    the missing or mistyped columns), with little added to predict_proba.
+    Columns are matched by name; extra ones are ignored.
+    """
+    X = _prediction_data(df, model, online=True)
+    probabilities = model.predict_proba(X)
+    return _most_probable(model, probabilities), probabilities
+
+
+def probability_column(label) -> str:
+    """The name of a class's probability column in a predictions file:
+    "proba_" and the label as text (proba_0, proba_cat)."""
+    return f"{PROBABILITY_PREFIX}{label}"
+
+
+def _probability_columns(classes: np.ndarray) -> list[str]:
+    """probability_column of each class, or a DataError if two classes would
+    share a name (1 and "1"): a file's columns need distinct names."""
+    labels = classes.tolist()  # Python scalars: np.str_ and np.float64 print as the user wrote them
+    names = [probability_column(label) for label in labels]
+    if len(set(names)) == len(names):
+        return names
+    shared: dict[str, list] = {}
+    for name, label in zip(names, labels, strict=True):
+        shared.setdefault(name, []).append(label)
+    clashes = {name: group for name, group in shared.items() if len(group) > 1}
+    shown = name_list(
+        clashes,
+        describe=lambda name: "for " + " and ".join(_shown(label) for label in clashes[name][:3]),
+    )
+    raise DataError(
+        f"the model has classes that differ only in type (a number and a text), whose probability "
+        f"columns would have one name: {shown}. Predict without probabilities, or fit again with the "
+        "labels in 'y' all numbers or all texts."
+    )
+
+
+# -- the held-out split --------------------------------------------------------
+
+
+class _Split(NamedTuple):
+    """How a fit holds rows out: `fraction` of them, split with `seed`.
+    `early_stopping`: scikit-learn stops on them (otherwise they are only
+    scored). `asked`: the fraction is the user's validation_fraction, not
+    early stopping's default, which changes what a message says to fix."""
+
+    fraction: float
+    seed: int
+    early_stopping: bool
+    asked: bool
+
+
+def _held_out_split(params: dict, rows: int) -> _Split | None:
+    """The split a fit of `rows` rows with `params` makes; None if it holds
+    no rows out. The seed is random_state if set, else a fresh one (it is
+    reported, so the split can still be rebuilt)."""
+    setting = params.get("early_stopping", "auto")
+    early_stopping = setting is True or (setting == "auto" and rows > AUTO_EARLY_STOPPING_ROWS)
+    fraction = params.get("validation_fraction")
+    if fraction is None and not early_stopping:
+        return None
+    if fraction is not None:
+        problems = validate_params({"validation_fraction": fraction})
+        if problems:  # admission refuses these; a direct caller gets what to fix
+            raise ValueError("; ".join(problems))
+    seed = params.get("random_state")
+    return _Split(
+        fraction=DEFAULT_VALIDATION_FRACTION if fraction is None else float(fraction),
+        seed=secrets.randbelow(SEED_LIMIT) if seed is None else int(seed),
+        early_stopping=early_stopping,
+        asked=fraction is not None,
+    )
+
+
+def _fit_estimator(
+    X: pd.DataFrame,
+    y: pd.Series,
+    X_val: pd.DataFrame | None,
+    y_val: pd.Series | None,
+    params: dict,
+    split: _Split | None,
+    report: Progress,
+) -> tuple[HistGradientBoostingClassifier, float]:
+    """The estimator fitted on X, y, and the wall seconds of its fit.
+
+    With early stopping it stops on X_val, y_val (our split). Its
+    early_stopping is then passed as True: with "auto", scikit-learn would
+    decide again on the rows it is given, and a file of just over 10,000
+    rows has fewer than that left after the split. validation_fraction is
+    ours and not passed on. The saved model keeps the user's settings, as
+    a plain fit would have them.
+    """
+    kwargs = {name: value for name, value in params.items() if name != "validation_fraction"}
+    stop_on = {}
+    if split is not None and split.early_stopping:
+        kwargs["early_stopping"] = True
+        stop_on = {"X_val": X_val, "y_val": y_val}
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(_Rounds(report, 0.15, 0.90)):
+        # verbose=2 prints one line per boosting round, read as progress; it
+        # changes what is printed, never what is fitted (tests/test_ml.py)
+        model = HistGradientBoostingClassifier(**{**kwargs, "verbose": 2}).fit(X, y, **stop_on)
+    seconds = time.perf_counter() - started
+    model.set_params(
+        verbose=params.get("verbose", 0), early_stopping=params.get("early_stopping", "auto")
+    )
+    return model, seconds
+
+
+def _score(
+    model: HistGradientBoostingClassifier, X_val: pd.DataFrame, y_val: pd.Series, split: _Split
+) -> Validation:
+    """How the model does on the held-out rows, computed as a user checking
+    it would: model.predict, not the most probable class (they differ only
+    for probabilities equal to the last bit, but then the user's check
+    would fail)."""
+    return Validation(
+        rows=len(y_val),
+        fraction=split.fraction,
+        seed=split.seed,
+        accuracy=float(accuracy_score(y_val, model.predict(X_val))),
+        log_loss=float(log_loss(y_val, model.predict_proba(X_val), labels=model.classes_)),
+    )
+
+
+def _feature_types(model: HistGradientBoostingClassifier, train_path: str | Path) -> list[str]:
+    """Per feature, what it was fitted as: "category" if as categorical,
+    else its Arrow type in the training file (from the file's footer: what
+    the user wrote, where pandas' type would often say only "object")."""
+    schema = pq.read_schema(train_path)
+    return [
+        "category" if is_category else str(schema.field(name).type)
+        for name, is_category in zip(model.feature_names_in_, _categorical(model), strict=True)
+    ]
+
+
+def _categorical(model: HistGradientBoostingClassifier) -> list[bool]:
+    """Per feature (model order), whether the model fitted it as categorical."""
+    if model.is_categorical_ is None:
+        return [False] * model.n_features_in_
+    return model.is_categorical_.tolist()
+
+
+def _most_probable(model: HistGradientBoostingClassifier, probabilities: np.ndarray) -> np.ndarray:
+    """The class of highest probability per row: what model.predict gives
+    (which decides on the raw scores, so for two probabilities equal to the
+    last bit it may take the other one), without predicting a second time,
+    and always in agreement with the probabilities shown beside it."""
+    return model.classes_[probabilities.argmax(axis=1)]
 
 
 class _Rounds(io.TextIOBase):
@@ -215,7 +455,7 @@ def _read_parquet(path: str | Path, what: str) -> pd.DataFrame:
 
 
 def _training_data(
-    df: pd.DataFrame, params: dict, max_classes: int | None
+    df: pd.DataFrame, params: dict, max_classes: int | None, split: _Split | None
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Features and labels to fit on, or a DataError for data that
     HistGradientBoostingClassifier would reject with an obscure error (or, for
@@ -227,7 +467,7 @@ def _training_data(
     check_training_columns(list(df.columns), len(df), hint=_target_hint(df))
     X, y = df.drop(columns=[TARGET]), _labels(df[TARGET])
     classes = _check_labels(y, max_classes)
-    _check_early_stopping_split(y, params, n_classes=len(classes))
+    _check_split(y, split, n_classes=len(classes))
     return _training_features(X, max_bins=params.get("max_bins") or 255), y
 
 
@@ -308,38 +548,76 @@ def _fractional(y: pd.Series) -> bool:
     return bool((values != np.round(values)).any())
 
 
-def _check_early_stopping_split(y: pd.Series, params: dict, n_classes: int) -> None:
-    """With early stopping (on by default above 10,000 rows, as in
-    scikit-learn), HistGradientBoostingClassifier holds out a validation
-    fraction stratified by class, which fails for a class with a single row
-    or more classes than either part has rows, with a message in terms of
-    encoded classes the user never saw."""
-    early_stopping = params.get("early_stopping", "auto")
-    fraction = params.get("validation_fraction", 0.1)
-    n = len(y)
-    if (
-        not (early_stopping is True or (early_stopping == "auto" and n > 10_000))
-        or fraction is None
-    ):
+def _check_split(y: pd.Series, split: _Split | None, n_classes: int) -> None:
+    """A held-out split is stratified by class, which fails for a class
+    with a single row or more classes than either part has rows, with
+    scikit-learn's message (in terms of encoded classes the user never saw,
+    when it failed inside early stopping)."""
+    if split is None:
         return
-    held_out = math.ceil(fraction * n) if isinstance(fraction, float) else int(fraction)
-    fix = 'or fit with the parameter early_stopping set to "false"'
+    n = len(y)
+    held_out = _held_out_rows(split.fraction, n)
+    what = (
+        f"validation_fraction {split.fraction:g} holds out"
+        if split.asked
+        else "early stopping holds out"
+    )
+    what = f"{what} {held_out:,} of {count(n, 'row')} for validation, stratified by class"
     counts = y.value_counts()
     single = counts.index[counts == 1].tolist()
     if single:
+        one = len(single) == 1
         raise DataError(
-            f"early stopping holds out {held_out:,} of {count(n, 'row')} for validation, stratified by class, "
-            f"so every class in 'y' needs at least 2 rows; {count(len(single), 'class')} "
-            f"{'has' if len(single) == 1 else 'have'} only one: {name_list(single)}. "
-            f"Add rows of {'that class' if len(single) == 1 else 'those classes'} or drop "
-            f"{'it' if len(single) == 1 else 'them'}, {fix}, and upload again."
+            f"{what}, so every class in 'y' needs at least 2 rows; {count(len(single), 'class', 'classes')} "
+            f"{'has' if one else 'have'} only one: {name_list(single)}. "
+            f"Add rows of {'that class' if one else 'those classes'} or drop {'it' if one else 'them'}, "
+            f"or {_no_split(split)}, and upload again."
         )
     if min(held_out, n - held_out) < n_classes:
-        raise DataError(
-            f"early stopping holds out {held_out:,} of {count(n, 'row')} for validation, stratified by class, "
-            f"which is too few rows for the {n_classes:,} classes in 'y'. "
-            f"Add rows, use fewer classes, {fix}, and upload again."
+        too_few = (
+            "which is too few rows"
+            if held_out < n_classes
+            else f"which leaves {count(n - held_out, 'row')} to train on, too few"
         )
+        raise DataError(
+            f"{what}, {too_few} for the {n_classes:,} classes in 'y'. "
+            f"Add rows, use fewer classes, {_set_fraction(n, n_classes)}or {_no_split(split)}, "
+            "and upload again."
+        )
+
+
+def _held_out_rows(fraction: float, rows: int) -> int:
+    """How many rows train_test_split(test_size=fraction) holds out."""
+    return math.ceil(fraction * rows)
+
+
+def _no_split(split: _Split) -> str:
+    """How to fit without holding rows out (none is needed for a fit)."""
+    if not split.asked:
+        return 'fit with the parameter early_stopping set to "false"'
+    if not split.early_stopping:
+        return "fit without the parameter validation_fraction"
+    return 'fit without the parameter validation_fraction and with early_stopping set to "false"'
+
+
+def _set_fraction(rows: int, n_classes: int) -> str:
+    """ "set validation_fraction between 0.2 and 0.8, ": the fractions (of 3
+    decimals) for which a stratified split of `rows` rows leaves both parts
+    at least as many rows as there are classes; "" if there is none.
+
+    Every fraction in between works too (the rows held out grow with it).
+    With at least 2 rows per class (checked first), 0.5 always works."""
+    low = math.ceil(n_classes / rows * 1000) / 1000
+    high = math.floor((rows - n_classes) / rows * 1000) / 1000
+    while low < 1 and _held_out_rows(low, rows) < n_classes:  # float rounding: a step at most
+        low = round(low + 0.001, 3)
+    while high > 0 and rows - _held_out_rows(high, rows) < n_classes:
+        high = round(high - 0.001, 3)
+    if not 0 < low <= high < 1:
+        return ""
+    if low == high:
+        return f"set validation_fraction to {low:g}, "
+    return f"set validation_fraction between {low:g} and {high:g}, "
 
 
 def _training_features(X: pd.DataFrame, max_bins: int) -> pd.DataFrame:
@@ -373,7 +651,9 @@ def _training_features(X: pd.DataFrame, max_bins: int) -> pd.DataFrame:
     return _replace_columns(X, numeric)
 
 
-def _prediction_data(df: pd.DataFrame, model: HistGradientBoostingClassifier) -> pd.DataFrame:
+def _prediction_data(
+    df: pd.DataFrame, model: HistGradientBoostingClassifier, *, online: bool = False
+) -> pd.DataFrame:
     """The model's feature columns from `df`, in the model's order, as
     scikit-learn is to get them; a DataError if one is missing or holds
     another kind of values than in training.
@@ -385,47 +665,68 @@ def _prediction_data(df: pd.DataFrame, model: HistGradientBoostingClassifier) ->
     in training: numbers given for text categories crash the encoder, and
     text for number categories (or bytes for text) would all be unknown
     categories, silently predicted as if missing.
+
+    The errors name the columns at fault in their `columns` too. `online`:
+    the rows came in a request (predict_frame), not in a file, and the fix
+    says so.
+
+    predict_frame calls this for every online request of a few rows, where
+    pandas' per-column work costs as much as the prediction: hence plain
+    lists for the names, no selection when the columns are the features
+    already, and a column is looked at only if its type needs it.
     """
-    features = list(model.feature_names_in_)
+    columns = df.columns.tolist()
+    if len(set(columns)) < len(columns):
+        _check_distinct_names(columns, "prediction data", online=online)
+    features = model.feature_names_in_.tolist()
     check_prediction_columns(
-        list(df.columns), features, len(df), hint=lambda missing: _index_hint(df, missing)
+        columns,
+        features,
+        len(df),
+        hint=lambda missing: _index_hint(df, missing),
+        online=online,
     )
-    X = df[features]
-    categorical = (
-        model.is_categorical_ if model.is_categorical_ is not None else [False] * len(features)
-    )
-    numeric_names = [
-        name for name, is_category in zip(features, categorical, strict=True) if not is_category
-    ]
-    numeric, unusable = _as_numeric_features(X[numeric_names])
-    trained = {name: "numbers" for name in numeric_names}
-    trained.update(_category_kinds(model))
+    X = df if columns == features else df.take(_positions(columns, features), axis=1)
+    categorical = {
+        name for name, is_category in zip(features, _categorical(model), strict=True) if is_category
+    }
+    numeric, unusable = _as_numeric_features(X, skip=categorical)
+    trained = dict.fromkeys(features, "numbers")
     mismatched = {name: _kind_name(X[name]) for name in unusable}
-    for name in set(features) - set(numeric_names):
-        column = X[name]
-        if name in trained and not column.isna().all() and _kind(column) != trained[name]:
-            mismatched[name] = _kind_name(column)
+    if categorical:
+        trained.update(_category_kinds(model))
+        for name in categorical:
+            column = X[name]
+            if not column.isna().all() and _kind(column) != trained[name]:
+                mismatched[name] = _kind_name(column)
     if mismatched:
         names = [name for name in features if name in mismatched]  # in the model's order
         them = "it" if len(names) == 1 else "them"
         shown = name_list(
             names, describe=lambda name: f"{mismatched[name]} here, {trained[name]} in training"
         )
+        fix = f"Send {them}" if online else f"Store {them}"
+        again = "" if online else " and upload again"
         raise DataError(
             f"prediction data has {count(len(names), 'feature column')} holding other values than the model "
             f"was trained on: {shown}. "
-            f"Store {them} as in the training data (numbers for numbers, text for categories) and upload again."
+            f"{fix} as in the training data (numbers for numbers, text for categories){again}.",
+            columns=names,
         )
     return _replace_columns(X, numeric)
 
 
-def _check_distinct_names(names, what: str) -> None:
+def _check_distinct_names(names, what: str, *, online: bool = False) -> None:
+    """DataError naming the names that occur more than once (in its
+    `columns` too). `online`: the columns came in a request, not a file."""
     repeated = {name: n for name, n in Counter(names).items() if n > 1}
     if repeated:
-        names = name_list(repeated, describe=lambda name: f"{repeated[name]} times")
+        shown = name_list(repeated, describe=lambda name: f"{repeated[name]} times")
+        again = "send the rows again" if online else "upload again"
         raise DataError(
-            f"{what} has more than one column named {names}. "
-            "Each column needs its own name: rename or drop the duplicates and upload again."
+            f"{what} has more than one column named {shown}. "
+            f"Each column needs its own name: rename or drop the duplicates and {again}.",
+            columns=list(repeated),
         )
 
 
@@ -455,9 +756,19 @@ def _index_hint(df: pd.DataFrame, missing: list) -> str:
     )
 
 
-def _as_numeric_features(X: pd.DataFrame) -> tuple[dict[str, pd.Series], list]:
-    """Columns of `X` converted to float64 where they are not plain numpy
-    numbers already, and the names of those that cannot be converted.
+def _positions(columns: list, names: list) -> list[int]:
+    """Where each of `names` is in `columns` (all there, each once): a dict,
+    where pandas' own lookup of text names costs more than a short prediction."""
+    where = {name: i for i, name in enumerate(columns)}
+    return [where[name] for name in names]
+
+
+def _as_numeric_features(
+    X: pd.DataFrame, skip: Collection = ()
+) -> tuple[dict[str, pd.Series], list]:
+    """Columns of `X` (but those in `skip`) converted to float64 where they
+    are not plain numpy numbers already, and the names of those that cannot
+    be converted.
 
     This is the conversion sklearn applies to every non-categorical feature,
     done here so that it is checked: numbers and booleans, but also text that
@@ -467,13 +778,14 @@ def _as_numeric_features(X: pd.DataFrame) -> tuple[dict[str, pd.Series], list]:
     because sklearn refuses them.
     """
     converted, unusable = {}, []
-    for name, column in X.items():
-        dtype = column.dtype
-        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+    # By the types first: a column taken out of X costs time (predict_frame).
+    for name, dtype in zip(X.columns.tolist(), X.dtypes.tolist(), strict=True):
+        if name in skip or (isinstance(dtype, np.dtype) and dtype.kind in "biuf"):
             continue
         if dtype.kind in "mM":
             unusable.append(name)
             continue
+        column = X[name]
         try:
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         except _NOT_NUMBERS:

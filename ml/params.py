@@ -7,6 +7,11 @@ imports neither scikit-learn nor pandas: the gateway and scheduler import it
 and must stay light. The ranges below copy HistGradientBoostingClassifier's
 own constraints; tests/test_ml.py compares them with sklearn's
 `_parameter_constraints` so they cannot drift apart silently.
+
+One parameter is ours rather than sklearn's: `validation_fraction`. ml.fit
+makes the held-out split itself (so that it can report the seed and score
+exactly those rows), hence only a fraction strictly between 0 and 1, where
+sklearn would also take a row count or None.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from typing import Any, NamedTuple
 
 class Range(NamedTuple):
     """Allowed values of a numeric parameter: `kind` is Integral or Real;
-    `low` is exclusive when `low_open`, `high` (None: unbounded) inclusive."""
+    `low` is exclusive when `low_open`, `high` (None: unbounded) when
+    `high_open`; both are inclusive otherwise."""
 
     kind: type
     low: float
     high: float | None = None
     low_open: bool = False
+    high_open: bool = False
 
 
 RANGES: dict[str, Range] = {
@@ -36,6 +43,8 @@ RANGES: dict[str, Range] = {
     "max_bins": Range(Integral, 2, 255),
     # numpy's RandomState takes seeds 0 .. 2**32 - 1 (sklearn checks only at fit).
     "random_state": Range(Integral, 0, 2**32 - 1),
+    # Ours, not sklearn's: see the module docstring.
+    "validation_fraction": Range(Real, 0, 1, low_open=True, high_open=True),
 }
 
 # The strings a request may carry (FitParams.early_stopping) and what sklearn takes.
@@ -75,6 +84,9 @@ def to_sklearn_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     False) and drops unset (None) values. Raises ValueError listing the
     problems if the params are not valid, so a bad value never reaches sklearn
     (admission has normally refused it already).
+
+    `validation_fraction` is kept for ml.fit, which holds the rows out itself
+    and does not hand it on to sklearn.
     """
     problems = validate_params(params)
     if problems:
@@ -103,9 +115,16 @@ def _range_problem(allowed: Range, value: Any) -> str:
     if allowed.kind is Real and not math.isfinite(value):
         return "a finite number"
     too_low = value <= allowed.low if allowed.low_open else value < allowed.low
-    too_high = allowed.high is not None and value > allowed.high
+    too_high = allowed.high is not None and (
+        value >= allowed.high if allowed.high_open else value > allowed.high
+    )
     if not (too_low or too_high):
         return ""
-    if allowed.high is not None:
-        return f"between {allowed.low} and {allowed.high}"
-    return f"greater than {allowed.low}" if allowed.low_open else f"at least {allowed.low}"
+    if allowed.high is None:
+        return f"greater than {allowed.low}" if allowed.low_open else f"at least {allowed.low}"
+    between = f"between {allowed.low} and {allowed.high}"
+    if allowed.low_open and allowed.high_open:
+        return f"{between} (exclusive)"
+    if allowed.low_open or allowed.high_open:
+        return f"{between} (excluding {allowed.low if allowed.low_open else allowed.high})"
+    return between

@@ -8,7 +8,7 @@ import math
 import pickle
 import subprocess
 import sys
-from numbers import Integral, Real
+from numbers import Integral
 from pathlib import Path
 
 import joblib
@@ -126,7 +126,8 @@ def test_fit_then_predict_gives_one_column_y_for_every_row(files, tmp_path):
         params=QUICK,
         progress=lambda *a: fit_progress.append(a),
     )
-    assert summary == ml.FitSummary(rows=ROWS * 3 // 4, features=FEATURES, classes=[0, 1])
+    assert (summary.rows, summary.features, summary.classes) == (ROWS * 3 // 4, FEATURES, [0, 1])
+    assert summary.validation is None  # 1,500 rows: no early stopping, nothing held out
 
     out = tmp_path / "predictions.parquet"
     result = ml.predict(
@@ -806,6 +807,7 @@ def test_good_params_pass():
         "max_bins": 255,
         "random_state": 2**32 - 1,
         "early_stopping": "auto",
+        "validation_fraction": 0.999,
     }
     assert validate_params(good) == [] and validate_params({}) == []
     assert to_sklearn_kwargs(good) == good
@@ -830,6 +832,30 @@ def test_good_params_pass():
         (
             {"random_state": 2**32},
             "params.random_state must be between 0 and 4294967295 (got 4294967296)",
+        ),
+        (
+            {"validation_fraction": 1.5},
+            "params.validation_fraction must be between 0 and 1 (exclusive) (got 1.5)",
+        ),
+        (
+            {"validation_fraction": 0.0},
+            "params.validation_fraction must be between 0 and 1 (exclusive) (got 0.0)",
+        ),
+        (
+            {"validation_fraction": 1},
+            "params.validation_fraction must be between 0 and 1 (exclusive) (got 1)",
+        ),
+        (
+            {"validation_fraction": 100},  # sklearn would take a row count; ours is a fraction
+            "params.validation_fraction must be between 0 and 1 (exclusive) (got 100)",
+        ),
+        (
+            {"validation_fraction": "0.2"},
+            "params.validation_fraction must be a number (got '0.2')",
+        ),
+        (
+            {"validation_fraction": math.inf},
+            "params.validation_fraction must be a finite number (got inf)",
         ),
         (
             {"early_stopping": "yes"},
@@ -871,21 +897,42 @@ def test_every_fit_request_field_is_validated():
     assert set(jobs_pb2.FitParams.DESCRIPTOR.fields_by_name) == set(NAMES)
 
 
-@pytest.mark.parametrize("name", [n for n in RANGES if n != "random_state"])
-def test_ranges_agree_with_sklearn(name):
-    """Our ranges are copies of HistGradientBoostingClassifier's constraints."""
-    allowed = RANGES[name]
+def sklearn_interval(name: str, kind: type) -> Interval:
+    """HistGradientBoostingClassifier's one interval constraint on `name`
+    for integers (`kind` Integral) or for other numbers (Real)."""
     [interval] = [
         c
         for c in HistGradientBoostingClassifier._parameter_constraints[name]
-        if isinstance(c, Interval)
+        if isinstance(c, Interval) and issubclass(c.type, Integral) == (kind is Integral)
     ]
-    assert issubclass(interval.type, Integral) == (allowed.kind is Integral)
-    assert issubclass(interval.type, Real)
+    return interval
+
+
+@pytest.mark.parametrize("name", [n for n in RANGES if n != "random_state"])
+def test_ranges_agree_with_sklearn(name):
+    """Our ranges are copies of HistGradientBoostingClassifier's constraints
+    (validation_fraction: of its fraction interval, see the next test)."""
+    allowed = RANGES[name]
+    interval = sklearn_interval(name, allowed.kind)
     assert (interval.left, interval.right) == (allowed.low, allowed.high)
-    assert interval.closed in (("right", "neither") if allowed.low_open else ("left", "both"))
+    assert (interval.closed in ("left", "both")) == (not allowed.low_open)
     if allowed.high is not None:
-        assert interval.closed in ("right", "both")
+        assert (interval.closed in ("right", "both")) == (not allowed.high_open)
+
+
+def test_validation_fraction_is_only_a_fraction_on_purpose():
+    """sklearn also takes a row count (an int) or None (early stopping
+    scored on the training rows). Ours is only a fraction: ml.fit makes the
+    split itself and reports it as train_test_split(test_size=fraction); and
+    unset (None) means our default (0.1 with early stopping, otherwise no
+    rows held out), not sklearn's None."""
+    constraints = HistGradientBoostingClassifier._parameter_constraints["validation_fraction"]
+    assert None in constraints
+    count_interval = sklearn_interval("validation_fraction", Integral)
+    assert (count_interval.left, count_interval.closed) == (1, "left")
+    assert validate_params({"validation_fraction": 2}) != []
+    assert validate_params({"validation_fraction": None}) == []  # unset, not sklearn's None
+    assert to_sklearn_kwargs({"validation_fraction": None}) == {}
 
 
 def test_random_state_range_agrees_with_numpy_seeding():
