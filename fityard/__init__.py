@@ -29,6 +29,8 @@ __all__ = [
     "Client",
     "Dataset",
     "Job",
+    "FitMetrics",
+    "Prediction",
     # The exception hierarchy is documented at the top of fityard/_errors.py.
     "FityardError",
     "InvalidArgument",
@@ -45,7 +47,7 @@ __all__ = [
     "JobFailed",
     "JobTimeout",
 ]
-_MODEL_NAMES = {"Dataset", "Job"}
+_MODEL_NAMES = {"Dataset", "Job", "FitMetrics", "Prediction"}
 _ERROR_NAMES = set(__all__) - _MODEL_NAMES - {"Client"}
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ if TYPE_CHECKING:
         Unauthenticated,
         Unavailable,
     )
-    from fityard._models import Dataset, Job
+    from fityard._models import Dataset, FitMetrics, Job, Prediction
     from fityard.client import Client
 
 

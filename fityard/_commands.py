@@ -90,6 +90,7 @@ def _client(args: argparse.Namespace) -> Client:
         ca_file=getattr(args, "ca_file", None),
         cert_file=getattr(args, "cert_file", None),
         key_file=getattr(args, "key_file", None),
+        predict_address=getattr(args, "predict_address", None),
     )
 
 
@@ -167,8 +168,48 @@ def cmd_predict(args: argparse.Namespace) -> int:
             args.dataset_id,
             timeout_seconds=args.max_run_seconds or 0,
             priority=args.priority,
+            probabilities=args.probabilities,
         )
         return _submitted(job, args.wait, args.timeout)
+
+
+def cmd_predict_rows(args: argparse.Namespace) -> int:
+    """JSON lines in (a row each: column name -> value), JSON lines out (`y`
+    and `proba_<class>`), in order, over one StreamPredict stream. Lines are
+    sent in groups of --batch-rows (one at a time from a terminal, so each
+    typed row is answered at once)."""
+    import json
+
+    batch_rows = args.batch_rows or (1 if sys.stdin.isatty() else 500)
+
+    def batches():
+        batch: list[dict] = []
+        for number, line in enumerate(sys.stdin, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"error: stdin line {number} is not JSON: {exc}") from None
+            if not isinstance(row, dict):
+                raise SystemExit(
+                    f"error: stdin line {number} must be a JSON object (column name -> value), "
+                    f"not {type(row).__name__}"
+                )
+            batch.append(row)
+            if len(batch) >= batch_rows:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    with _client(args) as c:
+        for answers in c.predict_stream(args.model_id, batches()):
+            for answer in answers:
+                line = {"y": answer.label}
+                line.update({f"proba_{k}": p for k, p in answer.probabilities.items()})
+                print(json.dumps(line), flush=batch_rows == 1)
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -206,11 +247,40 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     if job.cached_from:
         fields.append(("cached", f"the model of {job.cached_from} (same data and parameters)"))
+    if job.probabilities:
+        fields.append(("output", "y and the probability of each class (proba_<class>)"))
+    if job.metrics is not None:
+        fields.extend(_metrics_fields(job.metrics))
     if job.error:
         fields.append(("error", job.error))
     for name, value in fields:
         print(f"{name + ':':<10} {value}")
     return 0
+
+
+def _metrics_fields(m) -> list[tuple[str, str]]:
+    """A fit's metrics (fityard.FitMetrics), as `fityard status` lines."""
+    if m.validation_rows:
+        score = (
+            f"accuracy {m.validation_accuracy:.4f}, log-loss {m.validation_log_loss:.4f} on "
+            f"{m.validation_rows:,} held-out rows (validation_fraction {m.validation_fraction:g}, "
+            f"seed {m.validation_seed})"
+        )
+    else:
+        score = "none: no rows were held out (fit with validation_fraction to get one)"
+    features = ", ".join(f"{name} ({kind})" for name, kind in list(m.features.items())[:20])
+    if len(m.features) > 20:
+        features += f", … and {len(m.features) - 20} more"
+    return [
+        ("classes", ", ".join(map(str, m.classes))),
+        ("features", features),
+        (
+            "model",
+            f"{m.n_iter} boosting rounds, {_size(m.model_size_bytes)}, fitted in "
+            f"{m.fit_seconds:.2f} s on {m.train_rows:,} rows",
+        ),
+        ("held-out", score),
+    ]
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

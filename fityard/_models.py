@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Union
 
+from google.protobuf import json_format, struct_pb2
+
 from fityard._errors import JobFailed, JobTimeout
 from fityard.v1 import datasets_pb2, jobs_pb2
 
@@ -64,6 +66,67 @@ class Dataset:
             sha256=message.sha256,
             create_time=_datetime(message.create_time),
         )
+
+
+def label_of(value: struct_pb2.Value) -> Any:
+    """A class label from the wire as Python: a whole number as int (labels
+    0/1 come back as 0/1, not 0.0/1.0), a text as str, a boolean as bool."""
+    native = json_format.MessageToDict(value)
+    if isinstance(native, float) and native.is_integer():
+        return int(native)
+    return native
+
+
+@dataclass(frozen=True)
+class FitMetrics:
+    """A succeeded fit's model and its score on rows it was not trained on.
+
+    The held-out rows are `sklearn.model_selection.train_test_split(rows,
+    test_size=validation_fraction, stratify=y, random_state=validation_seed)`
+    of the training file's rows in file order: the split early stopping used,
+    or the one asked for with the `validation_fraction` fit parameter. With
+    no rows held out (`validation_rows == 0`) there is no score: the
+    accuracy and log-loss are None, never a score on training rows."""
+
+    classes: list = field(hash=False)
+    # feature name -> type fitted as ("category", or the Arrow type: "double"…)
+    features: dict[str, str] = field(hash=False)
+    n_iter: int
+    fit_seconds: float
+    model_size_bytes: int
+    train_rows: int
+    validation_rows: int
+    validation_fraction: float
+    validation_seed: int
+    validation_accuracy: float | None
+    validation_log_loss: float | None
+
+    @classmethod
+    def from_proto(cls, message: jobs_pb2.FitMetrics) -> FitMetrics:
+        held_out = message.validation_rows > 0
+        return cls(
+            classes=[label_of(value) for value in message.classes],
+            features={column.name: column.type for column in message.features},
+            n_iter=message.n_iter,
+            fit_seconds=message.fit_seconds,
+            model_size_bytes=message.model_size_bytes,
+            train_rows=message.train_rows,
+            validation_rows=message.validation_rows,
+            validation_fraction=message.validation_fraction,
+            validation_seed=message.validation_seed,
+            validation_accuracy=message.validation_accuracy if held_out else None,
+            validation_log_loss=message.validation_log_loss if held_out else None,
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One row's online prediction (Client.predict_rows): the predicted
+    label (the most probable class) and each class's probability (they sum
+    to 1)."""
+
+    label: Any
+    probabilities: dict[Any, float] = field(hash=False)
 
 
 class Job:
@@ -189,6 +252,20 @@ class Job:
         """The fit parameters that were set (unset ones keep scikit-learn's defaults)."""
         p = self._message.params
         return {f.name: getattr(p, f.name) for f in p.DESCRIPTOR.fields if p.HasField(f.name)}
+
+    @property
+    def metrics(self) -> FitMetrics | None:
+        """A succeeded fit's metrics (classes, features, n_iter_, fit time,
+        model size, held-out score); None for a predict job or a fit that
+        has not succeeded."""
+        if not self._message.HasField("metrics"):
+            return None
+        return FitMetrics.from_proto(self._message.metrics)
+
+    @property
+    def probabilities(self) -> bool:
+        """A predict job asked for class probabilities (proba_<class> columns)."""
+        return self._message.probabilities
 
     @property
     def outputs(self) -> list[str]:

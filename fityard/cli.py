@@ -42,6 +42,7 @@ from fityard._commands import (
     cmd_fit,
     cmd_jobs,
     cmd_predict,
+    cmd_predict_rows,
     cmd_status,
     cmd_trace,
     cmd_upload,
@@ -228,12 +229,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model_id", help="id of a succeeded fit job")
     p.add_argument("dataset_id")
+    p.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="write each class's probability (proba_<class> columns) beside y",
+    )
     _add_priority(p)
     _add_max_run(p)
     p.add_argument(
         "--wait", action="store_true", help="wait for the job; exit 1 with its error if it fails"
     )
     _add_timeout(p, needs_wait=True)
+
+    p = command(
+        "predict-rows",
+        cmd_predict_rows,
+        "predict rows now, without a job: JSON lines on stdin, JSON lines out (y, proba_<class>)",
+    )
+    p.add_argument("model_id", help="id of a succeeded fit job")
+    p.add_argument(
+        "--batch-rows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="rows sent per request (default: 1 from a terminal, else 500)",
+    )
+    p.add_argument(
+        "--predict-address",
+        default=None,
+        help="the predictor pool, to skip the gateway hop (default: $FITYARD_PREDICT_ADDRESS, "
+        "else through the gateway)",
+    )
 
     p = command("status", cmd_status, "show a job")
     p.add_argument("job_id")

@@ -22,7 +22,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +43,12 @@ from fityard._models import (
     DatasetRef,
     Job,
     JobRef,
+    Prediction,
     id_of,
     state_name,
 )
 from fityard._params import fit_params, priority_value
+from fityard._predictions import answer_of, request_for
 from fityard._tracing import trace_metadata
 from fityard._transfers import (
     CHUNK_SIZE,
@@ -61,7 +63,14 @@ from fityard._transfers import (
     upload_file,
 )
 from fityard.limits import MAX_MESSAGE_BYTES
-from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from fityard.v1 import (
+    datasets_pb2,
+    datasets_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    predictions_pb2,
+    predictions_pb2_grpc,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,6 +79,7 @@ __all__ = [
     "Client",
     "Dataset",
     "Job",
+    "Prediction",
     "FityardError",
     "JobFailed",
     "JobTimeout",
@@ -80,6 +90,7 @@ __all__ = [
 
 DEFAULT_ADDRESS = "localhost:50051"
 ADDRESS_ENV = "FITYARD_ADDRESS"
+PREDICT_ADDRESS_ENV = "FITYARD_PREDICT_ADDRESS"
 
 # Deadline for unary calls (submit, get, list, cancel). Streams have none:
 # an upload or a watch takes as long as it takes.
@@ -106,9 +117,10 @@ _CHANNEL_OPTIONS = [
             {
                 "methodConfig": [
                     {
-                        # Calls that are safe to repeat (reads, and submits: they carry an
-                        # idempotency key) are retried by gRPC itself while the gateway is
-                        # UNAVAILABLE (restarting): a user's script rides over it.
+                        # Calls that are safe to repeat (reads, submits: they carry an
+                        # idempotency key, and online predictions) are retried by gRPC
+                        # itself while the gateway or a predictor is UNAVAILABLE
+                        # (restarting, dead): a user's script rides over it.
                         "name": [
                             {"service": "fityard.v1.JobService", "method": m}
                             for m in ("SubmitFit", "SubmitPredict", "GetJob", "ListJobs")
@@ -116,7 +128,8 @@ _CHANNEL_OPTIONS = [
                         + [
                             {"service": "fityard.v1.DatasetService", "method": m}
                             for m in ("GetDataset", "ListDatasets")
-                        ],
+                        ]
+                        + [{"service": "fityard.v1.PredictionService", "method": "Predict"}],
                         "retryPolicy": {
                             "maxAttempts": 5,
                             "initialBackoff": "0.2s",
@@ -154,6 +167,11 @@ class Client:
     is the deadline for quick calls (submit, get, list, cancel); uploads,
     downloads and waits are not limited by it. Use as a context manager or
     call close().
+
+    Online predictions (`predict_rows`) go through the gateway, which
+    forwards them to the predictor pool; `predict_address`
+    ($FITYARD_PREDICT_ADDRESS) sends them to the pool directly instead (one
+    hop less: for high request rates), with the same key and TLS settings.
     """
 
     def __init__(
@@ -166,25 +184,35 @@ class Client:
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
+        predict_address: str | None = None,
     ):
         self.address = address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+        self.predict_address = predict_address or os.environ.get(PREDICT_ADDRESS_ENV) or ""
         self.timeout = timeout
         credentials = tls_credentials(tls, ca_file, cert_file, key_file)
-        self._channel = (
-            grpc.secure_channel(self.address, credentials, options=_CHANNEL_OPTIONS)
-            if credentials is not None
-            else grpc.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
-        )
+
+        def channel(address: str) -> grpc.Channel:
+            if credentials is not None:
+                return grpc.secure_channel(address, credentials, options=_CHANNEL_OPTIONS)
+            return grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+
+        self._channel = channel(self.address)
         # The key for every call (default: $FITYARD_API_KEY); none for a
         # fityard that runs open (`fityard up` on this machine).
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
         calls = with_key(self._channel, key)
         self._datasets = datasets_pb2_grpc.DatasetServiceStub(calls)
         self._jobs = jobs_pb2_grpc.JobServiceStub(calls)
+        self._predict_channel = channel(self.predict_address) if self.predict_address else None
+        self._predictions = predictions_pb2_grpc.PredictionServiceStub(
+            with_key(self._predict_channel, key) if self._predict_channel else calls
+        )
 
     def close(self) -> None:
         """Close the connection (calls in flight are cancelled)."""
         self._channel.close()
+        if self._predict_channel is not None:
+            self._predict_channel.close()
 
     def __enter__(self) -> Client:
         return self
@@ -294,22 +322,65 @@ class Client:
         *,
         timeout_seconds: float = 0,
         priority: str | None = None,
+        probabilities: bool = False,
     ) -> Job:
         """Submit a predict job with a trained model (a succeeded fit Job or
         its id) on a dataset; returns the QUEUED job at once. `priority` as
-        for fit."""
+        for fit. `probabilities=True`: the predictions file holds, beside
+        `y`, one column `proba_<class>` per class."""
         request = jobs_pb2.SubmitPredictRequest(
             model_id=id_of(model, "model"),
             dataset_id=id_of(dataset, "dataset"),
             request_id=uuid.uuid4().hex,
             timeout_seconds=timeout_seconds,
             priority=priority_value(priority),
+            probabilities=probabilities,
         )
         with self._rpc():
             response = self._jobs.SubmitPredict(
                 request, timeout=self.timeout, metadata=trace_metadata()
             )
         return Job(response.job, self)
+
+    def predict_rows(self, model: JobRef, rows: pd.DataFrame | Sequence[Mapping[str, Any]]):
+        """Predict rows now, without a job: one Predict call, answered by a
+        predictor that keeps the model in memory.
+
+        `rows`: a DataFrame (sent as Arrow, its types kept; returns a
+        DataFrame with `y` and one `proba_<class>` column per class, on its
+        index) or a list of dicts, column name -> value (returns a list of
+        `Prediction(label, probabilities)`; needs no pandas). Columns the
+        model was not trained on are ignored; a missing or mistyped one is
+        FityardError INVALID_ARGUMENT naming it."""
+        request = request_for(id_of(model, "model"), rows)
+        with self._rpc():
+            response = self._predictions.Predict(
+                request, timeout=self.timeout, metadata=trace_metadata()
+            )
+        return answer_of(response, rows)
+
+    def predict_stream(
+        self, model: JobRef, batches: Iterable[pd.DataFrame | Sequence[Mapping[str, Any]]]
+    ) -> Iterator:
+        """Predict many small batches of rows over one stream (StreamPredict):
+        yields each batch's answer (as predict_rows returns it), in order, as
+        it arrives. An error ends the stream: FityardError as predict_rows
+        would raise it."""
+        model_id = id_of(model, "model")
+        sent: list = []
+
+        def requests():
+            for i, rows in enumerate(batches):
+                sent.append(rows)
+                yield predictions_pb2.StreamPredictRequest(
+                    request=request_for(model_id, rows, request_id=str(i))
+                )
+
+        with self._rpc():
+            for answer in self._predictions.StreamPredict(requests(), metadata=trace_metadata()):
+                response = answer.response
+                yield answer_of(response, sent[int(response.request_id)])
+                sent[int(response.request_id)] = None  # answered: let it go
 
     def job(self, job: JobRef) -> Job:
         """One job's current record."""

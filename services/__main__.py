@@ -1,6 +1,6 @@
 """`python -m services <command>`: the one entry point of the server image.
 
-    python -m services gateway | scheduler | trainer   run that service
+    python -m services gateway | scheduler | trainer | predictor   run that service
     python -m services probe HOST:PORT [SERVICE]        gRPC health check (exit 0 if SERVING)
 
 Each service is also `python -m services.<name>`; this dispatcher lets one
@@ -13,7 +13,7 @@ from __future__ import annotations
 import runpy
 import sys
 
-SERVICES = ("gateway", "scheduler", "trainer")
+SERVICES = ("gateway", "scheduler", "trainer", "predictor")
 
 
 def main(argv: list[str]) -> int:

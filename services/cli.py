@@ -55,6 +55,12 @@ def add_up(command) -> None:
     )
     p.add_argument("--trainers", type=int, default=None, help="number of trainer processes")
     p.add_argument(
+        "--predictors",
+        type=int,
+        default=None,
+        help="number of predictor processes, for online predictions (default: one per core)",
+    )
+    p.add_argument(
         "--storage", choices=["local", "s3"], default="local", help="object store (default local)"
     )
 
@@ -63,7 +69,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     from services.embedded import serve
 
     return serve(
-        port=args.port, data_dir=args.data_dir, trainers=args.trainers, storage=args.storage
+        port=args.port,
+        data_dir=args.data_dir,
+        trainers=args.trainers,
+        predictors=args.predictors,
+        storage=args.storage,
     )
 
 
@@ -109,7 +119,7 @@ def add_keys(command) -> None:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from services.gateway.auth import mint
+    from services.common.api_keys import mint
 
     try:
         key = mint(args.tenant, args.file)

@@ -1,8 +1,9 @@
 """`fityard demo`: the seed workflow end to end, as a user of the SDK runs it.
 
-It writes the seed data, uploads it, fits, predicts, downloads and checks the
-accuracy on the held-out labels, then shows what a user is told for the two
-bad files. It runs against the stack at --address if one answers, else
+It writes the seed data, uploads it, fits (showing the fit's held-out
+score), predicts, downloads and checks the accuracy on the held-out labels,
+predicts a few rows online (no job: the predictor pool answers at once),
+then shows what a user is told for the two bad files. It runs against the stack at --address if one answers, else
 starts a throwaway embedded stack (services/embedded.py) and stops it at the
 end. Everything it does to fityard goes through the public SDK
 (`from fityard import ...`), as a user's script would.
@@ -90,7 +91,7 @@ def _run_demo(c: Client, data_dir: Path, rows: int) -> int:
     if fit is None:
         return 1
     accuracy_ok = _demo_good_predict(c, fit, files["test"])
-    if not accuracy_ok:
+    if not accuracy_ok or not _demo_online(c, fit, files["test"]):
         return 1
 
     _step(f"upload {files['bad_train'].name} and fit on it (refused at submission: it has no 'y')")
@@ -122,6 +123,16 @@ def _demo_good_fit(c: Client, train: Path) -> Job | None:
     if fit.state != "SUCCEEDED":
         print(f"error: fit {fit.state}: {fit.error}", file=sys.stderr)
         return None
+    m = fit.metrics
+    held_out = (
+        f"held-out accuracy {m.validation_accuracy:.3f}, log-loss {m.validation_log_loss:.3f} "
+        f"on {m.validation_rows:,} rows early stopping set aside"
+        if m.validation_rows
+        else "no held-out rows"
+    )
+    print(
+        f"    {m.n_iter} boosting rounds in {m.fit_seconds:.1f} s on {m.train_rows:,} rows; {held_out}"
+    )
     return fit
 
 
@@ -148,6 +159,17 @@ def _demo_good_predict(c: Client, fit: Job, test: Path) -> bool:
         print(f"error: {len(predicted)} predictions for {len(truth)} rows", file=sys.stderr)
         return False
     print(f"    accuracy on the held-out y of {test.name}: {(predicted == truth).mean():.3f}")
+    return True
+
+
+def _demo_online(c: Client, fit: Job, test: Path) -> bool:
+    import pandas as pd
+
+    rows = pd.read_parquet(test).drop(columns=["y"]).head(3).to_dict("records")
+    _step(f"predict {len(rows)} rows online with model {fit.id} (no job, no queue)")
+    for answer in c.predict_rows(fit, rows):
+        chances = ", ".join(f"p({label})={p:.3f}" for label, p in answer.probabilities.items())
+        print(f"    y={answer.label}  ({chances})")
     return True
 
 

@@ -180,6 +180,7 @@ class EmbeddedStack:
         *,
         port: int = 0,
         trainers: int | None = None,
+        predictors: int = 1,
         storage: str = "local",
         env: dict[str, str] | None = None,
         supervise: bool = False,
@@ -195,6 +196,12 @@ class EmbeddedStack:
         self.client_tls = client_tls
         self.port = port or free_port()
         self.trainers = trainers or default_trainers()
+        # The predictor pool (services/predictor): processes sharing one port,
+        # which the gateway forwards online predictions to and callers may
+        # reach directly (`predict_address`); chosen in start().
+        self.predictors = predictors
+        self.predict_port = 0
+        self.predict_address = ""
         self.storage = storage
         self.extra_env = dict(env or {})
         self.address = f"127.0.0.1:{self.port}"
@@ -248,7 +255,9 @@ class EmbeddedStack:
         self.nats_address = f"nats://127.0.0.1:{self.nats_port}"
         self.nats_url = f"nats://{self.nats_token}@127.0.0.1:{self.nats_port}"
         self.scheduler_port = port()
-        services = ["scheduler", "gateway", *self._trainer_names()]
+        self.predict_port = port()
+        self.predict_address = f"127.0.0.1:{self.predict_port}"
+        services = ["scheduler", "gateway", *self._trainer_names(), *self._predictor_names()]
         self.metrics_ports = {name: port() for name in services} if self.metrics else {}
         if self.keep_traces:
             self._span_receiver_port = port()
@@ -308,6 +317,7 @@ class EmbeddedStack:
         return {
             "pid": os.getpid(),
             "gateway": self.address,
+            "predictors": self.predict_address,
             "nats_url": self.nats_url,
             "metrics": {name: self.metrics_url(name) for name in self.metrics_ports},
         }
@@ -440,6 +450,10 @@ class EmbeddedStack:
                 [sys.executable, "-m", "services.trainer"],
                 self._with_metrics(name, trainer_env),
             )
+        for name in self._predictor_names():
+            self._spawn(
+                name, [sys.executable, "-m", "services.predictor"], self._with_metrics(name, env)
+            )
         self._spawn(
             "gateway",
             [sys.executable, "-m", "services.gateway"],
@@ -502,6 +516,8 @@ class EmbeddedStack:
                 "FITYARD_SCHEDULER_LISTEN": f"127.0.0.1:{self.scheduler_port}",
                 "FITYARD_SCHEDULER_ADDRESS": f"127.0.0.1:{self.scheduler_port}",
                 "FITYARD_GATEWAY_LISTEN": f"localhost:{self.port}",
+                "FITYARD_PREDICTOR_LISTEN": f"localhost:{self.predict_port}",
+                "FITYARD_PREDICTOR_ADDRESS": self.predict_address,
                 "FITYARD_CORE_LEASES_DIR": str(self.data_dir / "cores"),
                 # Workers' temp files, swept when their worker dies.
                 "FITYARD_SCRATCH_DIR": str(self.data_dir / "scratch"),
@@ -533,6 +549,9 @@ class EmbeddedStack:
     def _trainer_names(self) -> list[str]:
         names = [f"trainer-{i + 1}" for i in range(self.trainers)]
         return [*names, EXPRESS_TRAINER] if self.express_trainer else names
+
+    def _predictor_names(self) -> list[str]:
+        return [f"predictor-{i + 1}" for i in range(self.predictors)]
 
     def _with_metrics(self, name: str, env: dict[str, str]) -> dict[str, str]:
         if name not in self.metrics_ports:
@@ -584,6 +603,10 @@ class EmbeddedStack:
             raise StackError(
                 f"the gateway did not become healthy in {timeout:.0f}s:\n{self.log_tail('gateway')}"
             )
+        if self.predictors and not wait_healthy(self.predict_address, timeout, self.client_tls):
+            raise StackError(
+                f"no predictor became healthy in {timeout:.0f}s:\n{self.log_tail('predictor-1')}"
+            )
 
 
 def _otlp_endpoint_set(environ: dict[str, str]) -> bool:
@@ -598,6 +621,7 @@ def serve(
     port: int = 50051,
     data_dir: str | Path = ".fityard",
     trainers: int | None = None,
+    predictors: int | None = None,
     storage: str = "local",
 ) -> int:
     """`fityard up`: run the stack in the foreground until Ctrl-C or SIGTERM,
@@ -610,6 +634,7 @@ def serve(
         data_dir,
         port=port,
         trainers=trainers,
+        predictors=predictors or usable_cores(),
         storage=storage,
         supervise=True,
         report=_print_to_stderr,
@@ -627,6 +652,12 @@ def serve(
         f"jobs, {storage} store, "
         f"data and logs in {stack.data_dir}, ports and metrics in {stack.data_dir / STACK_FILE}); "
         "Ctrl-C to stop",
+        flush=True,
+    )
+    print(
+        f"online predictions through the gateway, or straight to the {stack.predictors} "
+        f"predictor(s) at {stack.predict_address} (Client(predict_address=...), "
+        "FITYARD_PREDICT_ADDRESS)",
         flush=True,
     )
     keys = os.environ.get("FITYARD_API_KEYS_FILE")

@@ -17,9 +17,16 @@ import pytest
 
 from fityard import Client, NotFound, Unauthenticated
 from fityard._auth import BearerKey
-from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from fityard.v1 import (
+    datasets_pb2,
+    datasets_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    predictions_pb2,
+    predictions_pb2_grpc,
+)
+from services.common.api_keys import mint
 from services.embedded import EmbeddedStack
-from services.gateway.auth import mint
 from tests.support.exposure import start_exposed
 from tests.support.jobs import wait_for_state
 
@@ -59,8 +66,10 @@ def world(stack, keys, seed_files, tmp_path_factory):
         b.cancel_all()
 
 
-def _calls(stub_d, stub_j, ids: dict, own_dataset: str) -> dict:
+def _calls(stub_d, stub_j, stub_p, ids: dict, own_dataset: str) -> dict:
     """Every public RPC, aimed at tenant B's ids where it takes one."""
+    row = predictions_pb2.PredictRequest(model_id=ids["fit"])
+    row.rows.add().update({f"col_{i}": 0.5 for i in range(50)})
 
     def upload():
         header = datasets_pb2.UploadRequest(header=datasets_pb2.UploadHeader(name="x.parquet"))
@@ -102,20 +111,37 @@ def _calls(stub_d, stub_j, ids: dict, own_dataset: str) -> dict:
         "DeleteJob": lambda: stub_j.DeleteJob(
             jobs_pb2.DeleteJobRequest(job_id=ids["predict"]), timeout=10
         ),
+        "Predict": lambda: stub_p.Predict(row, timeout=10),
+        "StreamPredict": lambda: list(
+            stub_p.StreamPredict(
+                iter([predictions_pb2.StreamPredictRequest(request=row)]), timeout=10
+            )
+        ),
     }
 
 
 PUBLIC_RPCS = {
     *datasets_pb2.DESCRIPTOR.services_by_name["DatasetService"].methods_by_name,
     *jobs_pb2.DESCRIPTOR.services_by_name["JobService"].methods_by_name,
+    *predictions_pb2.DESCRIPTOR.services_by_name["PredictionService"].methods_by_name,
 }
 
 
-def _stubs(stack, key: str | None):
-    channel = grpc.insecure_channel(stack.address)
-    if key is not None:
-        channel = grpc.intercept_channel(channel, BearerKey(key))
-    return datasets_pb2_grpc.DatasetServiceStub(channel), jobs_pb2_grpc.JobServiceStub(channel)
+def _stubs(stack, key: str | None, predict_address: str = ""):
+    """Stubs of the three services, through the gateway (predictions too,
+    unless `predict_address` names the predictor pool to call directly)."""
+
+    def channel(address: str):
+        opened = grpc.insecure_channel(address)
+        return grpc.intercept_channel(opened, BearerKey(key)) if key is not None else opened
+
+    gateway = channel(stack.address)
+    predictions = channel(predict_address) if predict_address else gateway
+    return (
+        datasets_pb2_grpc.DatasetServiceStub(gateway),
+        jobs_pb2_grpc.JobServiceStub(gateway),
+        predictions_pb2_grpc.PredictionServiceStub(predictions),
+    )
 
 
 @pytest.mark.parametrize(
@@ -126,6 +152,9 @@ def _stubs(stack, key: str | None):
 def test_every_rpc_refuses_a_caller_without_a_valid_key(stack, world, who, message):
     calls = _calls(*_stubs(stack, who), world, own_dataset=world["dataset"])
     assert set(calls) == PUBLIC_RPCS  # the matrix covers the whole API
+    # and the predictor pool, called directly, checks keys as the gateway does
+    direct = _calls(*_stubs(stack, who, stack.predict_address), world, world["dataset"])
+    calls.update({f"{name} (predictor)": direct[name] for name in ("Predict", "StreamPredict")})
     for name, call in calls.items():
         with pytest.raises(grpc.RpcError) as refused:
             call()
@@ -137,8 +166,10 @@ def test_every_rpc_refuses_a_caller_without_a_valid_key(stack, world, who, messa
 def test_another_tenants_ids_are_not_found_and_its_job_runs_on(stack, keys, world):
     with Client(stack.address, api_key=keys["a"]) as a:
         own = a.upload(pd.DataFrame({"col_0": [0.0, 1.0, 2.0, 3.0] * 5, "y": [0, 1] * 10}))
-        stubs = _stubs(stack, keys["a"])
-        for name, call in _calls(*stubs, world, own_dataset=own.id).items():
+        calls = _calls(*_stubs(stack, keys["a"]), world, own_dataset=own.id)
+        direct = _calls(*_stubs(stack, keys["a"], stack.predict_address), world, own.id)
+        calls["Predict (predictor)"] = direct["Predict"]
+        for name, call in calls.items():
             if name.startswith("List"):
                 continue
             if name == "Upload":

@@ -1,11 +1,12 @@
 """The stack as docker compose deploys it, without a container engine: the
-gateway, the scheduler and two trainers started as separate processes with
-exactly the command (the image's ENTRYPOINT + the service's command) and
-environment compose gives their containers, host names mapped to loopback:
-a local nats-server for `nats`, moto's S3 server for `minio`, an OTLP
-receiver for `otel-collector`. The seed workflow then runs through them,
-and their traces and metrics arrive where compose's collector and
-Prometheus would find them."""
+gateway, the scheduler, a predictor and two trainers started as separate
+processes with exactly the command (the image's ENTRYPOINT + the service's
+command) and environment compose gives their containers, host names mapped
+to loopback: a local nats-server for `nats`, moto's S3 server for `minio`,
+an OTLP receiver for `otel-collector`, the predictor's port for `predictor`.
+The seed workflow then runs through them, online predictions through the
+gateway and straight to the predictor, and their traces and metrics arrive
+where compose's collector and Prometheus would find them."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from fityard import Client, InvalidArgument, Unauthenticated
 from fityard.traces import read_trace
 from services import span_store
+from services.common.api_keys import mint
 from services.embedded import free_port, nats_server_binary, wait_healthy
-from services.gateway.auth import mint
 from tests.support import compose as c
 from tests.support.jobs import nats_refuses_without_a_token
 from tests.support.s3server import ACCESS_KEY, SECRET_KEY
@@ -34,6 +36,7 @@ SECRET = "api-keys"
 RUN = [
     ("scheduler", "scheduler"),
     ("gateway", "gateway"),
+    ("predictor", "predictor"),
     ("trainer", "trainer-a"),
     ("trainer", "trainer-b"),
 ]
@@ -41,6 +44,7 @@ LISTEN_SETTINGS = {
     "FITYARD_GATEWAY_LISTEN",
     "FITYARD_SCHEDULER_LISTEN",
     "FITYARD_TRAINER_HEALTH_LISTEN",
+    "FITYARD_PREDICTOR_LISTEN",
     "FITYARD_METRICS_LISTEN",
 }
 
@@ -51,13 +55,21 @@ class Deployment:
     def __init__(self, tmp: Path, s3_endpoint: str):
         self.tmp = tmp
         self.compose = c.load()
-        self.nats_port, self.scheduler_port, self.receiver_port = (free_port() for _ in range(3))
+        self.nats_port, self.scheduler_port, self.predictor_port, self.receiver_port = (
+            free_port() for _ in range(4)
+        )
         # what each container's host:port is on loopback
         self.hosts = {
             "nats:4222": f"127.0.0.1:{self.nats_port}",
             "minio:9000": s3_endpoint,
             "scheduler:50052": f"127.0.0.1:{self.scheduler_port}",
+            "predictor:50053": f"127.0.0.1:{self.predictor_port}",
             "otel-collector:4317": f"127.0.0.1:{self.receiver_port}",
+        }
+        # the listen settings of the services others are sent to
+        self.known_ports = {
+            "FITYARD_SCHEDULER_LISTEN": self.scheduler_port,
+            "FITYARD_PREDICTOR_LISTEN": self.predictor_port,
         }
         self.dotenv = {
             **c.dotenv(),
@@ -81,7 +93,7 @@ class Deployment:
             for container, local in self.hosts.items():
                 value = value.replace(container, local)
             if key in LISTEN_SETTINGS and value:  # 0.0.0.0:<port> in its own container
-                port = self.scheduler_port if key == "FITYARD_SCHEDULER_LISTEN" else free_port()
+                port = self.known_ports.get(key) or free_port()
                 self.ports[name][key] = port
                 value = f"127.0.0.1:{port}"
             value = value.replace("/tmp/", f"{self.tmp}/{name}-")  # its own /tmp (tmpfs)
@@ -168,6 +180,7 @@ def test_the_seed_workflow_runs_on_the_services_as_compose_starts_them(
     # compose's own health checks pass against each process
     for name, key in [
         ("gateway", "FITYARD_GATEWAY_LISTEN"),
+        ("predictor", "FITYARD_PREDICTOR_LISTEN"),
         ("trainer-a", "FITYARD_TRAINER_HEALTH_LISTEN"),
         ("trainer-b", "FITYARD_TRAINER_HEALTH_LISTEN"),
     ]:
@@ -194,6 +207,17 @@ def test_the_seed_workflow_runs_on_the_services_as_compose_starts_them(
         fits = [client.fit(train, max_iter=5) for _ in range(4)]
         for job in fits:
             job.wait(timeout=120)
+        # online predictions through the gateway, which forwards them to the
+        # pool compose names (FITYARD_PREDICTOR_ADDRESS), as the batch predict
+        rows = pd.read_parquet(seed_files["test"]).head(5)
+        via_gateway = client.predict_rows(fit, rows)
+        assert list(via_gateway["y"]) == list(frame["y"].head(5))
+    # and straight to the predictor, with the same key (compose's secret)
+    predictor = f"127.0.0.1:{deployment.predictor_port}"
+    with Client(gateway, api_key=deployment.api_key, predict_address=predictor) as direct:
+        assert direct.predict_rows(fit, rows).equals(via_gateway)
+    with Client(gateway, predict_address=predictor) as anonymous, pytest.raises(Unauthenticated):
+        anonymous.predict_rows(fit, rows)
     # each trainer ran some (their ids are their own: compose leaves
     # FITYARD_TRAINER_ID empty, so each is its host name and pid)
     for name in ("trainer-a", "trainer-b"):

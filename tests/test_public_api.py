@@ -14,6 +14,8 @@ PUBLIC = [
     "Client",
     "Dataset",
     "Job",
+    "FitMetrics",
+    "Prediction",
     "FityardError",
     "InvalidArgument",
     "NotFound",
@@ -53,7 +55,7 @@ def test_star_import_gives_the_public_names():
 
 
 def test_the_errors_are_one_tree():
-    errors = set(PUBLIC) - {"Client", "Dataset", "Job", "JobTimeout"}
+    errors = set(PUBLIC) - {"Client", "Dataset", "Job", "FitMetrics", "Prediction", "JobTimeout"}
     assert all(issubclass(getattr(fityard, n), fityard.FityardError) for n in errors)
     assert issubclass(fityard.JobTimeout, TimeoutError)
     assert not issubclass(fityard.JobTimeout, fityard.FityardError)

@@ -179,6 +179,34 @@ MUTANTS = [
         "        lost = record.lost_attempts",
         ("tests/test_faults.py::test_a_job_that_kills_its_trainer_every_time_fails_saying_so",),
     ),
+    Mutant(
+        "model-loaded-per-caller",
+        "callers asking for a model at the same moment each load it (50 loads, 50 copies)",
+        "services/predictor/models.py",
+        "            self._loading[key] = loading\n",
+        "",
+        (
+            "tests/test_online_predict.py::test_a_model_asked_for_by_50_callers_at_once_is_loaded_once",
+        ),
+    ),
+    Mutant(
+        "model-cache-unbounded",
+        "a predictor keeps every model it ever loaded, until it runs out of memory",
+        "services/predictor/models.py",
+        "        while self.bytes > self.max_bytes:",
+        "        while False:",
+        ("tests/test_online_predict.py::test_the_model_cache_stays_within_its_byte_bound",),
+    ),
+    Mutant(
+        "held-out-rows-trained-on",
+        "the held-out score is a score on rows the model was trained on",
+        "ml/model.py",
+        "        validation = _score(model, X_val, y_val, split)",
+        "        validation = _score(model, X, y, split)",
+        (
+            "tests/test_online_predict.py::test_a_fit_reports_its_held_out_score_as_the_downloaded_predictions_of_those_rows_score",
+        ),
+    ),
 ]
 
 

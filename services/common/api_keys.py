@@ -34,9 +34,9 @@ from pathlib import Path
 
 import grpc
 
-from services.common.config import DEFAULT_TENANT
-from services.common.grpc_handlers import around, refusing
-from services.common.internal_auth import is_loopback
+from .config import DEFAULT_TENANT
+from .grpc_handlers import around, refusing
+from .internal_auth import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -125,18 +125,17 @@ def _key_of(metadata) -> str:
     return ""
 
 
-def guards(config) -> list[grpc.aio.ServerInterceptor]:
-    """The gateway's authentication, from its config: an AuthInterceptor
-    over the keys file, or nothing (open) when it listens on loopback only.
-    Exposed beyond loopback without keys, it refuses to start, saying how
-    to mint one."""
-    listen = config.gateway_listen
+def guards(config, listen: str, service: str) -> list[grpc.aio.ServerInterceptor]:
+    """A public service's authentication (the gateway's, a predictor's), from
+    its config: an AuthInterceptor over the keys file, or nothing (open)
+    when it listens on loopback only. Exposed beyond loopback without keys,
+    it refuses to start, saying how to mint one."""
     if config.api_keys_file:
-        keys = ApiKeys(config.api_keys_file)  # unreadable: the gateway does not start
+        keys = ApiKeys(config.api_keys_file)  # unreadable: the service does not start
         return [AuthInterceptor(keys)]
     if not is_loopback(listen):
         raise SystemExit(
-            f"the gateway listens beyond this machine ({listen}) without API keys: set "
+            f"the {service} listens beyond this machine ({listen}) without API keys: set "
             "FITYARD_API_KEYS_FILE to a keys file (`fityard keys mint TENANT --file FILE` "
             "makes one), or listen on localhost to run open"
         )

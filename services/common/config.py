@@ -230,7 +230,7 @@ class Config:
     # A job whose work (rows x columns x boosting rounds; 1 round for a
     # predict) is at most this goes on the small lane.
     small_job_cells: float = 20e6
-    # The gateway's API keys (services/gateway/auth.py): a file of
+    # The API keys (services/common/api_keys.py) of the gateway and the predictors: a file of
     # `TENANT SHA256` lines. Empty: the gateway runs open, every caller the
     # default tenant, which it allows only when it listens on loopback.
     api_keys_file: str = ""
@@ -255,6 +255,16 @@ class Config:
     # The lanes a trainer takes jobs from, in order (comma-separated); empty:
     # every lane, small first. A GPU trainer would serve its own lane.
     trainer_lanes: str = ""
+    # predictor (services/predictor): where it serves fityard.v1.PredictionService;
+    # the bytes of models one predictor keeps in memory (least recently used
+    # dropped first); the most rows one request may hold.
+    predictor_listen: str = "0.0.0.0:50053"
+    predictor_cache_bytes: int = 1024**3
+    predict_max_rows: int = 10_000
+    # gateway: the predictor pool it forwards PredictionService calls to (a
+    # gRPC target, e.g. dns:///predictor:50053: every address it resolves
+    # to is used in turn).
+    predictor_address: str = "127.0.0.1:50053"
 
     @classmethod
     def from_env(cls) -> Config:
@@ -296,4 +306,8 @@ class Config:
             quota_stored_bytes=_env_int("FITYARD_QUOTA_STORED_BYTES", 1024**4),
             quota_dataset_rows=_env_int("FITYARD_QUOTA_DATASET_ROWS", 1_000_000_000),
             quota_dataset_columns=_env_int("FITYARD_QUOTA_DATASET_COLUMNS", 100_000),
+            predictor_listen=_env("FITYARD_PREDICTOR_LISTEN", "0.0.0.0:50053"),
+            predictor_cache_bytes=_env_int("FITYARD_PREDICTOR_CACHE_BYTES", 1024**3),
+            predict_max_rows=_env_int("FITYARD_PREDICT_MAX_ROWS", 10_000),
+            predictor_address=_env("FITYARD_PREDICTOR_ADDRESS", "127.0.0.1:50053"),
         )

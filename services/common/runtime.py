@@ -49,6 +49,10 @@ def stop_event() -> asyncio.Event:
     return stop
 
 
+# How long a connection to a pooled service takes new calls.
+POOL_CONNECTION_AGE_MS = 60_000
+
+
 class GrpcServer:
     """A grpc.aio server that also serves grpc.health.v1.Health and server
     reflection for the given service names (so grpcurl list/describe work);
@@ -63,6 +67,7 @@ class GrpcServer:
         count_rpcs: bool = False,
         guards: Iterable[grpc.aio.ServerInterceptor] = (),
         credentials: grpc.ServerCredentials | None = None,
+        pooled: bool = False,
     ):
         # RpcMetrics first: it wraps the rest, so it counts what the guards
         # (authentication) refuse too; tracing last, around the handler.
@@ -72,7 +77,16 @@ class GrpcServer:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
+                # Off: a second service started on a taken port must fail, not
+                # share it. On for a `pooled` service (the predictors), whose
+                # processes on one machine share one port by design.
+                ("grpc.so_reuseport", int(pooled)),
+                # A pooled service asks clients to reconnect after a while, so
+                # that they spread over members added since they connected (a
+                # balancer picks per connection). Calls in flight, streams of
+                # any length included, finish on the old connection (no grace
+                # limit).
+                *([("grpc.max_connection_age_ms", POOL_CONNECTION_AGE_MS)] if pooled else []),
                 # Let clients ping every 30 s, so a WatchJob stream that
                 # lasts hours notices a dead connection quickly.
                 ("grpc.keepalive_permit_without_calls", 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from services.common import api_keys
 from services.common.config import Config
 from services.common.health import Health
 from services.common.metrics import serve_metrics
@@ -12,17 +13,19 @@ from services.common.runtime import GrpcServer, server_tls, setup_logging, stop_
 from services.common.scratch import sweep_periodically
 from services.common.telemetry import setup_tracing
 
-from . import auth
 from .context import GatewayContext
 from .datasets import DatasetService
 from .jobs import JobService
+from .predictions import SERVICE as PREDICTION_SERVICE
+from .predictions import PredictionForwarder
 
 
 async def main() -> None:
     log = setup_logging("gateway")
     setup_tracing("gateway")
     config = Config.from_env()
-    guards = auth.guards(config)  # before anything: exposed without keys, it stops here
+    # before anything: exposed without keys, it stops here
+    guards = api_keys.guards(config, config.gateway_listen, "gateway")
     stop = stop_event()
     ctx = await GatewayContext.connect(config)
     # Uploads abandoned by a gateway that died mid-way (temp parts, S3
@@ -42,6 +45,7 @@ async def main() -> None:
         [
             datasets_pb2.DESCRIPTOR.services_by_name["DatasetService"].full_name,
             jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+            PREDICTION_SERVICE,
         ],
         count_rpcs=bool(serve_metrics(config.metrics_listen, "gateway")),
         guards=guards,
@@ -49,6 +53,8 @@ async def main() -> None:
     )
     datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetService(ctx), server.server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(ctx), server.server)
+    predictions = PredictionForwarder(config.predictor_address)
+    server.server.add_generic_rpc_handlers((predictions.handler(),))
     await server.start()
     # NOT_SERVING while NATS or the store is unreachable (services/common/health.py).
     health = Health(stop, server.set_serving)
@@ -65,6 +71,7 @@ async def main() -> None:
     await server.stop()
     await checking
     await sweeper
+    await predictions.close()
     await ctx.close()
 
 

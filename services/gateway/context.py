@@ -12,6 +12,7 @@ from nats.aio.client import Client as NATS
 from nats.js.kv import KeyValue
 
 from services.common import bus, errors
+from services.common.api_keys import current_tenant
 from services.common.bus import record_key
 from services.common.config import Config
 from services.common.digests import DigestIndex
@@ -23,7 +24,6 @@ from services.common.storage import ObjectStore, open_store
 from services.common.telemetry import grpc_client_interceptors
 from services.internal.v1 import records_pb2, scheduler_pb2_grpc
 
-from .auth import current_tenant
 from .job_updates import JobUpdates
 from .transfer import Transfers
 

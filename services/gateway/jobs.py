@@ -97,7 +97,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         errors.check_id("model_id", request.model_id, JOBS)
         errors.check_id("dataset_id", request.dataset_id, DATASETS)
         job = await self._submit(
-            context, request, jobs_pb2.JOB_KIND_PREDICT, model_id=request.model_id
+            context,
+            request,
+            jobs_pb2.JOB_KIND_PREDICT,
+            model_id=request.model_id,
+            probabilities=request.probabilities,
         )
         return jobs_pb2.SubmitPredictResponse(job=job)
 

@@ -20,7 +20,7 @@ LANE_PRIORITIES = {
 }
 
 # Message fields: copied only when set, so an unset time stays unset.
-_JOB_MESSAGES = ("params", "create_time", "start_time", "end_time")
+_JOB_MESSAGES = ("params", "create_time", "start_time", "end_time", "metrics")
 
 
 def public_job(record: records_pb2.JobRecord) -> jobs_pb2.Job:
@@ -44,6 +44,7 @@ def public_job(record: records_pb2.JobRecord) -> jobs_pb2.Job:
         priority=LANE_PRIORITIES.get(record.lane, jobs_pb2.PRIORITY_UNSPECIFIED),
         queue_position=record.queue_position,
         estimated_wait_seconds=record.estimated_wait_seconds,
+        probabilities=record.probabilities,
     )
     for name in _JOB_MESSAGES:
         if record.HasField(name):

@@ -22,9 +22,10 @@ from ml.messages import DataError
 from ml.params import validate_params
 from services.common import errors
 from services.common.config import DEFAULT_LANE, SMALL_LANE
-from services.common.jobs import output_attempt, output_owner, params_dict, state_name
+from services.common.jobs import output_attempt, output_owner, params_dict
+from services.common.models import succeeded_fit
 from services.common.records import get_record
-from services.common.resources import DATASETS, JOBS
+from services.common.resources import DATASETS
 from services.internal.v1 import records_pb2, scheduler_pb2
 
 if TYPE_CHECKING:
@@ -127,32 +128,7 @@ class Admission:
         return found[0]
 
     async def _model(self, model_id: str, tenant: str) -> records_pb2.JobRecord:
-        if not model_id:
-            raise errors.invalid_argument("model_id", "is required: the id of a succeeded fit job")
-        found = await get_record(self.jobs, tenant, model_id, records_pb2.JobRecord)
-        if found is None:
-            raise errors.not_found(
-                JOBS, model_id, "model_id must name a fit job: a model's id is its fit job's id"
-            )
-        model_job, _ = found
-        if model_job.kind != jobs_pb2.JOB_KIND_FIT:
-            raise errors.invalid_argument(
-                "model_id",
-                f"{JOBS.name(model_id)} is a predict job, not a fit job; pass the id of a fit job",
-            )
-        if model_job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
-            state = state_name(model_job.state)
-            hint = (
-                f"it failed: {model_job.error}"
-                if model_job.state == jobs_pb2.JOB_STATE_FAILED
-                else "wait for it to succeed (fityard watch / Job.wait()) and submit again"
-            )
-            raise errors.failed_precondition(
-                JOBS.name(model_id),
-                "MODEL_NOT_READY",
-                f"model {JOBS.name(model_id)} is not ready: the fit job is {state}; {hint}",
-            )
-        return model_job
+        return await succeeded_fit(self.jobs, tenant, model_id)
 
     def _lane(
         self, request: scheduler_pb2.SubmitJobRequest, dataset: records_pb2.DatasetRecord

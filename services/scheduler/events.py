@@ -97,6 +97,7 @@ def apply_event(job: records_pb2.JobRecord, event: bus_pb2.TrainerEvent) -> bool
             job.features.extend(event.features)
             if job.kind == jobs_pb2.JOB_KIND_FIT:
                 job.model_sha256 = event.model_sha256
+                job.metrics.CopyFrom(event.metrics)
         return True
     log.warning("ignoring event with state %s for %s", event.state, event.job_id)
     return False

@@ -74,6 +74,7 @@ def _answer_from(job: records_pb2.JobRecord, source: records_pb2.JobRecord) -> N
     del job.features[:]
     job.features.extend(source.features)
     job.model_sha256 = source.model_sha256
+    job.metrics.CopyFrom(source.metrics)
     job.progress = 1.0
     job.progress_message = f"answered from the cache: the model of {JOBS.name(source.id)}"
     job.start_time.CopyFrom(now())

@@ -32,11 +32,12 @@ SUBMIT_PUBLISH_SECONDS = 5.0
 
 
 def _same_request(job: records_pb2.JobRecord, request: scheduler_pb2.SubmitJobRequest) -> bool:
-    return (job.kind, job.dataset_id, job.model_id, job.params) == (
+    return (job.kind, job.dataset_id, job.model_id, job.params, job.probabilities) == (
         request.kind,
         request.dataset_id,
         request.model_id,
         request.params,
+        request.probabilities,
     )
 
 
@@ -84,6 +85,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             model_source_id=admitted.model_source_id,
             model_sha256=admitted.model_sha256,
             timeout_seconds=admitted.timeout_seconds,
+            probabilities=request.probabilities,
             # This call's server span (tracing on): the job's trace.
             traceparent=current_traceparent(),
         )

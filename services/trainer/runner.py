@@ -106,6 +106,7 @@ def task_for(
         traceparent=traceparent,
         model_id=job.model_id,
         model_sha256=job.model_sha256,
+        probabilities=job.probabilities,
     )
 
 
@@ -550,6 +551,7 @@ class Trainer:
                 rows=outcome.rows,
                 features=outcome.features,
                 model_sha256=outcome.model_sha256,
+                metrics=jobs_pb2.FitMetrics.FromString(outcome.metrics),
                 outputs=OUTPUTS[job.kind],
                 progress=1.0,
                 progress_message=f"done in {elapsed:.1f}s",

@@ -31,6 +31,7 @@ from opentelemetry.trace import StatusCode
 from services.common import logs
 from services.common.config import Config, StorageConfig
 from services.common.errors import internal_error
+from services.common.fit_metrics import fit_metrics
 from services.common.jobs import FAILED_INTERNAL, FAILED_INVALID_DATA, FAILED_PROCESS_DIED
 from services.common.lifecycle import die_with_parent
 from services.common.scratch import scratch_dir, sweep_dead_scratch
@@ -84,6 +85,8 @@ class Task:
     # when its trainer wrote it.
     model_id: str = ""
     model_sha256: str = ""
+    # Predict jobs: write the class probabilities beside `y`.
+    probabilities: bool = False
 
 
 @dataclass
@@ -100,6 +103,9 @@ class Outcome:
     features: list[str] = field(default_factory=list)
     # A fit's model file, as written to the store.
     model_sha256: str = ""
+    # A fit's fityard.v1.FitMetrics, serialized (a message crosses the pipe
+    # pickled; bytes keep the worker and trainer free of each other's types).
+    metrics: bytes = b""
 
 
 class ModelAltered(Exception):
@@ -125,10 +131,11 @@ def _check_model(path: Path, expected: str, model_id: str) -> None:
         )
 
 
-def _run(task: Task, store, progress: Callable[[float, str], None]) -> tuple[int, list[str], str]:
-    """Run one task in the worker; return the number of rows processed,
-    for a fit the model's feature columns (predicts are checked against them
-    at submission) and the SHA-256 of the model file it wrote."""
+def _run(task: Task, store, progress: Callable[[float, str], None]) -> Outcome:
+    """Run one task in the worker; return what the job's record is to get:
+    the number of rows processed and, for a fit, the model's feature
+    columns (predicts are checked against them at submission), the SHA-256
+    of the model file it wrote and its metrics."""
     import ml
 
     # Temp files go in this process's scratch directory: if the worker is
@@ -161,19 +168,31 @@ def _run(task: Task, store, progress: Callable[[float, str], None]) -> tuple[int
             progress(0.97, "storing the model")
             with span("write model", attributes={"fityard.object.key": task.model_key}):
                 written = store.write_file(task.model_key, model_path)
-            return summary.rows, [str(name) for name in summary.features], written.sha256
+            return Outcome(
+                ok=True,
+                rows=summary.rows,
+                features=[str(name) for name in summary.features],
+                model_sha256=written.sha256,
+                metrics=fit_metrics(summary).SerializeToString(),
+            )
         predictions_path = Path(tmp) / "predictions.parquet"
         with span("read model and dataset", attributes={"fityard.object.key": task.dataset_key}):
             model_path = inputs.enter_context(store.local_copy(task.model_key, dir=tmp))
             data_path = inputs.enter_context(store.local_copy(task.dataset_key, dir=tmp))
         _check_model(model_path, task.model_sha256, task.model_id)
         with span("predict", attributes={"fityard.cores": task.threads}) as predicting:
-            summary = ml.predict(model_path, data_path, predictions_path, progress=progress)
+            summary = ml.predict(
+                model_path,
+                data_path,
+                predictions_path,
+                progress=progress,
+                probabilities=task.probabilities,
+            )
             predicting.set_attribute("fityard.rows", summary.rows)
         progress(0.97, "storing the predictions")
         with span("write predictions", attributes={"fityard.object.key": task.predictions_key}):
             store.write_file(task.predictions_key, predictions_path)
-        return summary.rows, [], ""
+        return Outcome(ok=True, rows=summary.rows)
 
 
 def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_pid: int) -> None:
@@ -226,7 +245,7 @@ def _serve(conn: Connection, store, tracing: bool, pools) -> None:
                 ) as span,
             ):
                 try:
-                    rows, features, model_sha256 = _run(
+                    outcome = _run(
                         task,
                         store,
                         lambda fraction, message: conn.send(("progress", fraction, message)),
@@ -234,7 +253,6 @@ def _serve(conn: Connection, store, tracing: bool, pools) -> None:
                 except Stopped as exc:  # OTel marks only Exceptions as errors
                     span.set_status(StatusCode.ERROR, str(exc))
                     raise
-            outcome = Outcome(ok=True, rows=rows, features=features, model_sha256=model_sha256)
         except ml.DataError as exc:
             outcome = Outcome(ok=False, error=str(exc), reason=FAILED_INVALID_DATA)
         except ModelAltered as exc:

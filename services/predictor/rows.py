@@ -1,0 +1,101 @@
+"""Rows from a PredictRequest, and the answer back.
+
+Rows sent as Structs (JSON objects: what grpcurl and the SDK's dicts send)
+are read here, in the model's feature order, and a row missing a feature is
+refused at once, naming the row and the columns. Values of the wrong kind
+(text where the model was trained on numbers) are found by ml.predict_frame,
+which checks exactly as a batch predict does. Rows sent as Arrow IPC
+bytes become a DataFrame with their types (bulk callers, the SDK's
+DataFrames) and get their answer as Arrow IPC too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from fityard.v1 import predictions_pb2
+from ml.messages import DataError, count, name_list
+from services.common import errors
+
+from .models import Model
+
+
+def struct_rows(request: predictions_pb2.PredictRequest, model: Model) -> list[list]:
+    """Each row's values in the model's feature order (extra columns ignored)."""
+    features = model.features
+    rows = []
+    for i, row in enumerate(request.rows):
+        # membership first: reading an absent key of a Struct adds it, unset
+        fields = row.fields
+        if not all(name in fields for name in features):
+            raise _missing(i, [name for name in features if name not in fields], features)
+        rows.append([row[name] for name in features])
+    return rows
+
+
+def arrow_frame(request: predictions_pb2.PredictRequest) -> pd.DataFrame:
+    """The Arrow IPC stream of a request as a DataFrame."""
+    try:
+        table = pa.ipc.open_stream(request.arrow_ipc).read_all()
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise errors.invalid_argument(
+            "arrow_ipc",
+            f"is not an Arrow IPC stream ({exc}); write it with pyarrow.ipc.new_stream, "
+            "or send the rows as `rows`",
+        ) from None
+    return table.to_pandas()
+
+
+def frame_of(rows: list[list], model: Model) -> pd.DataFrame:
+    """Struct rows (already in feature order) as the DataFrame ml.predict_frame takes."""
+    return pd.DataFrame.from_records(rows, columns=model.features)
+
+
+def refused(exc: DataError, field: str) -> errors.ApiError:
+    """INVALID_ARGUMENT for rows the model cannot predict: the ml message
+    (what is wrong, how to fix it) and one field violation per column."""
+    columns = list(getattr(exc, "columns", None) or [])
+    violations = [(f"{field}.{name}", str(exc)) for name in columns] or [(field, str(exc))]
+    error = errors.invalid_arguments(violations)
+    error.message = str(exc)
+    return error
+
+
+def answer(model: Model, probabilities: np.ndarray) -> predictions_pb2.PredictResponse:
+    """Labels (the most probable class) and probabilities, per row."""
+    classes = model.class_values
+    return predictions_pb2.PredictResponse(
+        classes=classes,
+        labels=[classes[i] for i in probabilities.argmax(axis=1).tolist()],
+        probabilities=[
+            predictions_pb2.ClassProbabilities(values=row) for row in probabilities.tolist()
+        ],
+    )
+
+
+def arrow_answer(model: Model, probabilities: np.ndarray) -> predictions_pb2.PredictResponse:
+    """The answer as Arrow IPC: `y` and one `proba_<class>` column per class,
+    the columns a batch predict with probabilities writes."""
+    labels = model.estimator.classes_[probabilities.argmax(axis=1)]
+    columns = {"y": labels}
+    columns.update({name: probabilities[:, i] for i, name in enumerate(model.proba_columns)})
+    table = pa.table(columns)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return predictions_pb2.PredictResponse(
+        classes=model.class_values, arrow_ipc=sink.getvalue().to_pybytes()
+    )
+
+
+def _missing(row: int, missing: list[str], features: list[str]) -> errors.ApiError:
+    message = (
+        f"rows[{row}] is missing {count(len(missing), 'column')} the model was trained on: "
+        f"{name_list(missing)}. Send every feature column ({name_list(features, limit=5)}) "
+        "in each row; extra columns are ignored."
+    )
+    error = errors.invalid_arguments([(f"rows[{row}].{name}", "is missing") for name in missing])
+    error.message = message
+    return error
