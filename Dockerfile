@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for the three fityard services; the command picks one:
-#   docker run fityard:dev gateway | scheduler | trainer
+# One image for the four fityard services; the command picks one:
+#   docker run fityard:dev gateway | scheduler | trainer | predictor
 # Settings are FITYARD_* environment variables (.env.example); no secret is
 # in the image. deploy/README.md says how compose and Helm run it.
 
@@ -39,7 +39,7 @@ ENV PATH=/opt/fityard/bin:$PATH \
     FITYARD_SCRATCH_DIR=/tmp/fityard-scratch
 WORKDIR /tmp
 USER 10001:10001
-# gateway (the API), scheduler, trainer health, metrics (every service)
+# gateway (the API), scheduler, predictor (and trainer health), metrics (every service)
 EXPOSE 50051 50052 50053 9464
 # The gateway's port; compose and Helm check each service on its own port
 # (compose: `python -m services probe 127.0.0.1:<port>`; Kubernetes: gRPC probes).

@@ -1,12 +1,15 @@
 """docker-compose.yml checked without a container engine: it validates
 against the compose specification, every file it names exists, its
 addresses, ports and health checks agree with the services' settings and
-with each other, it starts in order, trainers scale, and every setting the
-services read is in it and in .env.example.
+with each other, it starts in order, trainers and predictors scale (the
+gateway forwarding to every predictor, each published for direct calls),
+predictors get what the gateway gets but its token to the scheduler, and
+every setting the services read is in it and in .env.example.
 (tests/test_compose_deployed.py runs the services as compose gives them.)"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.common.config import Config
 from tests.support import compose as c
 from tests.support.settings import OTEL_SETTINGS, service_settings
 
-FITYARD = ("scheduler", "gateway", "trainer")
+FITYARD = ("scheduler", "gateway", "trainer", "predictor")
+# What a predictor needs beside its model cache (FITYARD_PREDICTOR_CACHE_BYTES):
+# the process and the requests in flight.
+PREDICTOR_HEADROOM = 512 * 1024**2
 SECRETS = {
     "FITYARD_S3_SECRET_KEY": "s3-secret",
     "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
@@ -75,6 +82,18 @@ def test_addresses_and_ports_agree_with_the_settings(compose, env):
     assert c.healthcheck_port(compose, "scheduler") == scheduler_port
     trainer_port = c.host_port(settings["FITYARD_TRAINER_HEALTH_LISTEN"])[1]
     assert c.healthcheck_port(compose, "trainer") == trainer_port
+    predictor_port = c.host_port(settings["FITYARD_PREDICTOR_LISTEN"])[1]
+    assert c.healthcheck_port(compose, "predictor") == predictor_port
+    # the gateway forwards PredictionService calls to every predictor: a
+    # dns:/// target resolves to each replica (compose's DNS), not one address
+    target = c.service_environment(compose, "gateway", env)["FITYARD_PREDICTOR_ADDRESS"]
+    assert target.startswith("dns:///"), target
+    assert c.host_port(target.removeprefix("dns:///")) == ("predictor", predictor_port)
+    # each predictor is published for direct calls, where the gateway is,
+    # on a host port Docker picks (a fixed one would fit one replica only)
+    (direct,) = c.interpolate(services["predictor"]["ports"], env)
+    assert direct["target"] == predictor_port and "published" not in direct
+    assert direct["host_ip"] == published.rsplit(":", 2)[0]
     # every host a service is sent to is a compose service, on its port
     assert c.host_port(settings["FITYARD_SCHEDULER_ADDRESS"]) == ("scheduler", scheduler_port)
     host, port = c.host_port(settings["FITYARD_NATS_URL"])
@@ -116,6 +135,10 @@ def test_it_starts_in_order(compose):
     assert needs["minio-init"]["minio"]["condition"] == "service_healthy"
     assert needs["gateway"]["scheduler"]["condition"] == "service_healthy"
     assert needs["trainer"]["scheduler"]["condition"] == "service_healthy"
+    # predictors wait for what they read, not for the scheduler
+    assert needs["predictor"]["nats"]["condition"] == "service_healthy"
+    assert needs["predictor"]["minio-init"]["condition"] == "service_completed_successfully"
+    assert "scheduler" not in needs["predictor"]
     for name, deps in needs.items():
         for dep, how in deps.items():
             if how["condition"] == "service_healthy":
@@ -124,10 +147,21 @@ def test_it_starts_in_order(compose):
         assert c.command(compose, name) == [name]  # python -m services <name>
 
 
-def test_trainers_scale_and_the_images_are_pinned(compose):
+def test_trainers_and_predictors_scale_and_the_images_are_pinned(compose, env):
     trainer = compose["services"]["trainer"]
     assert "container_name" not in trainer and "ports" not in trainer  # --scale trainer=N
     assert trainer["deploy"]["resources"]["limits"]["cpus"]  # its threads follow it
+    # two predictors at least, any number (no fixed host port), each with
+    # the memory for its model cache and the rest
+    predictor = c.interpolate(compose["services"]["predictor"], env)
+    assert "container_name" not in predictor
+    assert all("published" not in port for port in predictor["ports"])
+    assert int(predictor["deploy"]["replicas"]) >= 2
+    settings = c.service_environment(compose, "predictor", env)
+    cache = int(settings["FITYARD_PREDICTOR_CACHE_BYTES"] or Config.predictor_cache_bytes)
+    memory = _bytes(predictor["deploy"]["resources"]["limits"]["memory"])
+    assert memory >= cache + PREDICTOR_HEADROOM, (memory, cache)
+    assert predictor["deploy"]["resources"]["limits"]["cpus"]
     for name, service in compose["services"].items():
         image = service.get("image", "")
         if name in FITYARD:
@@ -135,6 +169,27 @@ def test_trainers_scale_and_the_images_are_pinned(compose):
         else:
             assert "@sha256:" in image or (":" in image and not image.endswith(":latest")), name
     assert "@sha256:" in compose["services"]["minio"]["image"]
+
+
+def test_predictors_get_what_the_gateway_gets_but_the_schedulers_token(compose, env):
+    """The same settings (NATS, the store, TLS, telemetry) and the same API
+    keys secret: predictors serve the gateway's callers. The one service
+    callers reach directly does not hold the token the scheduler trusts."""
+    services = compose["services"]
+    gateway = c.service_environment(compose, "gateway", env)
+    predictor = c.service_environment(compose, "predictor", env)
+    differ = {k for k in gateway.keys() | predictor.keys() if gateway.get(k) != predictor.get(k)}
+    assert differ == {"OTEL_SERVICE_NAME", "FITYARD_INTERNAL_TOKEN"}, differ
+    assert predictor["OTEL_SERVICE_NAME"] == "fityard-predictor"
+    assert predictor["FITYARD_INTERNAL_TOKEN"] == "" and gateway["FITYARD_INTERNAL_TOKEN"]
+    assert services["predictor"]["secrets"] == services["gateway"]["secrets"] == ["api-keys"]
+    assert predictor["FITYARD_API_KEYS_FILE"] == "/run/secrets/api-keys"
+
+
+def _bytes(size: str | int) -> int:
+    """Bytes of a compose size ("1536m", "4g", "4gb": binary units, as Docker reads them)."""
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([bkmg]?)b?", str(size).lower()).groups()
+    return int(float(number) * 1024 ** "bkmg".index(unit or "b"))
 
 
 def test_every_setting_is_in_compose_and_in_env_example(compose, env):

@@ -4,10 +4,11 @@ prod values, with an external NATS and with the ingress on, and checked the
 way a cluster would: every manifest against Kubernetes' schemas
 (kubernetes-validate --strict), the KEDA ScaledObject against KEDA's CRD
 schema (tools/k8s-schemas, from npm), checkov, and what an operator relies
-on: only the gateway exposed, probes that are gRPC, requests and limits
-everywhere, non-root read-only containers, a 3-node JetStream cluster that
-KEDA can read, every setting the services read in the values, no secret in
-them.
+on: only the gateway and the predictors exposed, probes that are gRPC,
+requests and limits everywhere, non-root read-only containers, a 3-node
+JetStream cluster that KEDA can read, a predictor pool scaled on CPU that
+the gateway balances over, every setting the services read in the values,
+no secret in them.
 
 The NATS subchart is fetched by `helm dependency build` from its chart
 repository, unreachable here: the renders use the vendored copy of the very
@@ -26,6 +27,7 @@ import pytest
 import yaml
 
 from services.common import bus
+from services.common.config import Config
 from tests.support import helm
 from tests.support.settings import service_settings
 
@@ -33,7 +35,10 @@ CHART = helm.CHART
 KEDA_VALIDATOR = helm.ROOT / "tools" / "k8s-schemas" / "validate_keda.mjs"
 CHECKOV = helm.ROOT / ".venv-checkov" / "bin" / "checkov"  # make test installs it (Makefile)
 KUBERNETES = "1.30.0"
-FITYARD = ("gateway", "scheduler", "trainer")
+FITYARD = ("gateway", "scheduler", "trainer", "predictor")
+# What a predictor needs beside its model cache (FITYARD_PREDICTOR_CACHE_BYTES):
+# the process and the requests in flight (values.yaml says so).
+PREDICTOR_HEADROOM = 512 * 1024**2
 KEYS_FILE = "tenant-a " + "ab" * 32 + "\n"
 SECRETS = {
     "s3": {"accessKey": "test-access", "secretKey": "test-secret"},
@@ -46,7 +51,14 @@ EXTERNAL_NATS = {
         "monitoringEndpoint": "nats-headless.messaging.svc.cluster.local:8222",
     }
 }
-INGRESS = {"gateway": {"ingress": {"enabled": True}, "service": {"type": "ClusterIP"}}}
+# the ingress on, and only its controller's namespace let in
+INGRESS_CONTROLLER = [
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+]
+INGRESS = {
+    "gateway": {"ingress": {"enabled": True}, "service": {"type": "ClusterIP"}},
+    "networkPolicy": {"gatewayFrom": INGRESS_CONTROLLER},
+}
 # name: (values file, values on top of it)
 RENDERS = {
     "dev": ("values-dev.yaml", SECRETS),
@@ -255,13 +267,19 @@ def test_only_the_gateway_is_exposed_and_network_policies_fence_the_rest(manifes
     for name, service in services.items():
         if not name.endswith("-fityard-gateway"):
             assert service["spec"].get("type", "ClusterIP") == "ClusterIP", name
+    # the ingress: PredictionService calls (gRPC's path is /<service>/<method>)
+    # straight to the predictors, everything else to the gateway
     for ingress in by_kind(manifests, "Ingress").values():
         (rule,) = ingress["spec"]["rules"]
-        (path,) = rule["http"]["paths"]
-        assert path["backend"]["service"] == {
-            "name": "fy-fityard-gateway",
-            "port": {"name": "grpc"},
+        paths = {p["path"]: (p["pathType"], p["backend"]["service"]) for p in rule["http"]["paths"]}
+        assert paths == {
+            "/fityard.v1.PredictionService": (
+                "Prefix",
+                {"name": "fy-fityard-predictor", "port": {"name": "grpc"}},
+            ),
+            "/": ("Prefix", {"name": "fy-fityard-gateway", "port": {"name": "grpc"}}),
         }
+        assert "grpc" in [p["name"] for p in services["fy-fityard-predictor"]["spec"]["ports"]]
     policies = by_kind(manifests, "NetworkPolicy")
     scheduler = policies["fy-fityard-scheduler"]["spec"]["ingress"][0]
     assert scheduler["ports"] == [{"port": 50052, "protocol": "TCP"}]
@@ -298,6 +316,181 @@ def test_the_ingress_is_off_by_default_and_serves_grpc_over_tls_when_on(renders)
     )
 
 
+def test_the_predictor_pool_scales_on_cpu_behind_a_headless_service_the_gateway_uses(renders):
+    """Predictors are stateless but for their model cache: a Deployment
+    with a CPU HPA (no queue to measure: no KEDA), two at least. The
+    gateway forwards PredictionService calls to every ready pod through a
+    headless Service (a dns:/// target in the ConfigMap it reads); callers
+    have the predictors' own Service."""
+    docs = renders["prod"]
+    predictor = by_kind(docs, "Deployment")["fy-fityard-predictor"]
+    labels = predictor["spec"]["template"]["metadata"]["labels"]
+    assert "replicas" not in predictor["spec"]  # the HPA's to set
+    hpa = by_kind(docs, "HorizontalPodAutoscaler")["fy-fityard-predictor"]["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "fy-fityard-predictor",
+    }
+    prod = helm.values_file("values-prod.yaml")["predictor"]["autoscaling"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (prod["minReplicas"], prod["maxReplicas"])
+    assert helm.values_file("values.yaml")["predictor"]["autoscaling"]["minReplicas"] >= 2
+    assert hpa["minReplicas"] >= 2
+    (metric,) = hpa["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+    scaled = by_kind(docs, "ScaledObject").values()
+    assert all(s["spec"]["scaleTargetRef"]["name"] != "fy-fityard-predictor" for s in scaled)
+    # the gateway's target: the headless Service, on the port the pods serve
+    config = by_kind(docs, "ConfigMap")["fy-fityard"]["data"]
+    target = config["FITYARD_PREDICTOR_ADDRESS"]
+    assert target == "dns:///fy-fityard-predictor-headless.ml.svc.cluster.local:50053"
+    services = by_kind(docs, "Service")
+    headless, direct = services["fy-fityard-predictor-headless"], services["fy-fityard-predictor"]
+    assert headless["spec"]["clusterIP"] == "None"  # DNS answers each pod, not one virtual IP
+    host, port = target.removeprefix("dns:///").rsplit(":", 1)
+    meta = headless["metadata"]
+    assert host == f"{meta['name']}.{meta['namespace']}.svc.cluster.local"
+    (container,) = predictor["spec"]["template"]["spec"]["containers"]
+    listen = int(config["FITYARD_PREDICTOR_LISTEN"].rsplit(":", 1)[1])
+    assert {"name": "grpc", "containerPort": listen} in container["ports"]
+    assert [(p["port"], p["targetPort"]) for p in headless["spec"]["ports"]] == [
+        (int(port), "grpc")
+    ]
+    for service in (headless, direct):
+        assert service["spec"]["selector"].items() <= labels.items()
+    assert direct["spec"]["type"] == "ClusterIP"  # unless predictor.service.type says
+    gateway = by_kind(docs, "Deployment")["fy-fityard-gateway"]["spec"]["template"]["spec"]
+    assert {"configMapRef": {"name": "fy-fityard"}} in gateway["containers"][0]["envFrom"]
+    # development: one, no HPA
+    dev = renders["dev"]
+    assert by_kind(dev, "Deployment")["fy-fityard-predictor"]["spec"]["replicas"] == 1
+    assert "fy-fityard-predictor" not in by_kind(dev, "HorizontalPodAutoscaler")
+
+
+def test_the_predictors_service_may_be_a_load_balancer(chart):
+    """For callers outside the cluster without the ingress, like the
+    gateway's; the gateway's headless Service stays headless."""
+    annotations = {"networking.gke.io/load-balancer-type": "Internal"}
+    lb = {"predictor": {"service": {"type": "LoadBalancer", "annotations": annotations}}}
+    services = by_kind(helm.render(chart, values("values-prod.yaml", lb)), "Service")
+    direct = services["fy-fityard-predictor"]
+    kubernetes_validate.validate(direct, KUBERNETES, strict=True)
+    assert direct["spec"]["type"] == "LoadBalancer"
+    assert direct["metadata"]["annotations"] == annotations
+    assert services["fy-fityard-predictor-headless"]["spec"]["clusterIP"] == "None"
+    exposed = {n for n, s in services.items() if s["spec"].get("type", "ClusterIP") != "ClusterIP"}
+    assert exposed == {"fy-fityard-gateway", "fy-fityard-predictor"}
+
+
+def test_each_predictor_has_the_memory_for_its_cache(manifests):
+    config = by_kind(manifests, "ConfigMap")["fy-fityard"]["data"]
+    cache = int(config["FITYARD_PREDICTOR_CACHE_BYTES"] or Config.predictor_cache_bytes)
+    predictor = by_kind(manifests, "Deployment")["fy-fityard-predictor"]
+    (container,) = predictor["spec"]["template"]["spec"]["containers"]
+    for kind in ("requests", "limits"):
+        memory = _bytes(container["resources"][kind]["memory"])
+        assert memory >= cache + PREDICTOR_HEADROOM, (kind, memory, cache)
+
+
+def _bytes(quantity: str) -> int:
+    """Bytes of a Kubernetes quantity ("1536Mi", "4Gi", "2G", "1000")."""
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)(k|[KMGT]i?)?", quantity).groups()
+    if not unit:
+        return int(float(number))
+    base = 1024 if unit.endswith("i") else 1000
+    return int(float(number) * base ** ("KMGT".index(unit[0].upper()) + 1))
+
+
+def _egress_allowed(policies: dict, pod: dict, peer: dict, port: int) -> bool:
+    """Whether the NetworkPolicies let pods labelled `pod` open `port` on
+    pods labelled `peer` in the release's namespace (no policy selecting
+    them for Egress: anything)."""
+    fencing = [
+        p["spec"]
+        for p in policies.values()
+        if "Egress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], pod)
+    ]
+    return not fencing or any(
+        (not rule.get("ports") or any(p["port"] == port for p in rule["ports"]))
+        and (
+            not rule.get("to")
+            or any(
+                "podSelector" in to
+                and "namespaceSelector" not in to
+                and selects(to["podSelector"], peer)
+                for to in rule["to"]
+            )
+        )
+        for policy in fencing
+        for rule in policy.get("egress", [])
+    )
+
+
+def test_the_predictors_admit_the_gateway_and_its_callers_and_reach_only_what_they_read(renders):
+    """In: the gateway (forwarded calls), whoever may reach the gateway
+    (callers, through the ingress controller when it is on), Prometheus.
+    Out: DNS, NATS, the store and the trace collector, nothing else."""
+    for name in ("prod", "prod-ingress"):
+        docs = renders[name]
+        pods = {
+            c: by_kind(docs, "Deployment")[f"fy-fityard-{c}"]["spec"]["template"]["metadata"][
+                "labels"
+            ]
+            for c in ("gateway", "predictor")
+        }
+        policies = by_kind(docs, "NetworkPolicy")
+        policy = policies["fy-fityard-predictor"]["spec"]
+        assert selects(policy["podSelector"], pods["predictor"])
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        grpc = [r for r in policy["ingress"] if r["ports"] == [{"port": 50053, "protocol": "TCP"}]]
+        from_gateway, from_callers = grpc
+        (gateway_pods,) = from_gateway["from"]
+        assert selects(gateway_pods["podSelector"], pods["gateway"])
+        assert not selects(gateway_pods["podSelector"], pods["predictor"])
+        # callers as the gateway's: anyone by default, the controller's namespace when set
+        (gateway_rule,) = [
+            r
+            for r in policies["fy-fityard-gateway"]["spec"]["ingress"]
+            if r["ports"] == [{"port": 50051, "protocol": "TCP"}]
+        ]
+        assert from_callers.get("from") == gateway_rule.get("from")
+        assert from_callers.get("from") == (INGRESS_CONTROLLER if name == "prod-ingress" else None)
+        # the gateway may open connections to the predictors
+        assert _egress_allowed(policies, pods["gateway"], pods["predictor"], 50053)
+
+    # out: by the ports the ConfigMap's addresses name, to the pods when in the cluster
+    dns = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    for name, nats_in_cluster, store_in_cluster, store_port, otel_port in [
+        ("dev", True, True, 9000, None),
+        ("prod", True, False, 443, 4317),
+        ("prod-external-nats", False, False, 443, 4317),
+    ]:
+        docs = renders[name]
+        egress = by_kind(docs, "NetworkPolicy")["fy-fityard-predictor"]["spec"]["egress"]
+        assert egress[0] == dns
+        rules = {r["ports"][0]["port"]: r.get("to") for r in egress[1:]}
+        config = by_kind(docs, "ConfigMap")["fy-fityard"]["data"]
+        assert config["FITYARD_NATS_URL"].endswith(":4222")
+        assert config["FITYARD_S3_ENDPOINT"].endswith(f":{store_port}")
+        expected = {4222, store_port} | ({otel_port} if otel_port else set())
+        assert rules.keys() == expected, name
+        if nats_in_cluster:
+            nats = by_kind(docs, "StatefulSet")["fy-nats"]["spec"]["template"]["metadata"]
+            (to,) = rules[4222]
+            assert selects(to["podSelector"], nats["labels"])
+        else:
+            assert rules[4222] is None  # outside the cluster: by port
+        if store_in_cluster:
+            minio = by_kind(docs, "StatefulSet")["fy-fityard-minio"]["spec"]["template"]["metadata"]
+            (to,) = rules[store_port]
+            assert selects(to["podSelector"], minio["labels"])
+        else:
+            assert rules[store_port] is None
+        if otel_port:
+            assert config["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(f":{otel_port}")
+            assert rules[otel_port] is None
+
+
 def test_containers_are_probed_over_grpc_limited_and_locked_down(manifests):
     for workload in workloads(manifests):
         pod = workload["spec"]["template"]["spec"]
@@ -317,7 +510,12 @@ def test_containers_are_probed_over_grpc_limited_and_locked_down(manifests):
             assert security["capabilities"]["drop"] == ["ALL"], where
             if is_fityard(workload):
                 assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], where
-    for component, port in (("gateway", 50051), ("scheduler", 50052), ("trainer", 50053)):
+    for component, port in (
+        ("gateway", 50051),
+        ("scheduler", 50052),
+        ("trainer", 50053),
+        ("predictor", 50053),
+    ):
         deployment = by_kind(manifests, "Deployment")[f"fy-fityard-{component}"]
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert container["args"] == [component]  # python -m services <component>
@@ -422,23 +620,28 @@ def test_the_gateway_and_the_scheduler_share_an_internal_token_no_one_else_has(r
                 for e in spec["spec"]["containers"][0]["envFrom"]
                 if "secretRef" in e
             }
-            assert ("fy-fityard-internal" in refs) == (component != "trainer"), component
+            assert ("fy-fityard-internal" in refs) == (component in ("gateway", "scheduler")), (
+                component
+            )
 
 
 def test_the_gateway_requires_api_keys_from_a_secret(renders):
     """The gateway listens beyond loopback, so it must have keys (it would
     not start without): the keys file is a Secret, mounted read-only where
-    FITYARD_API_KEYS_FILE says, readable by the pod's group only."""
+    FITYARD_API_KEYS_FILE says, readable by the pod's group only. The
+    predictors serve the same callers: the same Secret, mounted alike."""
     for name, secret in [("dev", "fy-fityard-api-keys"), ("prod", "fityard-api-keys")]:
         docs = renders[name]
         config = by_kind(docs, "ConfigMap")["fy-fityard"]["data"]
-        gateway = by_kind(docs, "Deployment")["fy-fityard-gateway"]["spec"]["template"]["spec"]
-        (volume,) = [v for v in gateway["volumes"] if v["name"] == "api-keys"]
-        assert volume["secret"]["secretName"] == secret
-        assert volume["secret"]["defaultMode"] == 0o440
-        (mount,) = [m for m in gateway["containers"][0]["volumeMounts"] if m["name"] == "api-keys"]
-        assert mount["readOnly"] is True
-        assert config["FITYARD_API_KEYS_FILE"] == f"{mount['mountPath']}/api-keys"
+        for component in ("gateway", "predictor"):
+            pod = by_kind(docs, "Deployment")[f"fy-fityard-{component}"]["spec"]["template"]
+            pod = pod["spec"]
+            (volume,) = [v for v in pod["volumes"] if v["name"] == "api-keys"]
+            assert volume["secret"]["secretName"] == secret, component
+            assert volume["secret"]["defaultMode"] == 0o440
+            (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "api-keys"]
+            assert mount["readOnly"] is True
+            assert config["FITYARD_API_KEYS_FILE"] == f"{mount['mountPath']}/api-keys"
         assert config["FITYARD_GATEWAY_LISTEN"] == "0.0.0.0:50051"
     made = by_kind(renders["dev"], "Secret")["fy-fityard-api-keys"]
     assert made["stringData"]["api-keys"] == KEYS_FILE

@@ -1,9 +1,10 @@
 """The Dockerfile, checked without a container engine: hadolint finds
 nothing, and what the image promises holds in its text: a non-root user,
-the one entry point with a probe for its health check, files copied that
-exist, and dependencies installed only from the hash-pinned lock file,
-which pins every dependency of the server extra at a version the extra
-allows."""
+the one entry point with a probe for its health check, a command for every
+service compose and the Helm chart run and a port for each one's listener,
+files copied that exist, and dependencies installed only from the
+hash-pinned lock file, which pins every dependency of the server extra at a
+version the extra allows."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from pathlib import Path
 import tomllib
 from packaging.requirements import Requirement
 
+from tests.support import compose as c
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 LOCK = ROOT / "deploy" / "requirements-server.txt"
+CHART_TEMPLATES = ROOT / "deploy" / "helm" / "fityard" / "templates"
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -62,6 +66,40 @@ def test_the_image_runs_as_a_non_root_user_with_one_entry_point_and_a_probe():
     assert not any(
         word == "ENV" and re.search(r"SECRET|PASSWORD|KEY=", args) for word, args in final
     )
+
+
+def test_the_image_runs_every_service_compose_and_helm_start_and_exposes_its_port():
+    """Each fityard container's command is one `python -m services` runs
+    (services/__main__.py), the same set in compose and the chart; every
+    address a service listens on (a *_LISTEN setting) is an EXPOSEd port."""
+    from services.__main__ import SERVICES
+
+    compose = c.load()
+    composed = {
+        c.command(compose, name)[0]
+        for name, service in compose["services"].items()
+        if service.get("image", "").startswith("fityard:")
+    }
+    charted = {  # the templates whose container runs the image with its component's command
+        re.search(r'\$component := "(\w+)"', text).group(1)
+        for text in (f.read_text() for f in CHART_TEMPLATES.glob("*.yaml"))
+        if "args: [{{ $component }}]" in text
+    }
+    assert composed == charted, (composed, charted)
+    unknown = sorted(composed - set(SERVICES))
+    assert not unknown, (
+        f"compose and the chart run {unknown}, which `python -m services` does not: "
+        "add them to SERVICES in services/__main__.py"
+    )
+    for name in composed:
+        assert (ROOT / "services" / name / "__main__.py").is_file(), name
+    (exposed,) = [args for word, args in _final_stage() if word == "EXPOSE"]
+    listening = {
+        c.host_port(value)[1]
+        for key, value in compose["x-fityard-env"].items()
+        if key.endswith("_LISTEN")
+    }
+    assert listening <= {int(port) for port in exposed.split()}, (listening, exposed)
 
 
 def test_every_copied_path_exists_and_the_context_lets_it_in():

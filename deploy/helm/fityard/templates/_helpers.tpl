@@ -68,6 +68,47 @@ names it) or, with an external NATS, nats.tokenSecret; "" for none. */}}
 {{- .Values.apiKeys.existingSecret | default (printf "%s-api-keys" (include "fityard.fullname" .)) -}}
 {{- end -}}
 
+{{/* Where the gateway and the predictors find the API keys file (the
+apiKeys Secret mounted: same callers, same keys), and that volume. */}}
+{{- define "fityard.apiKeysDir" -}}/etc/fityard/api-keys{{- end -}}
+
+{{- define "fityard.apiKeysMount" -}}
+- {name: api-keys, mountPath: {{ include "fityard.apiKeysDir" . }}, readOnly: true}
+{{- end -}}
+
+{{- define "fityard.apiKeysVolume" -}}
+- name: api-keys
+  secret:
+    secretName: {{ include "fityard.apiKeysSecret" . }}
+    defaultMode: 0440  # the pod's group (fsGroup) reads it, no one else
+{{- end -}}
+
+{{/* The predictors' headless Service: its DNS name answers every ready
+predictor pod, which the gateway's client balances over (round robin). */}}
+{{- define "fityard.predictorAddress" -}}
+{{- if .Values.config.FITYARD_PREDICTOR_ADDRESS -}}{{ .Values.config.FITYARD_PREDICTOR_ADDRESS }}
+{{- else -}}dns:///{{ include "fityard.fullname" . }}-predictor-headless.{{ .Release.Namespace }}.svc.cluster.local:50053
+{{- end -}}
+{{- end -}}
+
+{{- define "fityard.s3Secure" -}}
+{{- .Values.config.FITYARD_S3_SECURE | default (ternary "true" "false" (and (not .Values.minio.enabled) .Values.s3.secure)) -}}
+{{- end -}}
+
+{{/* The port of an address (host:port, or scheme://host[:port][/path]);
+without one, the scheme's (http 80, https 443) or the default given:
+(dict "address" "nats://nats:4222" "default" "4222") */}}
+{{- define "fityard.port" -}}
+{{- $address := trim .address -}}
+{{- $hostPort := regexReplaceAll "/.*$" (regexReplaceAll "^[A-Za-z][A-Za-z0-9+.-]*://" $address "") "" -}}
+{{- $port := trimPrefix ":" (regexFind ":[0-9]+$" $hostPort) -}}
+{{- if $port -}}{{ $port }}
+{{- else if hasPrefix "https://" $address -}}443
+{{- else if hasPrefix "http://" $address -}}80
+{{- else -}}{{ .default }}
+{{- end -}}
+{{- end -}}
+
 {{- define "fityard.s3Secret" -}}
 {{- .Values.s3.existingSecret | default (printf "%s-s3" (include "fityard.fullname" .)) -}}
 {{- end -}}
