@@ -27,6 +27,7 @@ from .baselines import bare_fit, jetstream_round_trips
 from .cores import in_process, smallest_job
 from .fit_cache import measure_example_2
 from .measure import Figure, bare_fit_seconds, percentile
+from .online_predict import measure_online
 from .peers.base import Peer
 from .peers.fityard_peer import FityardPeer
 from .tracing_cost import measure_tracing_cost
@@ -47,10 +48,12 @@ class Sizes:
     control_fits: int
     fit_repeats: int  # alternating bare and end-to-end seed fits
     toy_repeats: int  # a toy fit alone and behind a long fit (fityard)
+    online_seconds: float  # single-row Predict calls, each repetition
+    online_repeats: int
 
 
-FULL = Sizes(100, 100_000, 20, (64 * MiB, 1024 * MiB), 1000, 300, 5, 600, 20.0, 100, 5, 3)
-QUICK = Sizes(5, 4_000, 4, (8 * MiB,), 30, 20, 2, 3000, 2.0, 10, 2, 1)
+FULL = Sizes(100, 100_000, 20, (64 * MiB, 1024 * MiB), 1000, 300, 5, 600, 20.0, 100, 5, 3, 45.0, 3)
+QUICK = Sizes(5, 4_000, 4, (8 * MiB,), 30, 20, 2, 3000, 2.0, 10, 2, 1, 3.0, 1)
 # Figures with a goal are the median of this many repetitions, spread shown.
 REPEATS = 3
 
@@ -520,6 +523,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-peers", action="store_true", help="measure fityard only (no RQ, no Ray)"
     )
+    parser.add_argument(
+        "--only",
+        choices=["online"],
+        default=None,
+        help="one part of the suite: online (online predictions under load, about 4 min)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     run = Run()
@@ -537,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
         transfer_files = [
             make_parquet(work / f"transfer-{n // MiB}MiB.parquet", n) for n in sizes.transfer_bytes
         ]
+        if args.only == "online":
+            _online(run, work, files, sizes)
+            return _report(run, info, sizes, {}, args.out)
         run.say("baselines: JetStream round trip, bare fits")
         js = [s * 1000 for s in jetstream_round_trips(sizes.dispatch_fits)]
         tiny_per_core, _ = in_process(files["tiny"], 50)
@@ -552,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         run.say(f"baselines: {baselines}")
         run_fityard(run, files, sizes, baselines, work, transfer_files)
         run.attempt("fityard on S3", lambda: run_fityard_s3(run, work, transfer_files))
+        _online(run, work, files, sizes)
         run.attempt(
             "fityard: tracing off and on, alternating rounds",
             lambda: run.figures.extend(
@@ -568,14 +581,28 @@ def main(argv: list[str] | None = None) -> int:
             run_peers(run, files, sizes, baselines, work)
         run.figures.extend(against_ray(run.figures))
 
+    return _report(run, info, sizes, baselines, args.out)
+
+
+def _online(run: Run, work: Path, files: dict, sizes: Sizes) -> None:
+    run.attempt(
+        "fityard: online predictions under load",
+        lambda: run.figures.extend(
+            measure_online(work, files["seed"], sizes.online_seconds, sizes.online_repeats, run.say)
+        ),
+    )
+
+
+def _report(run: Run, info: dict, sizes: Sizes, baselines: dict, out: str) -> int:
+    """Print the table, write the JSON; the exit code (1 if a part failed)."""
     print(table(run.figures))
     for failure in run.failures:
         print(f"not measured: {failure}")
     elapsed = time.monotonic() - run.started
     print(
-        f"\n{len(run.figures)} figures in {elapsed:.0f}s on {info['cpu']} ({info['cores']} cores); JSON: {args.out}"
+        f"\n{len(run.figures)} figures in {elapsed:.0f}s on {info['cpu']} ({info['cores']} cores); JSON: {out}"
     )
-    Path(args.out).write_text(
+    Path(out).write_text(
         json.dumps(
             {
                 "machine": info,

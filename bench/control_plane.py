@@ -1,11 +1,7 @@
 """The control plane under load: many clients asking about jobs while jobs run.
 
-A load generator of our own (asyncio + grpc.aio, in this process, on
-loopback; bounded in clients, streams and seconds): grpc.aio because it is
-the client the SDK's users would write for concurrency, and because one
-Python process drives thousands of unary calls a second on one core, so the
-generator does not take the cores from the gateway it measures (ghz is not
-packaged anywhere reachable here; locust's HTTP model does not fit gRPC).
+The load generator is our own (bench/load.py: asyncio + grpc.aio, in this
+process, on loopback; bounded in clients, streams and seconds).
 
 While FITS fits run, WATCHERS WatchJob streams follow them (two per job)
 and CLIENTS concurrent clients call GetJob on them for the set seconds,
@@ -27,6 +23,7 @@ from fityard import Client
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
 
 from .cpu import cpu_seconds
+from .load import run_loops
 from .measure import Figure, percentile, reset_peak_rss, rss_bytes
 
 CLIENTS = 50
@@ -44,34 +41,14 @@ async def _get_loops(
     seconds: float,
     rate: float | None = None,
 ) -> list[float]:
-    """`clients` loops calling GetJob for `seconds`; every call's latency.
+    """`clients` loops calling GetJob for `seconds` (bench/load.py: closed
+    loop, or paced at `rate`); every call's latency."""
 
-    Without `rate`, each loop calls again as soon as it has its answer
-    (closed loop: the most the gateway serves; by Little's law the mean
-    latency is then clients / throughput). With `rate` (calls per second,
-    all loops together) each loop sends on a fixed schedule and a call's
-    latency counts from when it was due, so a gateway that falls behind is
-    charged for the wait (no coordinated omission)."""
-    latencies: list[float] = []
-    begin = time.perf_counter()
-    deadline = begin + seconds
+    async def get(i: int) -> None:
+        request = jobs_pb2.GetJobRequest(job_id=job_ids[i % len(job_ids)])
+        await stub.GetJob(request, timeout=30)
 
-    async def loop(n: int) -> None:
-        i, interval = n, clients / rate if rate else 0.0
-        due = begin + n * interval / clients
-        while due < deadline:
-            if rate:
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            else:
-                due = time.perf_counter()
-            request = jobs_pb2.GetJobRequest(job_id=job_ids[i % len(job_ids)])
-            await stub.GetJob(request, timeout=30)
-            latencies.append(time.perf_counter() - due)
-            i += clients
-            due += interval
-
-    await asyncio.gather(*(loop(n) for n in range(clients)))
-    return latencies
+    return await run_loops(get, clients, seconds, rate=rate)
 
 
 async def _watch(stub: jobs_pb2_grpc.JobServiceStub, job_id: str) -> bool:

@@ -9,7 +9,14 @@ counts and drops them): an upload and a download without their ends' work.
 A transfer through fityard is measured against the lower of this and the
 store's own rate (bench/transfer.py).
 
-    python -m bench.grpc_ceiling serve PORT   # the server, as the benchmark starts it
+The same for online predictions: `PredictEcho` serves
+fityard.v1.PredictionService.Predict with a fixed answer shaped like a real
+one (the request parsed, two classes, one row's label and probabilities),
+in as many processes sharing one port as the predictor pool has: what a
+unary call costs here with no model behind it.
+
+    python -m bench.grpc_ceiling serve PORT          # the servers, as the benchmark
+    python -m bench.grpc_ceiling predict-echo PORT   # starts them
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pathlib import Path
 import grpc
 
 from fityard.limits import MAX_MESSAGE_BYTES
+from fityard.v1 import predictions_pb2, predictions_pb2_grpc
 from services.embedded import free_port
 
 SERVICE = "ceiling.Bytes"
@@ -108,12 +116,63 @@ class RawStream:
         return seconds
 
 
+class _Echo(predictions_pb2_grpc.PredictionServiceServicer):
+    def __init__(self):
+        self.answer = predictions_pb2.PredictResponse(
+            probabilities=[predictions_pb2.ClassProbabilities(values=[0.25, 0.75])]
+        )
+        for label in (0, 1):
+            self.answer.classes.add().number_value = label
+        self.answer.labels.add().number_value = 1
+
+    async def Predict(self, request, context):
+        return self.answer
+
+
+async def _serve_predict_echo(port: int) -> None:
+    server = grpc.aio.server(options=[*_OPTIONS, ("grpc.so_reuseport", 1)])
+    predictions_pb2_grpc.add_PredictionServiceServicer_to_server(_Echo(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+class PredictEcho:
+    """`processes` echo servers of Predict on one port (SO_REUSEPORT), as
+    the predictor pool shares one; `address` once they answer."""
+
+    def __init__(self, processes: int):
+        self.processes = processes
+
+    def __enter__(self) -> PredictEcho:
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
+        self._servers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.grpc_ceiling", "predict-echo", str(port)],
+                cwd=Path(__file__).resolve().parents[1],
+            )
+            for _ in range(self.processes)
+        ]
+        with grpc.insecure_channel(self.address) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        time.sleep(1.0)  # the others bound too
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for server in self._servers:
+            server.terminate()
+        for server in self._servers:
+            server.wait(10)
+
+
 def _check(received: int, path: Path) -> None:
     if received != path.stat().st_size:
         raise RuntimeError(f"raw stream moved {received} bytes of {path}'s {path.stat().st_size}")
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["serve"]:
+    servers = {"serve": _serve, "predict-echo": _serve_predict_echo}
+    if sys.argv[1:2] == [] or sys.argv[1] not in servers:
         sys.exit(__doc__)
-    asyncio.run(_serve(int(sys.argv[2])))
+    asyncio.run(servers[sys.argv[1]](int(sys.argv[2])))

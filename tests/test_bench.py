@@ -110,4 +110,20 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
         and f["baseline_name"] != "Ray, same run"
     ]
     assert scale["extra"]["succeeded"] == scale["extra"]["submitted"]
+    # online predictions: single-row Predict under load, against the
+    # reference, a bare predict_proba loop and the transport's ceiling;
+    # every call answered
+    online = {f["benchmark"]: f for f in figures if f["benchmark"].startswith("online")}
+    assert set(online) == {
+        "online Predict: single-row requests/s",
+        "online Predict: p99 latency of single-row requests",
+        "online Predict: transport ceiling (echo servers, same generator)",
+        "online StreamPredict: single-row requests/s on streams",
+        "online Predict through the gateway (one hop more)",
+    }
+    rate = online["online Predict: single-row requests/s"]
+    assert rate["extra"]["errors"] == 0 and rate["extra"]["calls"] > 100
+    assert rate["baseline_name"].startswith("bare predict_proba loop")
+    assert rate["extra"]["reference_req_s"] == 1100
+    assert rate["extra"]["grpc_echo_ceiling_req_s"] > 0
     assert "| benchmark" in result.stdout  # the table is printed
