@@ -51,7 +51,8 @@ def run_demo(address: str | None, data_dir: str | Path | None, rows: int) -> int
 
             home = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="fityard-demo-")))
             print(f"no fityard at {address}; starting one in {home} ...", flush=True)
-            address = cleanup.enter_context(EmbeddedStack(home / "stack")).address
+            stack = EmbeddedStack(home / "stack", predictors=1)  # one, for the online step
+            address = cleanup.enter_context(stack).address
             print(f"started fityard at {address}", flush=True)
         if data_dir is None:
             data_dir = cleanup.enter_context(

@@ -180,7 +180,7 @@ class EmbeddedStack:
         *,
         port: int = 0,
         trainers: int | None = None,
-        predictors: int = 1,
+        predictors: int = 0,
         storage: str = "local",
         env: dict[str, str] | None = None,
         supervise: bool = False,
@@ -198,7 +198,10 @@ class EmbeddedStack:
         self.trainers = trainers or default_trainers()
         # The predictor pool (services/predictor): processes sharing one port,
         # which the gateway forwards online predictions to and callers may
-        # reach directly (`predict_address`); chosen in start().
+        # reach directly (`predict_address`, chosen in start()). None by
+        # default: a stack for tests or benchmarks of jobs does not pay for
+        # processes that import scikit-learn and serve nothing; `fityard up`
+        # starts one per core.
         self.predictors = predictors
         self.predict_port = 0
         self.predict_address = ""
@@ -330,7 +333,7 @@ class EmbeddedStack:
         path.write_text(json.dumps(self.description(), indent=2) + "\n")
 
     def names(self) -> list[str]:
-        """The children, in start order: nats, scheduler, trainer-1.., gateway."""
+        """The children, in start order: nats, scheduler, trainer-1.., predictor-1.., gateway."""
         return list(self._kids)
 
     def process(self, name: str) -> subprocess.Popen:

@@ -59,7 +59,7 @@ def s3_server():
 def _start_stack(
     data_dir, backend: str, config: StorageConfig, env: dict[str, str]
 ) -> EmbeddedStack:
-    running = EmbeddedStack(data_dir, trainers=2, storage=backend, env=env).start()
+    running = EmbeddedStack(data_dir, trainers=2, predictors=1, storage=backend, env=env).start()
     running.store = open_store(config)
     running.backend = backend
     return running

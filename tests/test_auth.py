@@ -49,7 +49,9 @@ def keys(keys_file):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, keys, keys_file):
     env = {"FITYARD_API_KEYS_FILE": str(keys_file)}
-    with EmbeddedStack(tmp_path_factory.mktemp("auth"), trainers=1, env=env) as running:
+    with EmbeddedStack(
+        tmp_path_factory.mktemp("auth"), trainers=1, predictors=1, env=env
+    ) as running:
         yield running
 
 

@@ -255,7 +255,7 @@ CACHE_BYTES = 400_000  # models of 5-40 rounds on the seed files: 125-250 kB
 def cache_stack(tmp_path_factory):
     env = {"FITYARD_PREDICTOR_CACHE_BYTES": str(CACHE_BYTES)}
     with EmbeddedStack(
-        tmp_path_factory.mktemp("predictor-cache"), trainers=1, metrics=True, env=env
+        tmp_path_factory.mktemp("predictor-cache"), trainers=1, predictors=1, metrics=True, env=env
     ) as running:
         yield running
 

@@ -68,6 +68,8 @@ def _job_record() -> records_pb2.JobRecord:
         model_sha256="ab" * 32,
         queue_position=3,
         estimated_wait_seconds=40.0,
+        metrics=jobs_pb2.FitMetrics(n_iter=7, train_rows=900, validation_rows=100),
+        probabilities=True,
     )
 
 

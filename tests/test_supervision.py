@@ -274,8 +274,10 @@ def test_backoff_doubles_for_a_child_that_keeps_dying_and_resets_once_it_stays_u
 ):
     monkeypatch.setattr(embedded, "RESTART_RESET_AFTER", 3.0)
     reports: list[str] = []
-    with EmbeddedStack(tmp_path, trainers=1, supervise=True, report=reports.append) as stack:
-        assert stack.names() == ["nats", "scheduler", "trainer-1", "gateway"]
+    with EmbeddedStack(
+        tmp_path, trainers=1, predictors=1, supervise=True, report=reports.append
+    ) as stack:
+        assert stack.names() == ["nats", "scheduler", "trainer-1", "predictor-1", "gateway"]
         first = stack.pid("trainer-1")
         for restart, delay in [(1, "0.5"), (2, "1"), (3, "2")]:
             pid = stack.pid("trainer-1")
