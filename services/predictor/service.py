@@ -39,9 +39,13 @@ class PredictionService(predictions_pb2_grpc.PredictionServiceServicer):
         answers: asyncio.Queue = asyncio.Queue(STREAM_IN_FLIGHT)
 
         async def read() -> None:
-            async for message in request_iterator:
-                task = asyncio.create_task(self._answer(message.request, tenant))
-                await answers.put(task)
+            try:
+                async for message in request_iterator:
+                    task = asyncio.create_task(self._answer(message.request, tenant))
+                    await answers.put(task)
+            except Exception:  # the answers end too; `await reader` raises it
+                await answers.put(None)
+                raise
             await answers.put(None)
 
         reader = asyncio.create_task(read())
