@@ -55,7 +55,9 @@ def rpc(method: str, code: str = "OK", service: str = "fityard.v1.JobService") -
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with EmbeddedStack(tmp_path_factory.mktemp("metrics"), trainers=1, metrics=True) as running:
+    with EmbeddedStack(
+        tmp_path_factory.mktemp("metrics"), trainers=1, predictors=1, metrics=True
+    ) as running:
         yield running
 
 
