@@ -12,8 +12,8 @@ store's own rate (bench/transfer.py).
 The same for online predictions: `PredictEcho` serves
 fityard.v1.PredictionService.Predict with a fixed answer shaped like a real
 one (the request parsed, two classes, one row's label and probabilities),
-in as many processes sharing one port as the predictor pool has: what a
-unary call costs here with no model behind it.
+in as many processes as the predictor pool has, each on a port of its own
+like the predictors: what a unary call costs here with no model behind it.
 
     python -m bench.grpc_ceiling serve PORT          # the servers, as the benchmark
     python -m bench.grpc_ceiling predict-echo PORT   # starts them
@@ -31,7 +31,7 @@ import grpc
 
 from fityard.limits import MAX_MESSAGE_BYTES
 from fityard.v1 import predictions_pb2, predictions_pb2_grpc
-from services.embedded import free_port
+from services.embedded import free_port, pool_target
 
 SERVICE = "ceiling.Bytes"
 _OPTIONS = [
@@ -130,7 +130,7 @@ class _Echo(predictions_pb2_grpc.PredictionServiceServicer):
 
 
 async def _serve_predict_echo(port: int) -> None:
-    server = grpc.aio.server(options=[*_OPTIONS, ("grpc.so_reuseport", 1)])
+    server = grpc.aio.server(options=_OPTIONS)
     predictions_pb2_grpc.add_PredictionServiceServicer_to_server(_Echo(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -138,25 +138,30 @@ async def _serve_predict_echo(port: int) -> None:
 
 
 class PredictEcho:
-    """`processes` echo servers of Predict on one port (SO_REUSEPORT), as
-    the predictor pool shares one; `address` once they answer."""
+    """`processes` echo servers of Predict, a port each like the predictors
+    of an embedded stack; `address` names them all (a round_robin channel
+    spreads calls over them) once they answer."""
 
     def __init__(self, processes: int):
         self.processes = processes
 
     def __enter__(self) -> PredictEcho:
-        port = free_port()
-        self.address = f"127.0.0.1:{port}"
+        ports = []
+        while len(ports) < self.processes:
+            if (port := free_port()) not in ports:
+                ports.append(port)
+        addresses = [f"127.0.0.1:{port}" for port in ports]
+        self.address = pool_target(addresses)
         self._servers = [
             subprocess.Popen(
                 [sys.executable, "-m", "bench.grpc_ceiling", "predict-echo", str(port)],
                 cwd=Path(__file__).resolve().parents[1],
             )
-            for _ in range(self.processes)
+            for port in ports
         ]
-        with grpc.insecure_channel(self.address) as channel:
-            grpc.channel_ready_future(channel).result(timeout=30)
-        time.sleep(1.0)  # the others bound too
+        for address in addresses:
+            with grpc.insecure_channel(address) as channel:
+                grpc.channel_ready_future(channel).result(timeout=30)
         return self
 
     def __exit__(self, *exc) -> None:

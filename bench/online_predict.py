@@ -3,10 +3,10 @@ concurrent clients for 45 s, straight to the predictor pool (as a high-rate
 caller would reach it), on a stack with one predictor per usable core.
 
 The generator is bench/load.py's (asyncio + grpc.aio in this process,
-closed loop, bounded in seconds and calls), over CHANNELS connections: the
-predictors share one port and the kernel spreads connections, not calls,
-among them. Its own CPU is reported beside the predictors': it shares the
-same cores.
+closed loop, bounded in seconds and calls), over CHANNELS channels, each
+spreading its calls over every predictor (round_robin over the pool's
+addresses, as the SDK does). Its own CPU is reported beside the
+predictors': it shares the same cores.
 
 Against:
 - the reference inference API's ~1,100 req/s (50,000 requests in 45 s);
@@ -21,6 +21,7 @@ streams, and Predict through the gateway (one hop more).
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -46,6 +47,12 @@ MAX_CALLS = 200_000  # the bound on calls; 45 s at the goal's rate is 90,000
 REFERENCE_REQ_S = 1100.0  # the reference API: 50,000 requests in 45 s
 GOAL_REQ_S, GOAL_P99_MS, GOAL_CALLS = 2000.0, 25.0, 50_000
 STREAMS, STREAM_IN_FLIGHT = 4, 16
+# A channel of its own connections, spreading calls over every address of
+# the pool's target (as the SDK's predict channel does).
+_SPREAD_OPTIONS = [
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+]
 
 
 def _request(model_id: str, row: dict) -> predictions_pb2.PredictRequest:
@@ -57,8 +64,7 @@ def _request(model_id: str, row: dict) -> predictions_pb2.PredictRequest:
 async def _unary(address: str, request, clients: int, seconds: float) -> tuple[list[float], int]:
     """Closed-loop single-row Predict calls: (latencies, errors)."""
     channels = [
-        grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(CHANNELS)
+        grpc.aio.insecure_channel(address, options=_SPREAD_OPTIONS) for _ in range(CHANNELS)
     ]
     stubs = [predictions_pb2_grpc.PredictionServiceStub(c) for c in channels]
     errors = 0
@@ -97,7 +103,8 @@ async def _streamed(address: str, request, seconds: float) -> int:
             answered += 1
             room.release()
 
-    async with grpc.aio.insecure_channel(address) as channel:
+    # round_robin: the streams (calls) go to the predictors in turn
+    async with grpc.aio.insecure_channel(address, options=_SPREAD_OPTIONS) as channel:
         stub = predictions_pb2_grpc.PredictionServiceStub(channel)
         await asyncio.gather(*(one(stub) for _ in range(STREAMS)))
     return answered

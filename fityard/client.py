@@ -99,6 +99,33 @@ DEFAULT_TIMEOUT = 60.0
 # times in a row before the error reaches the caller.
 WATCH_RECONNECTS = 5
 
+_SERVICE_CONFIG = {
+    "methodConfig": [
+        {
+            # Calls that are safe to repeat (reads, submits: they carry an
+            # idempotency key, and online predictions) are retried by gRPC
+            # itself while the gateway or a predictor is UNAVAILABLE
+            # (restarting, dead): a user's script rides over it.
+            "name": [
+                {"service": "fityard.v1.JobService", "method": m}
+                for m in ("SubmitFit", "SubmitPredict", "GetJob", "ListJobs")
+            ]
+            + [
+                {"service": "fityard.v1.DatasetService", "method": m}
+                for m in ("GetDataset", "ListDatasets")
+            ]
+            + [{"service": "fityard.v1.PredictionService", "method": "Predict"}],
+            "retryPolicy": {
+                "maxAttempts": 5,
+                "initialBackoff": "0.2s",
+                "maxBackoff": "3s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -111,36 +138,17 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 20 * 1000),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.service_config", json.dumps(_SERVICE_CONFIG)),
+]
+# The predictor pool's channel spreads calls, one by one, over every address
+# its name has: a DNS name of several predictors (Kubernetes' headless
+# Service), or `ipv4:127.0.0.1:P1,127.0.0.1:P2` (what `fityard up` prints).
+# gRPC's default, pick_first, would send every call to one of them.
+_PREDICT_CHANNEL_OPTIONS = [
+    *(option for option in _CHANNEL_OPTIONS if option[0] != "grpc.service_config"),
     (
         "grpc.service_config",
-        json.dumps(
-            {
-                "methodConfig": [
-                    {
-                        # Calls that are safe to repeat (reads, submits: they carry an
-                        # idempotency key, and online predictions) are retried by gRPC
-                        # itself while the gateway or a predictor is UNAVAILABLE
-                        # (restarting, dead): a user's script rides over it.
-                        "name": [
-                            {"service": "fityard.v1.JobService", "method": m}
-                            for m in ("SubmitFit", "SubmitPredict", "GetJob", "ListJobs")
-                        ]
-                        + [
-                            {"service": "fityard.v1.DatasetService", "method": m}
-                            for m in ("GetDataset", "ListDatasets")
-                        ]
-                        + [{"service": "fityard.v1.PredictionService", "method": "Predict"}],
-                        "retryPolicy": {
-                            "maxAttempts": 5,
-                            "initialBackoff": "0.2s",
-                            "maxBackoff": "3s",
-                            "backoffMultiplier": 2,
-                            "retryableStatusCodes": ["UNAVAILABLE"],
-                        },
-                    }
-                ]
-            }
-        ),
+        json.dumps({**_SERVICE_CONFIG, "loadBalancingConfig": [{"round_robin": {}}]}),
     ),
 ]
 
@@ -191,10 +199,10 @@ class Client:
         self.timeout = timeout
         credentials = tls_credentials(tls, ca_file, cert_file, key_file)
 
-        def channel(address: str) -> grpc.Channel:
+        def channel(address: str, options=_CHANNEL_OPTIONS) -> grpc.Channel:
             if credentials is not None:
-                return grpc.secure_channel(address, credentials, options=_CHANNEL_OPTIONS)
-            return grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+                return grpc.secure_channel(address, credentials, options=options)
+            return grpc.insecure_channel(address, options=options)
 
         self._channel = channel(self.address)
         # The key for every call (default: $FITYARD_API_KEY); none for a
@@ -203,7 +211,11 @@ class Client:
         calls = with_key(self._channel, key)
         self._datasets = datasets_pb2_grpc.DatasetServiceStub(calls)
         self._jobs = jobs_pb2_grpc.JobServiceStub(calls)
-        self._predict_channel = channel(self.predict_address) if self.predict_address else None
+        self._predict_channel = (
+            channel(self.predict_address, _PREDICT_CHANNEL_OPTIONS)
+            if self.predict_address
+            else None
+        )
         self._predictions = predictions_pb2_grpc.PredictionServiceStub(
             with_key(self._predict_channel, key) if self._predict_channel else calls
         )

@@ -104,6 +104,15 @@ def _wait_tcp(port: int, timeout: float) -> bool:
     return False
 
 
+def pool_target(addresses: list[str]) -> str:
+    """One gRPC target naming every `host:port` of a pool ("" for none): a
+    channel with the round_robin policy spreads its calls over them. (One
+    address is left as it is, so that grpcurl, which takes one, can use it.)"""
+    if len(addresses) <= 1:
+        return "".join(addresses)
+    return "ipv4:" + ",".join(addresses)
+
+
 class StackError(RuntimeError):
     pass
 
@@ -196,15 +205,22 @@ class EmbeddedStack:
         self.client_tls = client_tls
         self.port = port or free_port()
         self.trainers = trainers or default_trainers()
-        # The predictor pool (services/predictor): processes sharing one port,
-        # which the gateway forwards online predictions to and callers may
-        # reach directly (`predict_address`, chosen in start()). None by
+        # The predictor pool (services/predictor), which the gateway forwards
+        # online predictions to and callers may reach directly. None by
         # default: a stack for tests or benchmarks of jobs does not pay for
         # processes that import scikit-learn and serve nothing; `fityard up`
-        # starts one per core.
+        # starts one per core. Each listens on a port of its own
+        # (`predict_addresses`, chosen in start()), and `predict_address`
+        # names them all as one gRPC target (`ipv4:A,B` for several), over
+        # which the gateway and the SDK spread calls one by one
+        # (round_robin). Sharing one port instead (SO_REUSEPORT) spreads
+        # connections, not calls: a client's one connection would use one
+        # predictor, and a few connections split unevenly (a 5:3 split of
+        # the benchmark's 8 left one predictor saturated, the other idle).
         self.predictors = predictors
-        self.predict_port = 0
+        self.predict_addresses: list[str] = []
         self.predict_address = ""
+        self._predict_ports: dict[str, int] = {}
         self.storage = storage
         self.extra_env = dict(env or {})
         self.address = f"127.0.0.1:{self.port}"
@@ -258,8 +274,9 @@ class EmbeddedStack:
         self.nats_address = f"nats://127.0.0.1:{self.nats_port}"
         self.nats_url = f"nats://{self.nats_token}@127.0.0.1:{self.nats_port}"
         self.scheduler_port = port()
-        self.predict_port = port()
-        self.predict_address = f"127.0.0.1:{self.predict_port}"
+        self._predict_ports = {name: port() for name in self._predictor_names()}
+        self.predict_addresses = [f"127.0.0.1:{p}" for p in self._predict_ports.values()]
+        self.predict_address = pool_target(self.predict_addresses)
         services = ["scheduler", "gateway", *self._trainer_names(), *self._predictor_names()]
         self.metrics_ports = {name: port() for name in services} if self.metrics else {}
         if self.keep_traces:
@@ -453,9 +470,12 @@ class EmbeddedStack:
                 [sys.executable, "-m", "services.trainer"],
                 self._with_metrics(name, trainer_env),
             )
-        for name in self._predictor_names():
+        for name, predict_port in self._predict_ports.items():
+            predictor_env = {**env, "FITYARD_PREDICTOR_LISTEN": f"localhost:{predict_port}"}
             self._spawn(
-                name, [sys.executable, "-m", "services.predictor"], self._with_metrics(name, env)
+                name,
+                [sys.executable, "-m", "services.predictor"],
+                self._with_metrics(name, predictor_env),
             )
         self._spawn(
             "gateway",
@@ -519,7 +539,6 @@ class EmbeddedStack:
                 "FITYARD_SCHEDULER_LISTEN": f"127.0.0.1:{self.scheduler_port}",
                 "FITYARD_SCHEDULER_ADDRESS": f"127.0.0.1:{self.scheduler_port}",
                 "FITYARD_GATEWAY_LISTEN": f"localhost:{self.port}",
-                "FITYARD_PREDICTOR_LISTEN": f"localhost:{self.predict_port}",
                 "FITYARD_PREDICTOR_ADDRESS": self.predict_address,
                 "FITYARD_CORE_LEASES_DIR": str(self.data_dir / "cores"),
                 # Workers' temp files, swept when their worker dies.
@@ -606,10 +625,11 @@ class EmbeddedStack:
             raise StackError(
                 f"the gateway did not become healthy in {timeout:.0f}s:\n{self.log_tail('gateway')}"
             )
-        if self.predictors and not wait_healthy(self.predict_address, timeout, self.client_tls):
-            raise StackError(
-                f"no predictor became healthy in {timeout:.0f}s:\n{self.log_tail('predictor-1')}"
-            )
+        for name, address in zip(self._predict_ports, self.predict_addresses, strict=True):
+            if not wait_healthy(address, timeout, self.client_tls):
+                raise StackError(
+                    f"{name} did not become healthy in {timeout:.0f}s:\n{self.log_tail(name)}"
+                )
 
 
 def _otlp_endpoint_set(environ: dict[str, str]) -> bool:

@@ -29,7 +29,7 @@ from fityard import Client, InvalidArgument
 from services.embedded import EmbeddedStack
 from tests.support.grpcurl import grpcurl
 from tests.test_cli import FITYARD
-from tests.test_metrics import scrape, value
+from tests.test_metrics import rpc, scrape, value
 
 pytestmark = pytest.mark.stack
 
@@ -302,12 +302,51 @@ def test_the_model_cache_stays_within_its_byte_bound(cache_stack, seed_files, fr
     assert held["models"] < 4
 
 
-# -- a predictor dies ------------------------------------------------------------------
+# -- a pool of two: calls spread over it, and one dies ------------------------------------
 
 
-def test_predictions_carry_on_through_the_death_of_a_predictor(tmp_path, seed_files, frames):
+@pytest.fixture(scope="module")
+def pool_stack(tmp_path_factory):
+    """Two predictors. The last test of this module kills one."""
+    with EmbeddedStack(
+        tmp_path_factory.mktemp("predictor-pool"), trainers=1, predictors=2, metrics=True
+    ) as running:
+        yield running
+
+
+def _predicts_served(stack) -> list[float]:
+    """Predict calls each predictor has answered OK."""
+    ok = rpc("Predict", service="fityard.v1.PredictionService")
+    return [
+        value(scrape(stack.metrics_url(name)), "grpc_server_handled_total", **ok)
+        for name in ("predictor-1", "predictor-2")
+    ]
+
+
+def test_one_clients_calls_are_spread_over_every_predictor(pool_stack, seed_files, frames):
+    # One client, one connection per predictor: its calls go to each in turn,
+    # straight to the pool and through the gateway alike (not all of them to
+    # whichever predictor its connection happened to reach).
+    rows = frames["test"].head(1).to_dict("records")
+    calls = 40
+    with (
+        Client(pool_stack.address) as via_gateway,
+        Client(pool_stack.address, predict_address=pool_stack.predict_address) as direct,
+    ):
+        assert pool_stack.predict_address.startswith("ipv4:")  # both predictors, one target
+        fit = via_gateway.fit(via_gateway.upload(seed_files["train"]), max_iter=5).wait(WAIT)
+        for c in (direct, via_gateway):
+            before = _predicts_served(pool_stack)
+            answers = [c.predict_rows(fit, rows) for _ in range(calls)]
+            served = [b - a for a, b in zip(before, _predicts_served(pool_stack), strict=True)]
+            assert sum(served) == calls and min(served) >= calls / 4, served
+            assert all(answer == answers[0] for answer in answers)
+
+
+def test_predictions_carry_on_through_the_death_of_a_predictor(pool_stack, seed_files, frames):
+    stack = pool_stack
     rows = frames["test"].head(3).to_dict("records")
-    with EmbeddedStack(tmp_path, trainers=1, predictors=2) as stack, Client(stack.address) as c:
+    with Client(stack.address) as c:
         fit = c.fit(c.upload(seed_files["train"]), max_iter=5).wait(WAIT)
         expected = c.predict_rows(fit, rows)
         answered, stop = [], threading.Event()

@@ -198,6 +198,14 @@ MUTANTS = [
         ("tests/test_online_predict.py::test_the_model_cache_stays_within_its_byte_bound",),
     ),
     Mutant(
+        "predict-calls-to-one-predictor",
+        "a client's online predictions all go to one predictor of the pool (pick_first)",
+        "fityard/client.py",
+        "            channel(self.predict_address, _PREDICT_CHANNEL_OPTIONS)",
+        "            channel(self.predict_address)",
+        ("tests/test_online_predict.py::test_one_clients_calls_are_spread_over_every_predictor",),
+    ),
+    Mutant(
         "held-out-rows-trained-on",
         "the held-out score is a score on rows the model was trained on",
         "ml/model.py",

@@ -8,10 +8,10 @@ caller's API key goes along and the predictor checks it too (it serves
 callers that reach it directly, skipping this hop, as well), so the
 gateway adds no trust of its own.
 
-The pool is reached over CHANNELS connections, used in turn: predictors
-sharing one port on a machine (SO_REUSEPORT) are spread over by
-connection, and a DNS name of several predictors (compose, Kubernetes'
-headless Service) is spread over by request (round_robin) on each.
+The pool is reached over CHANNELS channels, used in turn, each spreading
+its calls over every address of the pool's name (round_robin): a DNS name
+of several predictors (compose, Kubernetes' headless Service) or the
+`ipv4:A,B` list of an embedded stack's predictors, a port each.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
 """Run a predictor: `python -m services.predictor` (settings: FITYARD_* env).
 
-Start as many as the request rate needs. Several on one machine may share
-one port (FITYARD_PREDICTOR_LISTEN): the kernel spreads connections among
-them (SO_REUSEPORT); elsewhere, a Service or DNS name in front of the pool.
+Start as many as the request rate needs, each reachable at an address of
+its own (a pod's, or a port each on one machine, as `fityard up` does),
+and give callers one name for all of them (a headless Service, or
+`ipv4:HOST:P1,HOST:P2`): the gateway and the SDK spread calls over its
+addresses one by one (round_robin). Several may also share one port on
+one machine (SO_REUSEPORT), but the kernel then spreads connections, not
+calls: each client's calls land on one predictor.
 """
 
 from __future__ import annotations
