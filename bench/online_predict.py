@@ -133,6 +133,26 @@ def bare_loop(model_path: Path, row: pd.DataFrame, seconds: float) -> tuple[floa
     return rates[0], rates[1]
 
 
+def _measured_run(stack: EmbeddedStack, names: list[str], request, seconds: float) -> dict:
+    """One closed-loop run of single-row Predict calls straight to the pool:
+    rate, latencies, errors, and the CPU of predictors `names` and of this
+    process (the generator)."""
+    predictors = [stack.pid(name) for name in names]
+    before, mine, started = cpu_seconds(predictors), own_cpu_seconds(), time.perf_counter()
+    latencies, errors = asyncio.run(_unary(stack.predict_address, request, CLIENTS, seconds))
+    elapsed = time.perf_counter() - started
+    after = cpu_seconds(predictors)
+    return {
+        "req_s": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "calls": len(latencies),
+        "errors": errors,
+        "predictor_cores": sum(after[p] - before[p] for p in predictors) / elapsed,
+        "generator_cores": (own_cpu_seconds() - mine) / elapsed,
+    }
+
+
 def measure_online(
     work: Path, seed_path: Path, seconds: float = SECONDS, repeats: int = 3, say=print
 ) -> list[Figure]:
@@ -143,37 +163,29 @@ def measure_online(
         EmbeddedStack(work / "fityard-online", trainers=1, predictors=cores) as stack,
         Client(stack.address) as client,
     ):
-        fit = client.fit(client.upload(seed_path)).wait(timeout=600)
+        # seeded: the model (its rounds, so its cost per call) is the same in every run
+        fit = client.fit(client.upload(seed_path), random_state=0).wait(timeout=600)
         with tempfile.TemporaryDirectory() as tmp:
             model_path = client.download(fit, tmp, "model")
             bare_frame, bare_array = bare_loop(model_path, row, min(seconds, 5.0))
         request = _request(fit.id, row.iloc[0].to_dict())
         client.predict_rows(fit, [row.iloc[0].to_dict()])  # loaded in one predictor, at least
-        predictors = [stack.pid(n) for n in stack.names() if n.startswith("predictor")]
+        names = [n for n in stack.names() if n.startswith("predictor")]
         runs = []
         for attempt in range(repeats):
-            before, mine, started = cpu_seconds(predictors), own_cpu_seconds(), time.perf_counter()
-            latencies, errors = asyncio.run(
-                _unary(stack.predict_address, request, CLIENTS, seconds)
-            )
-            elapsed = time.perf_counter() - started
-            after = cpu_seconds(predictors)
-            runs.append(
-                {
-                    "req_s": len(latencies) / elapsed,
-                    "p50_ms": percentile(latencies, 50) * 1000,
-                    "p99_ms": percentile(latencies, 99) * 1000,
-                    "calls": len(latencies),
-                    "errors": errors,
-                    "predictor_cores": sum(after[p] - before[p] for p in predictors) / elapsed,
-                    "generator_cores": (own_cpu_seconds() - mine) / elapsed,
-                }
-            )
+            runs.append(_measured_run(stack, names, request, seconds))
             say(f"online Predict, run {attempt + 1}: {runs[-1]}")
         side = min(seconds, 15.0)
         streamed = asyncio.run(_streamed(stack.predict_address, request, side)) / side
         through_gateway, _ = asyncio.run(_unary(stack.address, request, CLIENTS, side))
         gateway_req_s = len(through_gateway) / side
+        # The same load on one predictor: the others stopped, the pool's
+        # channels carry on with the one left.
+        for name in names[1:]:
+            stack.process(name).terminate()
+            stack.process(name).wait(30)
+        alone = _measured_run(stack, names[:1], request, side)
+        say(f"online Predict, one predictor: {alone}")
     with PredictEcho(cores) as echo:
         echoed, _ = asyncio.run(
             _unary(echo.address, _request("job_x", row.iloc[0].to_dict()), CLIENTS, side)
@@ -242,6 +254,15 @@ def measure_online(
             "req/s",
             median["req_s"],
             "unary Predict, the same stack",
+        ),
+        Figure(
+            "online Predict on one predictor (the same load, the pool's others stopped)",
+            f"fityard (1 predictor, {CLIENTS} clients, {side:.0f} s)",
+            alone["req_s"],
+            "req/s",
+            median["req_s"],
+            f"{cores} predictors (the runs above)",
+            extra=alone,
         ),
         Figure(
             "online Predict through the gateway (one hop more)",

@@ -120,9 +120,12 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
         "online Predict: transport ceiling (echo servers, same generator)",
         "online StreamPredict: single-row requests/s on streams",
         "online Predict through the gateway (one hop more)",
+        "online Predict on one predictor (the same load, the pool's others stopped)",
     }
     rate = online["online Predict: single-row requests/s"]
     assert rate["extra"]["errors"] == 0 and rate["extra"]["calls"] > 100
+    alone = online["online Predict on one predictor (the same load, the pool's others stopped)"]
+    assert alone["extra"]["errors"] == 0 and alone["extra"]["calls"] > 100
     assert rate["baseline_name"].startswith("bare predict_proba loop")
     assert rate["extra"]["reference_req_s"] == 1100
     assert rate["extra"]["grpc_echo_ceiling_req_s"] > 0
