@@ -484,10 +484,15 @@ class EmbeddedStack:
         )
 
     def _stop_children(self, timeout: float) -> None:
+        # Trainers first, while the scheduler still folds the hand-backs of
+        # the jobs they were running (a trainer waits for its hand-back to
+        # be folded: services/trainer/runner.py), then the other services,
+        # then nats-server.
         kids = list(self._kids.values())
-        services = [kid.proc for kid in kids if kid.name != "nats"]
+        trainers = [kid.proc for kid in kids if kid.name in self._trainer_names()]
+        services = [kid.proc for kid in kids if kid.name != "nats" and kid.proc not in trainers]
         nats = [kid.proc for kid in kids if kid.name == "nats"]
-        for group in (services, nats):
+        for group in (trainers, services, nats):
             for proc in group:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)

@@ -78,6 +78,10 @@ def test_a_handed_back_job_is_queued_again_and_keeps_its_lost_count():
         0.0,
     )
     assert job.progress_message == "returned to the queue"
+    # a progress report of the handed-back attempt, folded late, changes nothing
+    # (RUNNING again, the next trainer would count the attempt lost)
+    assert apply_event(job, _event(S.JOB_STATE_RUNNING, 1, progress=0.3)) is False
+    assert (job.state, job.progress) == (S.JOB_STATE_QUEUED, 0.0)
     apply_event(job, _event(S.JOB_STATE_RUNNING, 2, lost_attempts=1))
     assert (job.state, job.attempts, job.lost_attempts) == (S.JOB_STATE_RUNNING, 2, 1)
 

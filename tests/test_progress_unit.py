@@ -28,6 +28,8 @@ def test_reports_are_thinned_to_the_newest_one_per_interval():
         await throttle.offer(0.97, "storing")  # waits...
         throttle.close()  # ...and is dropped when the job ends
         await asyncio.sleep(0.3)
+        await throttle.offer(0.99, "late")  # a worker still reporting while it is stopped
+        await asyncio.sleep(0.3)
         assert [m for _, _, m in sent] == ["round 9", "saving"]
 
     asyncio.run(scenario())

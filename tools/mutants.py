@@ -141,7 +141,8 @@ MUTANTS = [
         "                    await self._report(\n                        job,\n                        jobs_pb2.JOB_STATE_QUEUED,\n"
         "                        attempt,\n                        lost,\n"
         '                        progress_message=f"returned to the queue: trainer {self.trainer_id} is shutting down",\n'
-        "                    )\n                    await _settle(msg.nak, delay=HAND_BACK_DELAY_SECONDS)",
+        "                    )\n                    await self._until_handed_back(job, attempt, msg)\n"
+        "                    await _settle(msg.nak, delay=HAND_BACK_DELAY_SECONDS)",
         "                    await _settle(msg.ack)",
         ("tests/test_redelivery.py::test_a_trainer_stopped_with_sigterm_hands_its_job_to_another",),
     ),
@@ -196,6 +197,14 @@ MUTANTS = [
         "        while self.bytes > self.max_bytes:",
         "        while False:",
         ("tests/test_online_predict.py::test_the_model_cache_stays_within_its_byte_bound",),
+    ),
+    Mutant(
+        "late-progress-reopens-handed-back-job",
+        "a progress report folded after a hand-back makes the job RUNNING again (a lost attempt)",
+        "services/scheduler/events.py",
+        "        if event.attempt == job.attempts and job.state == jobs_pb2.JOB_STATE_QUEUED:",
+        "        if False:",
+        ("tests/test_events.py::test_a_handed_back_job_is_queued_again_and_keeps_its_lost_count",),
     ),
     Mutant(
         "predict-calls-to-one-predictor",

@@ -7,7 +7,8 @@ the records' only writer, applies them here. Rules:
   cancelled) is ignored.
 - Events carry their attempt; an attempt older than the record's is stale
   (its trainer lost the job to a redelivery) and its events are ignored, so
-  it can neither end nor rewind the newer attempt.
+  it can neither end nor rewind the newer attempt. Nor can a late progress
+  report of an attempt that was handed back make the job RUNNING again.
 - An event is acked only once its record is written. If the write fails (a
   NATS blip, a KV timeout) the event is naked and comes back, so no
   SUCCEEDED or FAILED is ever lost.
@@ -59,6 +60,12 @@ def apply_event(job: records_pb2.JobRecord, event: bus_pb2.TrainerEvent) -> bool
     job.queue_position = 0
     job.estimated_wait_seconds = 0.0
     if event.state == jobs_pb2.JOB_STATE_RUNNING:
+        if event.attempt == job.attempts and job.state == jobs_pb2.JOB_STATE_QUEUED:
+            # That attempt was handed back (the next one would be numbered
+            # higher): a late progress report of it must not make the job
+            # look RUNNING again, which the next trainer would count as an
+            # attempt lost with a dead trainer.
+            return False
         if event.attempt > job.attempts:  # a new attempt starts
             job.attempts = event.attempt
             job.start_time.CopyFrom(event.time)

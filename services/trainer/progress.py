@@ -7,8 +7,10 @@ cost more CPU than the fit (bench: "CPU per job outside the fit"), and a
 watcher cannot read ten updates a second anyway. So a report waits until
 `interval` seconds have passed since the last one went out (the job's
 RUNNING report counts as one), and only the newest waiting report is sent:
-the latest stage is always shown, at most `interval` late. Nothing waiting
-is sent once the job ends: its terminal report says more.
+the latest stage is always shown, at most `interval` late. Nothing is sent
+once the attempt ends (the job ended, was cancelled or handed back): its
+own report says more, and a RUNNING report after a hand-back would put the
+record back to RUNNING.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ class ProgressThrottle:
         self._last = time.monotonic()  # the RUNNING report just sent
         self._waiting: tuple[float, str] | None = None
         self._timer: asyncio.Task | None = None
+        self._closed = False
 
     async def offer(self, fraction: float, message: str) -> None:
         """A new report: sent now if the interval has passed, else later."""
+        if self._closed:
+            return
         self._waiting = (fraction, message)
         if self._timer is not None:
             return  # the timer sends the newest
@@ -57,7 +62,9 @@ class ProgressThrottle:
             await self._send(*waiting)
 
     def close(self) -> None:
-        """The job ended: drop what waits (its terminal report follows)."""
+        """The attempt ended: drop what waits and take no more (its own
+        report follows)."""
+        self._closed = True
         self._waiting = None
         if self._timer is not None:
             self._timer.cancel()
