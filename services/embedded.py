@@ -485,9 +485,8 @@ class EmbeddedStack:
 
     def _stop_children(self, timeout: float) -> None:
         # Trainers first, while the scheduler still folds the hand-backs of
-        # the jobs they were running (a trainer waits for its hand-back to
-        # be folded: services/trainer/runner.py), then the other services,
-        # then nats-server.
+        # the jobs they were running, then the other services, then
+        # nats-server.
         kids = list(self._kids.values())
         trainers = [kid.proc for kid in kids if kid.name in self._trainer_names()]
         services = [kid.proc for kid in kids if kid.name != "nats" and kid.proc not in trainers]

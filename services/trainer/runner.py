@@ -64,13 +64,9 @@ log = logging.getLogger(__name__)
 # record, then publishes) is given this long before it is dropped as a
 # message without a job.
 RECORD_WAIT_SECONDS = 5.0
-# A job handed back on shutdown is returned to the stream once the scheduler
-# has folded the hand-back (the record no longer says RUNNING), waiting at
-# most HAND_BACK_FOLD_SECONDS: a trainer that read a record still RUNNING
-# would count a lost attempt (a fixed delay alone was not enough on a busy
-# machine). It is redelivered after HAND_BACK_DELAY_SECONDS, by when the
-# trainer handing it back has stopped taking messages.
-HAND_BACK_FOLD_SECONDS = 5.0
+# A job handed back on shutdown is redelivered after this delay, so the
+# scheduler has folded the hand-back before another trainer reads the record
+# (which would otherwise still say RUNNING: a lost attempt).
 HAND_BACK_DELAY_SECONDS = 1.0
 # After a worker died, the job comes back after this delay.
 RETRY_DELAY_SECONDS = 1.0
@@ -331,30 +327,6 @@ class Trainer:
                 return None
             await asyncio.sleep(0.05)
 
-    async def _until_handed_back(self, job: records_pb2.JobRecord, attempt: int, msg: Msg) -> None:
-        """Wait (at most HAND_BACK_FOLD_SECONDS) until the record shows this
-        attempt handed back (no longer RUNNING, or a later attempt), keeping
-        the message ours meanwhile."""
-        give_up = time.monotonic() + HAND_BACK_FOLD_SECONDS
-        while time.monotonic() < give_up:
-            try:
-                found = await get_record(self.jobs, job.tenant, job.id, records_pb2.JobRecord)
-            except TRANSIENT:
-                pass  # read again
-            else:
-                if found is None:
-                    return  # deleted: nothing to wait for
-                record = found[0]
-                if record.state != jobs_pb2.JOB_STATE_RUNNING or record.attempts != attempt:
-                    return
-            await _settle(msg.in_progress)
-            await asyncio.sleep(0.1)
-        log.warning(
-            "job %s: its hand-back was not folded in %.0f s; returning it to the queue anyway",
-            job.id,
-            HAND_BACK_FOLD_SECONDS,
-        )
-
     def _take_extra_cores(self, waiting: int) -> int:
         """More cores for this job if they are free and no other job waits
         (`waiting`: jobs behind this one when it was delivered, from the
@@ -493,7 +465,6 @@ class Trainer:
                         lost,
                         progress_message=f"returned to the queue: trainer {self.trainer_id} is shutting down",
                     )
-                    await self._until_handed_back(job, attempt, msg)
                     await _settle(msg.nak, delay=HAND_BACK_DELAY_SECONDS)
                     return
                 if timeout and time.monotonic() - started > timeout:
