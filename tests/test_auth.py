@@ -28,12 +28,11 @@ from fityard.v1 import (
 from services.common.api_keys import mint
 from services.embedded import EmbeddedStack
 from tests.support.exposure import start_exposed
-from tests.support.jobs import wait_for_state
+from tests.support.jobs import long_fit, wait_for_state
 
 pytestmark = pytest.mark.stack
 
 WAIT = 120
-LONG = {"max_iter": 3000, "early_stopping": False}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +62,7 @@ def world(stack, keys, seed_files, tmp_path_factory):
         train = b.upload(seed_files["train"])
         fit = b.fit(train, max_iter=5).wait(timeout=WAIT)
         predict = b.predict(fit, b.upload(seed_files["test"])).wait(timeout=WAIT)
-        running = wait_for_state(b.fit(train, priority="batch", **LONG), "RUNNING")
+        running = wait_for_state(long_fit(b, train.id, priority="batch"), "RUNNING")
         yield {"dataset": train.id, "fit": fit.id, "predict": predict.id, "running": running}
         b.cancel_all()
 

@@ -13,12 +13,12 @@ import pytest
 
 from fityard import Client, FailedPrecondition, NotFound
 from services.embedded import EmbeddedStack
+from tests.support.jobs import long_fit
 
 pytestmark = pytest.mark.stack
 
 WAIT = 180
 QUICK = {"max_iter": 5}
-LONG = {"max_iter": 400, "early_stopping": False}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_a_deleted_dataset_is_gone_from_the_store_the_lists_and_admission(stack,
 
 def test_a_dataset_a_live_job_uses_is_kept_until_the_job_ends(client, seed_files):
     dataset = client.upload(seed_files["train"])
-    job = client.fit(dataset, **LONG)
+    job = long_fit(client, dataset.id)
     with pytest.raises(FailedPrecondition) as refused:
         client.delete_dataset(dataset)
     assert f"jobs/{job.id}" in refused.value.message
@@ -96,7 +96,7 @@ def test_deleting_jobs_frees_their_outputs(stack, client, seed_files):
 
 def test_a_job_not_ended_or_a_model_in_use_is_not_deleted(stack, client, seed_files):
     train = client.upload(seed_files["train"])
-    running = client.fit(train, **LONG)
+    running = long_fit(client, train.id)
     with pytest.raises(FailedPrecondition) as refused:
         client.delete_job(running)
     assert "cancel it first" in refused.value.message

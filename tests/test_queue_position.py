@@ -11,11 +11,11 @@ import pytest
 
 from fityard import Client, InvalidArgument
 from services.embedded import EmbeddedStack
+from tests.support.jobs import long_fit
 
 pytestmark = pytest.mark.stack
 
 WAIT = 180
-LONG = {"max_iter": 3000, "early_stopping": False}
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +56,9 @@ def test_queued_jobs_show_their_place_and_wait_and_move_up(client, seed_files):
     train = client.upload(seed_files["train"])
     # One batch job runs to the end first: the queue's typical run is known.
     client.fit(train, max_iter=20, priority="batch").wait(timeout=WAIT)
-    running = client.fit(train, priority="batch", **LONG)
+    running = long_fit(client, train.id, priority="batch")
     _until(lambda: running.refresh().state == "RUNNING")
-    queued = [client.fit(train, priority="batch", **LONG) for _ in range(3)]
+    queued = [long_fit(client, train.id, priority="batch") for _ in range(3)]
 
     places = _until(
         lambda: (

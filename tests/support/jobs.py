@@ -17,11 +17,17 @@ from services.common.config import DEFAULT_TENANT
 from services.common.records import encode, get_record
 from services.internal.v1 import records_pb2
 
+# Thousands of boosting rounds without early stopping, each a small step
+# (a fit stops by itself once its trees have nothing left to learn, which a
+# few thousand rounds at the default rate reach in a second on a fast
+# machine): minutes of work on any machine, so it is still running when
+# the test acts on it, and the test ends it (cancel) when it is done with it.
+LONG_FIT = {"max_iter": 100_000, "early_stopping": "false", "learning_rate": 0.001}
 
-def long_fit(client: Client, dataset_id: str) -> Job:
-    """Thousands of boosting rounds without early stopping: minutes of work,
-    so it is still running when the test acts on it."""
-    return client.fit(dataset_id, max_iter=100_000, early_stopping="false", learning_rate=0.001)
+
+def long_fit(client: Client, dataset_id: str, **params) -> Job:
+    """A fit that runs until it is cancelled, for all a test can tell (LONG_FIT)."""
+    return client.fit(dataset_id, **{**LONG_FIT, **params})
 
 
 def wait_for_state(job: Job, state: str, timeout: float = 60.0) -> Job:
