@@ -15,7 +15,7 @@ CHECKOV := .venv-checkov
 demo: $(VENV)/.installed  ## the seed workflow on an embedded stack
 	$(BIN)/fityard demo
 
-test: $(VENV)/.installed-bench $(SCHEMAS)/node_modules/.installed $(CHECKOV)/.installed  ## the whole test suite (includes a quick run of the benchmarks)
+test: $(VENV)/.installed $(SCHEMAS)/node_modules/.installed $(CHECKOV)/.installed  ## the whole test suite (includes a smoke run of the benchmarks' code)
 	$(BIN)/pytest
 
 mutants: $(VENV)/.installed  ## break core behaviours on purpose; every breakage must fail the tests

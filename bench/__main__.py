@@ -50,10 +50,52 @@ class Sizes:
     toy_repeats: int  # a toy fit alone and behind a long fit (fityard)
     online_seconds: float  # single-row Predict calls, each repetition
     online_repeats: int
+    many_trainers: int  # the smallest job again on a stack with this many trainers
+    ceiling_fits: int  # in-process fits the cores' ceiling is measured on
+    warm_up: float  # seconds of in-process fits before the ceiling is measured
 
 
-FULL = Sizes(100, 100_000, 20, (64 * MiB, 1024 * MiB), 1000, 300, 5, 600, 20.0, 100, 5, 3, 45.0, 3)
-QUICK = Sizes(5, 4_000, 4, (8 * MiB,), 30, 20, 2, 3000, 2.0, 10, 2, 1, 3.0, 1)
+FULL = Sizes(
+    dispatch_fits=100,
+    seed_rows=100_000,
+    concurrent_fits=20,
+    transfer_bytes=(64 * MiB, 1024 * MiB),
+    scale_jobs=1000,
+    smallest_jobs=300,
+    tracing_rounds=5,
+    long_rounds=600,
+    control_seconds=20.0,
+    control_fits=100,
+    fit_repeats=5,
+    toy_repeats=3,
+    online_seconds=45.0,
+    online_repeats=3,
+    many_trainers=8,
+    ceiling_fits=100,
+    warm_up=1.5,
+)
+# `--quick`: a smoke test of the bench code (the suite runs it), not figures:
+# every measurement runs and reports, at sizes that take seconds, without
+# the peers. Its figures mean nothing; `make bench` is where figures live.
+QUICK = Sizes(
+    dispatch_fits=3,
+    seed_rows=1_000,
+    concurrent_fits=2,
+    transfer_bytes=(1 * MiB,),
+    scale_jobs=6,
+    smallest_jobs=6,
+    tracing_rounds=2,  # both orders of the alternation
+    long_rounds=300,
+    control_seconds=0.3,
+    control_fits=2,
+    fit_repeats=1,
+    toy_repeats=1,
+    online_seconds=0.3,
+    online_repeats=1,
+    many_trainers=3,
+    ceiling_fits=10,
+    warm_up=0.2,
+)
 # Figures with a goal are the median of this many repetitions, spread shown.
 REPEATS = 3
 
@@ -299,7 +341,7 @@ def run_fityard(
                         )
                     ),
                 )
-    many = FityardPeer(work / "fityard-8", trainers=8)
+    many = FityardPeer(work / f"fityard-{sizes.many_trainers}", trainers=sizes.many_trainers)
     with many:
         _smallest_job(run, many, files, sizes, baselines)
 
@@ -515,7 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog="python -m bench soak [--jobs N] [--kill-every S] ...: the reliability soak (see its --help)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="small sizes: checks the suite works (about 2 min)"
+        "--quick",
+        action="store_true",
+        help="a smoke test of the bench code: tiny sizes, no peers, every figure (under a minute)",
     )
     parser.add_argument(
         "--out", default="bench-results.json", help="where to write the JSON results"
@@ -551,8 +595,10 @@ def main(argv: list[str] | None = None) -> int:
             return _report(run, info, sizes, {}, args.out)
         run.say("baselines: JetStream round trip, bare fits")
         js = [s * 1000 for s in jetstream_round_trips(sizes.dispatch_fits)]
-        tiny_per_core, _ = in_process(files["tiny"], 50)
-        smallest_per_core, smallest_cpu = in_process(files["smallest"], 100)
+        tiny_per_core, _ = in_process(files["tiny"], sizes.ceiling_fits // 2, sizes.warm_up)
+        smallest_per_core, smallest_cpu = in_process(
+            files["smallest"], sizes.ceiling_fits, sizes.warm_up
+        )
         baselines = {
             "jetstream_p50_ms": percentile(js, 50),
             "jetstream_p95_ms": percentile(js, 95),
@@ -577,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             ),
         )
-        if not args.skip_peers:
+        if not (args.skip_peers or args.quick):
             run_peers(run, files, sizes, baselines, work)
         run.figures.extend(against_ray(run.figures))
 

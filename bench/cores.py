@@ -44,16 +44,18 @@ def smallest_job(path: Path) -> Path:
     return path
 
 
-def in_process(train_path: Path, fits: int) -> tuple[float, float]:
+def in_process(train_path: Path, fits: int, warm_up: float = 1.5) -> tuple[float, float]:
     """(fits/s, CPU seconds per fit) of ml.fit one after another on one
-    thread, in this process, Parquet read and model written included."""
+    thread, in this process, Parquet read and model written included, after
+    `warm_up` seconds of the same fits (the first fits of a process run
+    slower)."""
     from threadpoolctl import threadpool_limits
 
     import ml
 
     with tempfile.TemporaryDirectory(prefix="bench-cores-") as tmp, threadpool_limits(1):
         model = Path(tmp) / "m.joblib"
-        warm_until = time.perf_counter() + 1.5  # the first fits of a process run slower
+        warm_until = time.perf_counter() + warm_up
         while time.perf_counter() < warm_until:
             ml.fit(train_path, model, params=TINY_PARAMS)
         cpu, started = own_cpu_seconds(), time.perf_counter()

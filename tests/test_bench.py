@@ -1,9 +1,11 @@
-"""The benchmark suite runs and reports every figure (quick sizes).
+"""The benchmark suite's code runs and reports every figure: `python -m
+bench --quick`, a smoke test at tiny sizes without the peers (RQ, Ray).
 
-Speed goals are not asserted here (they live in `make bench`'s table); this
-checks that the suite measures fityard and both peers, reports each figure
-with its same-run baseline, and that the scale run lost no job.
-"""
+Speed goals are not asserted here and the smoke's figures mean nothing
+(they live in `make bench`'s table, which also runs the peers); this checks
+that every measurement of fityard runs, reports its figure with its
+same-run baseline, and that no job was lost. How figures are held against
+Ray's is checked on given figures, in the unit tier."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from tools.gen_protos import ROOT
 pytestmark = pytest.mark.stack
 
 
-@pytest.mark.timeout(900)  # the subprocess's own limit, not the suite-wide 300 s
+@pytest.mark.timeout(300)  # the subprocess's own limit
 def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     out = tmp_path / "results.json"
     result = subprocess.run(
@@ -28,42 +30,36 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=240,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["failures"] == []
     figures = report["figures"]
     seen = {(f["benchmark"].split(":")[0], f["system"]) for f in figures}
-    for system in ["fityard (defaults)", "RQ, 1 worker(s)", "Ray"]:
-        for benchmark in [
-            "dispatch latency p50",
-            "dispatch latency p95",
-            "fit overhead (seed fit end to end)",
-            "concurrency",
-            "toy fit behind a long fit (end to end)",
-        ]:
-            assert (benchmark, system) in seen, (benchmark, system)
-    assert ("concurrency", "RQ, 2 worker(s)") in seen
-    # Ray on every row fityard is held to against it (issue 13)
-    assert ("scale", "Ray") in seen
-    against = {f["benchmark"] for f in figures if f["baseline_name"] == "Ray, same run"}
-    assert against == {
-        "dispatch latency p50: fityard against Ray",
-        "dispatch latency p95: fityard against Ray",
-        f"concurrency: {4} fits at once (makespan): fityard against Ray",
-        f"scale: {30} tiny fits at once: fityard against Ray",
-    }
-    # the cores: fityard's CPU per job, with 2 and with 8 trainers
+    for benchmark in [
+        "dispatch latency p50",
+        "dispatch latency p95",
+        "fit overhead (seed fit end to end)",
+        "concurrency",
+        "toy fit behind a long fit (end to end)",
+        "scale",
+    ]:
+        assert (benchmark, "fityard (defaults)") in seen, benchmark
+    # the smoke runs no peer: nothing of RQ's or Ray's, no row against them
+    assert {f["system"] for f in figures if "RQ" in f["system"] or "Ray" in f["system"]} == set()
+    assert not [f for f in figures if f["baseline_name"] == "Ray, same run"]
+    # the cores: fityard's CPU per job, one trainer per core and many more
     smallest = {
         (f["benchmark"].split(": ")[1], f["system"])
         for f in figures
         if f["benchmark"].startswith("smallest job")
     }
+    trainers = (report["machine"]["cores"], report["sizes"]["many_trainers"])
     assert smallest == {
-        (what, system)
+        (what, f"fityard ({n} trainers)")
         for what in ("throughput", "CPU per job outside the fit")
-        for system in ("fityard (2 trainers)", "fityard (8 trainers)")
+        for n in trainers
     }
     # the control plane under load: every watcher saw its job end
     control = {f["benchmark"]: f for f in figures if f["benchmark"].startswith("control plane")}
