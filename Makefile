@@ -10,7 +10,7 @@ SCHEMAS := tools/k8s-schemas
 # checkov in a venv of its own: its pins (boto3, packaging) clash with ours
 CHECKOV := .venv-checkov
 
-.PHONY: demo test bench mutants protos lint format api-release up lock
+.PHONY: demo test bench mutants flake-hunt protos lint format api-release up lock
 
 demo: $(VENV)/.installed  ## the seed workflow on an embedded stack
 	$(BIN)/fityard demo
@@ -20,6 +20,9 @@ test: $(VENV)/.installed $(SCHEMAS)/node_modules/.installed $(CHECKOV)/.installe
 
 mutants: $(VENV)/.installed  ## break core behaviours on purpose; every breakage must fail the tests
 	$(BIN)/python tools/mutants.py
+
+flake-hunt: $(VENV)/.installed $(SCHEMAS)/node_modules/.installed $(CHECKOV)/.installed  ## the stack tests 5 times, 2 with a CPU hog; lists every test that failed once
+	$(BIN)/python tools/flake_hunt.py $(FLAKE_HUNT_ARGS)
 
 bench: $(VENV)/.installed-bench  ## the benchmark suite: prints a table, writes bench-results.json
 	$(BIN)/python -m bench
