@@ -12,7 +12,8 @@ import pytest
 
 from fityard import Client
 from services.embedded import EmbeddedStack
-from tests.support.jobs import job_record, long_fit, wait_for_state
+from tests.support.faults import settle
+from tests.support.jobs import held_in_lane, job_record, long_fit, wait_for_state
 
 pytestmark = pytest.mark.stack
 
@@ -49,7 +50,8 @@ def test_a_toy_fit_starts_before_long_fits_queued_ahead_of_it(tmp_path, seed_fil
         train = client.upload(seed_files["train"])
         running = wait_for_state(long_fit(client, train.id), "RUNNING")
         queued = [long_fit(client, train.id) for _ in range(4)]
-        time.sleep(1.0)  # the other trainer takes one and waits for a core
+        # the other trainer takes one and waits for a core
+        settle(lambda: held_in_lane(stack.nats_url, "default") == 2, 30, "a second long fit held")
         toy = client.fit(train.id, **TOY).wait(timeout=TOY_SECONDS)
         assert toy.state == "SUCCEEDED"
         assert job_record(stack.nats_url, toy.id).trainer_id == "trainer-small"

@@ -16,6 +16,7 @@ from services.common import bus
 from services.common.config import DEFAULT_TENANT
 from services.common.records import encode, get_record
 from services.internal.v1 import records_pb2
+from services.top import take_snapshot
 
 # Thousands of boosting rounds without early stopping, each a small step
 # (a fit stops by itself once its trees have nothing left to learn, which a
@@ -64,6 +65,21 @@ def job_record(nats_url: str, job_id: str, tenant: str = DEFAULT_TENANT) -> reco
             await nc.close()
         assert found is not None, f"no record of {job_id}"
         return found[0]
+
+    return asyncio.run(read())
+
+
+def held_in_lane(nats_url: str, lane: str) -> int:
+    """Jobs of `lane` that trainers hold (fetched, not yet acked: running,
+    or waiting for a core), as JetStream counts them (`fityard top`'s view)."""
+
+    async def read() -> int:
+        nc = await nats.connect(nats_url)
+        try:
+            snapshot = await take_snapshot(nc.jetstream())
+        finally:
+            await nc.close()
+        return sum(found.held for found in snapshot.lanes if found.name == lane)
 
     return asyncio.run(read())
 
