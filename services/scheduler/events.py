@@ -44,6 +44,11 @@ UNKNOWN_JOB_RETRIES = 100
 # The event loop gives up (and the scheduler exits for its supervisor to
 # restart it) after NATS has failed it for this long without a break.
 GIVE_UP_AFTER_SECONDS = 120.0
+# How long one fetch waits for events. A stop waits for the fetch under way
+# (cancelling it could strand events it had taken until their redelivery),
+# so it is short: a stopping scheduler exits within this, not within a
+# second; an idle scheduler asks NATS a few times a second.
+FETCH_WAIT_SECONDS = 0.25
 
 
 class EventLoopFailed(RuntimeError):
@@ -132,7 +137,7 @@ class EventFolder:
         try:
             while not stop.is_set():
                 try:
-                    msgs = await sub.fetch(batch=128, timeout=1.0)
+                    msgs = await sub.fetch(batch=128, timeout=FETCH_WAIT_SECONDS)
                 except asyncio.TimeoutError:
                     failing_since = None
                     continue

@@ -593,9 +593,10 @@ class Trainer:
 # An idle trainer looks at each of its lanes (a pull answered at once when a
 # job waits), then waits this long on its first lane: a small job is taken
 # the moment it arrives, a job of the default lane (seconds of work at
-# least) within this long.
+# least) within this long. A stop waits for the fetch under way, so it is
+# short: an idle trainer stops within it.
 QUICK_LOOK_SECONDS = 0.01
-FIRST_LANE_WAIT_SECONDS = 1.0
+FIRST_LANE_WAIT_SECONDS = 0.25
 
 
 def first_delivery(msg: Msg, job: records_pb2.JobRecord) -> bool:
