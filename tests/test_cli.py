@@ -102,11 +102,11 @@ def test_upload_fit_predict_download(fityard, data, tmp_path):
     assert listed.index(pred_id) < listed.index(fit_id)  # newest first
 
 
-def _watch(stack, job_id: str) -> subprocess.Popen:
+def _watch(stack, job_id: str, timeout: float) -> subprocess.Popen:
     """`fityard watch JOB`, its lines read as they come; bounded by its
     --timeout, should nothing come."""
     return subprocess.Popen(
-        [FITYARD, "watch", job_id, "--timeout", "60"],
+        [FITYARD, "watch", job_id, "--timeout", str(timeout)],
         env={**os.environ, "FITYARD_ADDRESS": stack.address},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -123,7 +123,7 @@ def test_watch_follows_a_job_to_the_end(stack, fityard, data):
             fityard("fit", train_id, "--param", "max_iter=400", "--param", "early_stopping=false")
         ).strip()
         assert job_id.startswith("job_")  # without --wait only the id is printed
-        watch = _watch(stack, job_id)
+        watch = _watch(stack, job_id, 90)
         first = watch.stdout.readline()
     out, err = watch.communicate(timeout=120)
     assert watch.returncode == 0, err
@@ -143,7 +143,7 @@ def test_watch_shows_how_far_a_running_job_has_come(stack, fityard, data):
     train_id = upload(fityard, data / "train.parquet")
     params = [f"{name}={value}" for name, value in LONG_FIT.items()]
     job_id = ok(fityard("fit", train_id, *[a for p in params for a in ("--param", p)])).strip()
-    watch = _watch(stack, job_id)
+    watch = _watch(stack, job_id, 60)
     lines = []
     for line in watch.stdout:  # until a round is shown; --timeout bounds it
         lines.append(line.rstrip("\n"))

@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 
 from fityard import Client, Dataset, FityardError, InvalidArgument, Job, JobFailed, NotFound
 from fityard.v1 import jobs_pb2, jobs_pb2_grpc
+from tests.support.faults import settle
 from tests.support.jobs import cores_taken, long_fit, wait_for_state
 from tests.support.procs import cpu_used, stack_sessions
 
@@ -334,7 +335,9 @@ def test_a_dataframe_uploads_like_a_file(client):
 def test_a_running_job_can_be_cancelled_and_its_fit_stops(client, stack, train_ds, tmp_path):
     job = wait_for_state(long_fit(client, train_ds.id), "RUNNING")
     sessions = stack_sessions(stack)
-    assert cpu_used(sessions, 1.0) > 0.5  # the fit is busy on the trainers' cores
+    # The fit is busy on the trainers' cores: seen within a deadline, as its
+    # worker (at nice 10) may get little CPU for a moment on a loaded machine.
+    settle(lambda: cpu_used(sessions, 1.0) > 0.5, 60, "the fit busy on the trainers' cores")
 
     with pytest.raises(FityardError) as raised:
         client.download(job, tmp_path / "model.joblib")
