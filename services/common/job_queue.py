@@ -37,7 +37,9 @@ async def publish(
     re-publish of a job whose first message was lost; it needs a
     de-duplication id of its own, or JetStream would drop it as a repeat of
     the first for its duplicate window (bus.DUPLICATE_WINDOW_SECONDS)."""
-    task = bus_pb2.JobTask(job=job).SerializeToString()
+    # Only QUEUED jobs are published, with no attempt unfinished: the first
+    # delivery runs as the next attempt without asking (scheduler/attempts.py).
+    task = bus_pb2.JobTask(job=job, first_attempt=job.attempts + 1).SerializeToString()
     msg_id = f"{job.id}.{uuid.uuid4().hex[:8]}" if again else job.id
     subject = subject_of(job)
     # In the job's trace (the submit's span), whoever publishes it.

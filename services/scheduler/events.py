@@ -1,17 +1,13 @@
-"""Folding trainer events into job records.
+"""The scheduler's consumer of trainer events: each is folded into its job's
+record (the rules are attempts.py's, a pure function), then acked.
 
 Trainers never write records; they publish TrainerEvents and the scheduler,
-the records' only writer, applies them here. Rules:
-- A record in a terminal state never changes again, so a late or duplicated
-  event (a redelivered job, a trainer finishing a job the user just
-  cancelled) is ignored.
-- Events carry their attempt; an attempt older than the record's is stale
-  (its trainer lost the job to a redelivery) and its events are ignored, so
-  it can neither end nor rewind the newer attempt. Nor can a late progress
-  report of an attempt that was handed back make the job RUNNING again.
-- An event is acked only once its record is written. If the write fails (a
-  NATS blip, a KV timeout) the event is naked and comes back, so no
-  SUCCEEDED or FAILED is ever lost.
+the records' only writer, applies them here, in stream order (one consumer,
+one event at a time). An event is acked only once its record is written. If
+the write fails (a NATS blip, a KV timeout) the event is naked and comes
+back, so no end of a job is ever lost; such a retried event may then be
+folded after a later event of its job (a hand-back after the next start:
+one attempt counted lost that was not, never a wrong result).
 """
 
 from __future__ import annotations
@@ -26,12 +22,13 @@ from nats.aio.msg import Msg
 
 from fityard.v1 import jobs_pb2
 from services.common import bus, tracing
-from services.common.jobs import TERMINAL_STATES, state_name
+from services.common.jobs import state_name
 from services.common.logs import job_context
 from services.common.retry import TRANSIENT, retrying
 from services.internal.v1 import bus_pb2, records_pb2
 
 from . import metrics
+from .attempts import Change, apply_event, failure_reason
 from .context import SchedulerContext
 from .fit_cache import FitCache
 from .store import update_job
@@ -55,66 +52,6 @@ class EventLoopFailed(RuntimeError):
     """The event loop cannot go on; the scheduler must stop serving."""
 
 
-def apply_event(job: records_pb2.JobRecord, event: bus_pb2.TrainerEvent) -> bool:
-    """Apply `event` to `job` in place; False if it changes nothing."""
-    if job.state in TERMINAL_STATES or event.attempt < job.attempts:
-        return False
-    job.lost_attempts = max(job.lost_attempts, event.lost_attempts)
-    # Its place in the queue is the queue board's to set while it waits
-    # (queue_board.py); any event means a trainer has it.
-    job.queue_position = 0
-    job.estimated_wait_seconds = 0.0
-    if event.state == jobs_pb2.JOB_STATE_RUNNING:
-        if event.attempt == job.attempts and job.state == jobs_pb2.JOB_STATE_QUEUED:
-            # That attempt was handed back (the next one would be numbered
-            # higher): a late progress report of it must not make the job
-            # look RUNNING again, which the next trainer would count as an
-            # attempt lost with a dead trainer.
-            return False
-        if event.attempt > job.attempts:  # a new attempt starts
-            job.attempts = event.attempt
-            job.start_time.CopyFrom(event.time)
-        job.state = jobs_pb2.JOB_STATE_RUNNING
-        job.trainer_id = event.trainer_id
-        if event.cores:
-            job.cores = event.cores
-        job.progress = event.progress
-        job.progress_message = event.progress_message
-        if event.rows:
-            job.rows = event.rows
-        return True
-    if event.state == jobs_pb2.JOB_STATE_QUEUED:
-        # The attempt ended without ending the job: back in the queue.
-        job.attempts = event.attempt
-        job.state = jobs_pb2.JOB_STATE_QUEUED
-        job.progress = 0.0
-        job.progress_message = event.progress_message
-        job.cores = 0
-        return True
-    if event.state in TERMINAL_STATES:
-        job.attempts = event.attempt
-        job.state = event.state
-        job.end_time.CopyFrom(event.time)
-        job.error = event.error
-        job.progress_message = event.progress_message
-        job.trainer_id = event.trainer_id or job.trainer_id
-        if event.rows:
-            job.rows = event.rows
-        del job.outputs[:]
-        job.outputs.extend(event.outputs)
-        if event.state == jobs_pb2.JOB_STATE_SUCCEEDED:
-            job.progress = 1.0
-            job.output_attempt = event.attempt
-            del job.features[:]
-            job.features.extend(event.features)
-            if job.kind == jobs_pb2.JOB_KIND_FIT:
-                job.model_sha256 = event.model_sha256
-                job.metrics.CopyFrom(event.metrics)
-        return True
-    log.warning("ignoring event with state %s for %s", event.state, event.job_id)
-    return False
-
-
 class EventFolder:
     """Consumes the EVENTS stream and folds each event into its record."""
 
@@ -124,6 +61,7 @@ class EventFolder:
         self.janitor = ctx.janitor
         self.live = ctx.live
         self.cache = FitCache(ctx)
+        self.max_attempts = ctx.config.max_attempts
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fold events until `stop` is set. Transient NATS errors are waited
@@ -168,21 +106,22 @@ class EventFolder:
             log.error("dropping an event that is not a TrainerEvent on %s", msg.subject)
             await _settle(msg.ack)
             return
-        changed: list[bool] = []
+        changes: list[Change] = []
         attempts_before: list[int] = []
 
         def mutate(job: records_pb2.JobRecord) -> bool:
             attempts_before[:] = [job.attempts]
-            changed[:] = [apply_event(job, event)]
-            return changed[0]
+            changes[:] = [apply_event(job, event, self.max_attempts)]
+            return changes[0] is not Change.NONE
 
+        kind = event.WhichOneof("kind")
         try:
             job = await update_job(self.jobs, event.tenant, event.job_id, mutate)
         except Exception as exc:  # noqa: BLE001 - any failure to write: the event comes back
             delay = min(0.1 * 2**msg.metadata.num_delivered, 10.0)
             log.warning(
-                "could not apply %s event of %s (%s); retrying in %.1f s",
-                event.state,
+                "could not apply the %s event of %s (%s); retrying in %.1f s",
+                kind,
                 event.job_id,
                 exc,
                 delay,
@@ -196,20 +135,35 @@ class EventFolder:
                 await _settle(msg.nak, delay=0.05)
                 return
             log.warning("dropping an event of %s: no such job", event.job_id)
-        elif changed[0] and job.state in TERMINAL_STATES:
+        else:
+            await self._after(job, event, changes[0], attempts_before[0])
+        await _settle(msg.ack)
+
+    async def _after(
+        self, job: records_pb2.JobRecord, event: bus_pb2.TrainerEvent, change: Change, before: int
+    ) -> None:
+        """What follows a fold besides the record: metrics, the live-job
+        counts, the followers of a cached fit, stray outputs removed."""
+        if change is Change.ENDED:
             log.info("job %s ended: %s", job.id, state_name(job.state))
-            metrics.ended(job, event.failure_reason)
+            metrics.ended(job, failure_reason(job, event))
             self.live.ended(job)
             self.janitor.job_ended(job)
             await self.cache.settle_followers(job)
-        elif changed[0] and job.state == jobs_pb2.JOB_STATE_RUNNING:
-            metrics.started(job, attempts_before[0])
+        elif change is Change.STARTED:
+            metrics.started(job, before)
             self.live.started(job)
-        elif changed[0] and job.state == jobs_pb2.JOB_STATE_QUEUED:
+        elif change is Change.REQUEUED:
             self.live.handed_back(job)
-        elif not changed[0] and event.outputs and event.attempt != job.attempts:
-            self.janitor.attempt_ignored(event.tenant, event.job_id, event.attempt, event.outputs)
-        await _settle(msg.ack)
+        elif change is Change.NONE and event.WhichOneof("kind") == "succeeded":
+            if not (
+                job.state == jobs_pb2.JOB_STATE_SUCCEEDED and job.output_attempt == event.attempt
+            ):
+                # Outputs of an attempt that does not count (a stale one, or
+                # one that ended after a cancel): nobody will read them.
+                self.janitor.attempt_ignored(
+                    event.tenant, event.job_id, event.attempt, event.succeeded.outputs
+                )
 
 
 def _traced(msg: Msg):

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from services.internal.v1 import records_pb2 as services_dot_internal_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eservices/internal/v1/bus.proto\x12\x14services.internal.v1\x1a\x15\x66ityard/v1/jobs.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"services/internal/v1/records.proto\"L\n\x07JobTask\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.services.internal.v1.JobRecordJ\x04\x08\x02\x10\x03R\rmodel_attempt\"\xa2\x03\n\x0cTrainerEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.fityard.v1.JobState\x12\x10\n\x08progress\x18\x04 \x01(\x01\x12\x18\n\x10progress_message\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12&\n\x07outputs\x18\x07 \x03(\x0e\x32\x15.fityard.v1.JobOutput\x12\x0c\n\x04rows\x18\x08 \x01(\x03\x12\x12\n\ntrainer_id\x18\t \x01(\t\x12\x0f\n\x07\x61ttempt\x18\n \x01(\x05\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ores\x18\x0c \x01(\x05\x12\x15\n\rlost_attempts\x18\r \x01(\x05\x12\x16\n\x0e\x66\x61ilure_reason\x18\x0e \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x0f \x03(\t\x12\x14\n\x0cmodel_sha256\x18\x10 \x01(\t\x12\'\n\x07metrics\x18\x11 \x01(\x0b\x32\x16.fityard.v1.FitMetricsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eservices/internal/v1/bus.proto\x12\x14services.internal.v1\x1a\x15\x66ityard/v1/jobs.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"services/internal/v1/records.proto\"c\n\x07JobTask\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.services.internal.v1.JobRecord\x12\x15\n\rfirst_attempt\x18\x03 \x01(\x05J\x04\x08\x02\x10\x03R\rmodel_attempt\"\xa0\x05\n\x0cTrainerEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x12\n\ntrainer_id\x18\t \x01(\t\x12\x0f\n\x07\x61ttempt\x18\n \x01(\x05\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x07started\x18\x14 \x01(\x0b\x32$.services.internal.v1.AttemptStartedH\x00\x12\x39\n\x08progress\x18\x15 \x01(\x0b\x32%.services.internal.v1.AttemptProgressH\x00\x12>\n\x0bhanded_back\x18\x16 \x01(\x0b\x32\'.services.internal.v1.AttemptHandedBackH\x00\x12>\n\x0bworker_died\x18\x17 \x01(\x0b\x32\'.services.internal.v1.AttemptWorkerDiedH\x00\x12\x37\n\tsucceeded\x18\x18 \x01(\x0b\x32\".services.internal.v1.JobSucceededH\x00\x12\x31\n\x06\x66\x61iled\x18\x19 \x01(\x0b\x32\x1f.services.internal.v1.JobFailedH\x00\x12\x37\n\tcancelled\x18\x1a \x01(\x0b\x32\".services.internal.v1.JobCancelledH\x00\x42\x06\n\x04kindJ\x04\x08\x03\x10\tJ\x04\x08\x0c\x10\x12R\x05stateR\x10progress_messageR\x05\x65rrorR\x07outputsR\x04rowsR\x05\x63oresR\rlost_attemptsR\x0e\x66\x61ilure_reasonR\x08\x66\x65\x61turesR\x0cmodel_sha256R\x07metrics\"b\n\x0e\x41ttemptStarted\x12\x30\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1e.services.internal.v1.Delivery\x12\r\n\x05\x63ores\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"4\n\x0f\x41ttemptProgress\x12\x10\n\x08\x66raction\x18\x01 \x01(\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\"$\n\x11\x41ttemptHandedBack\x12\x0f\n\x07message\x18\x01 \x01(\t\"\"\n\x11\x41ttemptWorkerDied\x12\r\n\x05\x65rror\x18\x01 \x01(\t\"\xa6\x01\n\x0cJobSucceeded\x12&\n\x07outputs\x18\x01 \x03(\x0e\x32\x15.fityard.v1.JobOutput\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x04 \x03(\t\x12\x14\n\x0cmodel_sha256\x18\x05 \x01(\t\x12\'\n\x07metrics\x18\x06 \x01(\x0b\x32\x16.fityard.v1.FitMetrics\"*\n\tJobFailed\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x0e\n\x0cJobCancelledb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,7 +35,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'services.internal.v1.bus_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOBTASK']._serialized_start=148
-  _globals['_JOBTASK']._serialized_end=224
-  _globals['_TRAINEREVENT']._serialized_start=227
-  _globals['_TRAINEREVENT']._serialized_end=645
+  _globals['_JOBTASK']._serialized_end=247
+  _globals['_TRAINEREVENT']._serialized_start=250
+  _globals['_TRAINEREVENT']._serialized_end=922
+  _globals['_ATTEMPTSTARTED']._serialized_start=924
+  _globals['_ATTEMPTSTARTED']._serialized_end=1022
+  _globals['_ATTEMPTPROGRESS']._serialized_start=1024
+  _globals['_ATTEMPTPROGRESS']._serialized_end=1076
+  _globals['_ATTEMPTHANDEDBACK']._serialized_start=1078
+  _globals['_ATTEMPTHANDEDBACK']._serialized_end=1114
+  _globals['_ATTEMPTWORKERDIED']._serialized_start=1116
+  _globals['_ATTEMPTWORKERDIED']._serialized_end=1150
+  _globals['_JOBSUCCEEDED']._serialized_start=1153
+  _globals['_JOBSUCCEEDED']._serialized_end=1319
+  _globals['_JOBFAILED']._serialized_start=1321
+  _globals['_JOBFAILED']._serialized_end=1363
+  _globals['_JOBCANCELLED']._serialized_start=1365
+  _globals['_JOBCANCELLED']._serialized_end=1379
 # @@protoc_insertion_point(module_scope)

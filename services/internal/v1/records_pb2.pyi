@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JobRecord(_message.Message):
-    __slots__ = ("id", "kind", "state", "dataset_id", "model_id", "params", "create_time", "start_time", "end_time", "attempts", "progress", "progress_message", "error", "outputs", "rows", "lost_attempts", "timeout_seconds", "lane", "tenant", "trainer_id", "cores", "request_id", "model_attempt", "output_attempt", "traceparent", "features", "cached_from", "model_source_id", "followers", "model_sha256", "queue_position", "estimated_wait_seconds", "metrics", "probabilities")
+    __slots__ = ("id", "kind", "state", "dataset_id", "model_id", "params", "create_time", "start_time", "end_time", "attempts", "progress", "progress_message", "error", "outputs", "rows", "lost_attempts", "timeout_seconds", "lane", "tenant", "trainer_id", "cores", "request_id", "model_attempt", "output_attempt", "traceparent", "features", "cached_from", "model_source_id", "followers", "model_sha256", "queue_position", "estimated_wait_seconds", "metrics", "probabilities", "delivery")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,7 @@ class JobRecord(_message.Message):
     ESTIMATED_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: _jobs_pb2.JobKind
     state: _jobs_pb2.JobState
@@ -81,7 +82,16 @@ class JobRecord(_message.Message):
     estimated_wait_seconds: float
     metrics: _jobs_pb2.FitMetrics
     probabilities: bool
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_jobs_pb2.JobKind, str]] = ..., state: _Optional[_Union[_jobs_pb2.JobState, str]] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., params: _Optional[_Union[_jobs_pb2.FitParams, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[_jobs_pb2.JobOutput, str]]] = ..., rows: _Optional[int] = ..., lost_attempts: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., lane: _Optional[str] = ..., tenant: _Optional[str] = ..., trainer_id: _Optional[str] = ..., cores: _Optional[int] = ..., request_id: _Optional[str] = ..., model_attempt: _Optional[int] = ..., output_attempt: _Optional[int] = ..., traceparent: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., cached_from: _Optional[str] = ..., model_source_id: _Optional[str] = ..., followers: _Optional[_Iterable[str]] = ..., model_sha256: _Optional[str] = ..., queue_position: _Optional[int] = ..., estimated_wait_seconds: _Optional[float] = ..., metrics: _Optional[_Union[_jobs_pb2.FitMetrics, _Mapping]] = ..., probabilities: _Optional[bool] = ...) -> None: ...
+    delivery: Delivery
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_jobs_pb2.JobKind, str]] = ..., state: _Optional[_Union[_jobs_pb2.JobState, str]] = ..., dataset_id: _Optional[str] = ..., model_id: _Optional[str] = ..., params: _Optional[_Union[_jobs_pb2.FitParams, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., outputs: _Optional[_Iterable[_Union[_jobs_pb2.JobOutput, str]]] = ..., rows: _Optional[int] = ..., lost_attempts: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., lane: _Optional[str] = ..., tenant: _Optional[str] = ..., trainer_id: _Optional[str] = ..., cores: _Optional[int] = ..., request_id: _Optional[str] = ..., model_attempt: _Optional[int] = ..., output_attempt: _Optional[int] = ..., traceparent: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., cached_from: _Optional[str] = ..., model_source_id: _Optional[str] = ..., followers: _Optional[_Iterable[str]] = ..., model_sha256: _Optional[str] = ..., queue_position: _Optional[int] = ..., estimated_wait_seconds: _Optional[float] = ..., metrics: _Optional[_Union[_jobs_pb2.FitMetrics, _Mapping]] = ..., probabilities: _Optional[bool] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("stream_sequence", "count")
+    STREAM_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    stream_sequence: int
+    count: int
+    def __init__(self, stream_sequence: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class DatasetRecord(_message.Message):
     __slots__ = ("id", "name", "size_bytes", "sha256", "rows", "columns", "create_time", "tenant")
