@@ -56,8 +56,8 @@ from tools.faults import fault_env, stored_outputs
 from .measure import percentile
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
-# The trainer's message when a job's runs died FITYARD_MAX_ATTEMPTS times
-# (services/trainer/runner.py, _give_up).
+# The message of a job whose runs died FITYARD_MAX_ATTEMPTS times
+# (services/scheduler/attempts.py, _give_up).
 KILLED_TOO_OFTEN = re.compile(r"stopped \d+ time\(s\) by the death of the process")
 # What the bad jobs must fail with (ml/model.py). Their data passes
 # admission (its schema is fine) and fails in the trainer on its values:

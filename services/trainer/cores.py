@@ -17,6 +17,9 @@ hours).
 flock(2) locks die with their process, so a crashed trainer frees its cores.
 Without a leases directory (one trainer per container) a trainer simply uses
 its whole thread budget.
+
+`take_cores` is the policy: which cores a job is given, and how long it
+waits for them.
 """
 
 from __future__ import annotations
@@ -24,10 +27,56 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from services.common.config import SMALL_LANE
+
 POLL_SECONDS = 0.01
+# The longest a small job waits for a core that small jobs hold.
+SMALL_JOB_CORE_WAIT_SECONDS = 5.0
+
+
+async def take_cores(
+    cores: CoreLeases | AllCores,
+    lane: str,
+    *,
+    waiting: int,
+    max_threads: int,
+    heartbeat: Callable[[], Awaitable[None]],
+    every: float,
+    give_up: Callable[[], bool],
+) -> int:
+    """Take cores for a job of `lane`; return how many it runs on (its
+    threads), 0 if `give_up()` came true first (the job stays QUEUED while
+    it waits). `waiting`: jobs queued behind it when it was delivered;
+    `heartbeat` is called every `every` seconds of waiting."""
+    cores.lane = lane
+    if lane == SMALL_LANE:
+        # A small job takes a free core; with none free it waits while only
+        # small jobs hold them (one ends within moments), at most
+        # SMALL_JOB_CORE_WAIT_SECONDS, and otherwise runs single-threaded
+        # beside the jobs holding them (seconds of oversubscription, rather
+        # than waiting hours behind a long fit that holds them).
+        if not cores.try_take_free(1) and cores.all_held_for(SMALL_LANE):
+            give_up_at = time.monotonic() + SMALL_JOB_CORE_WAIT_SECONDS
+            await cores.take_one(
+                heartbeat,
+                every,
+                give_up=lambda: (
+                    give_up()
+                    or time.monotonic() >= give_up_at
+                    or not cores.all_held_for(SMALL_LANE)
+                ),
+            )
+        return 0 if give_up() else 1
+    if not await cores.take_one(heartbeat, every, give_up=give_up):
+        return 0
+    # A lone job gets every free core; jobs queued behind it mean they run
+    # side by side, one core each (from the message's own metadata: no
+    # extra request).
+    return 1 + (cores.try_take_free(max_threads - 1) if waiting == 0 else 0)
 
 
 class CoreLeases:
