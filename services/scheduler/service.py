@@ -18,7 +18,7 @@ from services.common.tracing import current_traceparent
 from services.internal.v1 import records_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 from . import metrics
-from .admission import Admission
+from .admission import Admission, Admitted
 from .context import SchedulerContext
 from .deletion import Deletion
 from .fit_cache import CACHED, FitCache, cache_key, cacheable
@@ -55,21 +55,52 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
 
     @errors.handle_errors
     async def SubmitJob(self, request, context):
+        """Admit, record, then queue: the record is what makes the job
+        accepted (a publish that fails is done later by reconciliation)."""
         tenant = request.tenant or DEFAULT_TENANT
         admitted = await self.admission.admit(request, tenant)
         self._check_active_quota(tenant)
-        job_id, created = new_record_id(JOBS.id_prefix)
-        if request.request_id:
-            job_id = await self._claim(tenant, request.request_id, job_id)
-            # An earlier submit's job keeps the time its id was made at.
-            created = id_time(job_id) or created
+        job = await self._new_record(request, tenant, admitted)
         # A deterministic fit may be answered by a fit of the same data and
         # parameters (fit_cache.py).
         key = source = None
         if cacheable(request):
             key = cache_key(tenant, admitted.dataset_sha256, request.params)
             source = await retrying(lambda: self.cache.source(key, tenant), "reading the fit cache")
-        job = records_pb2.JobRecord(
+        if source is not None:
+            self.cache.answer(job, source)
+        try:
+            await retrying(
+                lambda: self.jobs.create(bus.record_key(tenant, job.id), encode(job)),
+                f"recording {job.id}",
+                within=10.0,
+            )
+        except KeyWrongLastSequenceError:  # an earlier submit with this request_id recorded it
+            return scheduler_pb2.SubmitJobResponse(
+                job=await self._resubmitted(job.id, tenant, request)
+            )
+        metrics.submitted(job)
+        if job.state == jobs_pb2.JOB_STATE_QUEUED:
+            self.live.submitted(job)
+        if job.cached_from:
+            await self._answered_from_cache(job)
+        else:
+            if key is not None:
+                await retrying(lambda: self.cache.remember(key, job.id), "recording the fit cache")
+            await self._queue(job)
+        return scheduler_pb2.SubmitJobResponse(job=job)
+
+    async def _new_record(
+        self, request: scheduler_pb2.SubmitJobRequest, tenant: str, admitted: Admitted
+    ) -> records_pb2.JobRecord:
+        """The QUEUED record of an admitted submit (an earlier submit's id if
+        it carries the same request_id)."""
+        job_id, created = new_record_id(JOBS.id_prefix)
+        if request.request_id:
+            job_id = await self._claim(tenant, request.request_id, job_id)
+            # An earlier submit's job keeps the time its id was made at.
+            created = id_time(job_id) or created
+        return records_pb2.JobRecord(
             id=job_id,
             kind=request.kind,
             state=jobs_pb2.JOB_STATE_QUEUED,
@@ -89,33 +120,18 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             # This call's server span (tracing on): the job's trace.
             traceparent=current_traceparent(),
         )
-        if source is not None:
-            self.cache.answer(job, source)
-        try:
-            await retrying(
-                lambda: self.jobs.create(bus.record_key(tenant, job.id), encode(job)),
-                f"recording {job.id}",
-                within=10.0,
-            )
-        except KeyWrongLastSequenceError:  # an earlier submit with this request_id recorded it
-            return scheduler_pb2.SubmitJobResponse(
-                job=await self._resubmitted(job.id, tenant, request)
-            )
-        metrics.submitted(job)
-        if job.state == jobs_pb2.JOB_STATE_QUEUED:
-            self.live.submitted(job)
-        if job.cached_from:
-            with job_context(job.id):
-                log.info("fit %s answered by the fit cache: %s", job.id, job.cached_from)
-            if job.state == jobs_pb2.JOB_STATE_SUCCEEDED:
-                metrics.ended(job, CACHED)
-            else:  # reconciliation finishes this if it fails
-                await retrying(lambda: self.cache.follow(job), f"waiting on {job.cached_from}")
-            return scheduler_pb2.SubmitJobResponse(job=job)
-        if key is not None:
-            await retrying(lambda: self.cache.remember(key, job.id), "recording the fit cache")
-        # The record is what makes the job accepted: if publishing fails even
-        # after retries, the scheduler's reconciliation queues it later.
+
+    async def _answered_from_cache(self, job: records_pb2.JobRecord) -> None:
+        with job_context(job.id):
+            log.info("fit %s answered by the fit cache: %s", job.id, job.cached_from)
+        if job.state == jobs_pb2.JOB_STATE_SUCCEEDED:
+            metrics.ended(job, CACHED)
+        else:  # reconciliation finishes this if it fails
+            await retrying(lambda: self.cache.follow(job), f"waiting on {job.cached_from}")
+
+    async def _queue(self, job: records_pb2.JobRecord) -> None:
+        """Publish the recorded job; if that fails even after retries, the
+        scheduler's reconciliation queues it later."""
         with job_context(job.id):
             try:
                 await job_queue.publish(self.js, job, within=SUBMIT_PUBLISH_SECONDS)
@@ -123,8 +139,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
                 log.error(
                     "could not queue %s yet (%s); it will be queued by reconciliation", job.id, exc
                 )
-            log.info("queued %s job %s for tenant %s", kind_name(job.kind), job.id, tenant)
-        return scheduler_pb2.SubmitJobResponse(job=job)
+            log.info("queued %s job %s for tenant %s", kind_name(job.kind), job.id, job.tenant)
 
     def _check_active_quota(self, tenant: str) -> None:
         limit = self.config.quota_active_jobs
