@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 # How often the record is read while a claim waits (doubling to the most).
 FIRST_LOOK_SECONDS = 0.005
 MOST_LOOK_SECONDS = 0.1
+# A trainer told to stop waits this much longer for an answer, then hands
+# the message back unanswered (the scheduler is down: an accepted claim no
+# one runs then counts as one lost attempt at the next claim).
+STOPPING_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Verdict:
     """The scheduler's answer: run as attempt `number`, or not (`why`)."""
 
     number: int = 0
-    why: str = ""  # "ended" or "superseded" when number is 0
+    why: str = ""  # "ended", "superseded" or "stopping" when number is 0
 
 
 async def verdict(
@@ -49,15 +53,21 @@ async def verdict(
     delivery: records_pb2.Delivery,
     heartbeat: Callable[[], Awaitable[None]],
     every: float,
+    stop: asyncio.Event,
 ) -> Verdict:
     """Wait until the record answers the claim of `delivery`, heartbeating
     the message every `every` seconds meanwhile (the scheduler may be
-    restarting)."""
+    restarting); if `stop` is set, at most STOPPING_WAIT_SECONDS more."""
     look, beat = FIRST_LOOK_SECONDS, time.monotonic() + every
+    stopping_since = None
     while True:
         answer = await _answer(jobs, job, delivery)
         if answer is not None:
             return answer
+        if stop.is_set():
+            stopping_since = stopping_since or time.monotonic()
+            if time.monotonic() - stopping_since > STOPPING_WAIT_SECONDS:
+                return Verdict(why="stopping")
         await asyncio.sleep(look)
         look = min(look * 2, MOST_LOOK_SECONDS)
         if time.monotonic() >= beat:

@@ -206,7 +206,7 @@ class Trainer:
                 return endings.ended_elsewhere()
             if not threads:
                 return endings.not_started()  # shutting down before it started
-            if (ending := await self._start(attempt, threads)) is not None:
+            if (ending := await self._start(attempt, threads, stop)) is not None:
                 return ending
             if verify is not None:
                 await verify
@@ -229,7 +229,7 @@ class Trainer:
             give_up=lambda: self._cancel.is_set() or stop.is_set(),
         )
 
-    async def _start(self, attempt: Attempt, threads: int) -> Ending | None:
+    async def _start(self, attempt: Attempt, threads: int, stop: asyncio.Event) -> Ending | None:
         """Report the start. A first delivery runs as its task's first
         attempt; a redelivery claims its number and waits for the
         scheduler's answer. None to go on, else how it ended."""
@@ -245,13 +245,10 @@ class Trainer:
                 attempt.delivery,
                 attempt.heartbeat,
                 self.config.heartbeat_seconds,
+                stop,
             )
             if not answer.number:
-                return (
-                    endings.superseded()
-                    if answer.why == "superseded"
-                    else endings.ended_elsewhere()
-                )
+                return _unanswered[answer.why]()
             attempt.number = answer.number
         log.info(
             "running %s job %s (attempt %d, %d threads)",
@@ -307,6 +304,13 @@ class Trainer:
             log.info("job %s ended before it started here: stopping it", job.id)
             self._cancel.set()
 
+
+# A claim the scheduler did not accept, by why (claims.Verdict).
+_unanswered = {
+    "ended": endings.ended_elsewhere,
+    "superseded": endings.superseded,
+    "stopping": endings.not_started,
+}
 
 # An idle trainer looks at each of its lanes (a pull answered at once when a
 # job waits), then waits this long on its first lane: a small job is taken
