@@ -55,23 +55,10 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
             return await self._upload(request_iterator, context)
 
     async def _upload(self, request_iterator, context) -> datasets_pb2.UploadResponse:
+        """Check the header, stream the file into the store while checking
+        it, then keep it: one copy per content, recorded, or nothing."""
         tenant = tenant_of(context)
-        first = await self.transfers.first_message(request_iterator)
-        if first is None or first.WhichOneof("payload") != "header":
-            raise errors.invalid_argument(
-                "header",
-                "the first message must carry the header (name, optional size_bytes and sha256); chunks follow",
-            )
-        header = first.header
-        if not header.name:
-            raise errors.invalid_argument(
-                "header.name", "is required, e.g. the file name 'train.parquet'"
-            )
-        if header.size_bytes < 0 or header.size_bytes > self.gw.config.max_upload_bytes:
-            raise errors.invalid_argument(
-                "header.size_bytes",
-                f"{header.size_bytes} is outside 0..{self.gw.config.max_upload_bytes} (FITYARD_MAX_UPLOAD_BYTES)",
-            )
+        header = self._header(await self.transfers.first_message(request_iterator))
         stored = await quotas.stored_bytes(self.gw.datasets, tenant)
         quotas.check_stored_bytes(self.gw.config, tenant, stored, header.size_bytes)
         dataset_id, created = new_record_id(DATASETS.id_prefix)
@@ -85,16 +72,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         info = await self.transfers.receive(
             key, _file_chunks(request_iterator), checker.feed, checker.finish
         )
-        try:
-            # Is the client still there to be told? gRPC ends the request
-            # stream the same way when it drops a message over the size
-            # limit (fityard.limits.MAX_MESSAGE_BYTES; the client is told
-            # RESOURCE_EXHAUSTED) as when the client has sent everything;
-            # an operation on the call tells them apart.
-            await context.send_initial_metadata(())
-        except BaseException:
-            self.transfers.discard(key)
-            raise
+        await self._client_still_there(context, key)
         existing = await self.gw.digests.find(tenant, info.sha256)
         if existing is not None:  # these bytes are stored already: keep one copy
             await asyncio.to_thread(self.gw.store.delete, key)
@@ -118,26 +96,63 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
             create_time=created,
             tenant=tenant,
         )
+        return datasets_pb2.UploadResponse(dataset=public_dataset(await self._record(record, key)))
+
+    async def _client_still_there(self, context, key: str) -> None:
+        """Raise (and drop what was stored) if the client is gone. gRPC ends
+        the request stream the same way when it drops a message over the
+        size limit (fityard.limits.MAX_MESSAGE_BYTES; the client is told
+        RESOURCE_EXHAUSTED) as when the client has sent everything; an
+        operation on the call tells them apart."""
+        try:
+            await context.send_initial_metadata(())
+        except BaseException:
+            self.transfers.discard(key)
+            raise
+
+    def _header(self, first: datasets_pb2.UploadRequest | None) -> datasets_pb2.UploadHeader:
+        """The upload's header, checked before any of the file is read."""
+        if first is None or first.WhichOneof("payload") != "header":
+            raise errors.invalid_argument(
+                "header",
+                "the first message must carry the header (name, optional size_bytes and sha256); chunks follow",
+            )
+        header = first.header
+        if not header.name:
+            raise errors.invalid_argument(
+                "header.name", "is required, e.g. the file name 'train.parquet'"
+            )
+        if header.size_bytes < 0 or header.size_bytes > self.gw.config.max_upload_bytes:
+            raise errors.invalid_argument(
+                "header.size_bytes",
+                f"{header.size_bytes} is outside 0..{self.gw.config.max_upload_bytes} (FITYARD_MAX_UPLOAD_BYTES)",
+            )
+        return header
+
+    async def _record(
+        self, record: records_pb2.DatasetRecord, key: str
+    ) -> records_pb2.DatasetRecord:
+        """Record the stored file as a dataset; the dataset that counts (an
+        upload of the same bytes at the same moment may have won)."""
+        tenant, dataset_id = record.tenant, record.id
         try:
             await self.gw.datasets.create(record_key(tenant, dataset_id), encode(record))
         except Exception:
             await asyncio.to_thread(self.gw.store.delete, key)  # leave nothing half-recorded
             raise
-        winner = await self.gw.digests.claim(tenant, info.sha256, dataset_id)
+        winner = await self.gw.digests.claim(tenant, record.sha256, dataset_id)
         if winner is not None:  # the same bytes were uploaded at the same time
             await self.gw.datasets.delete(record_key(tenant, dataset_id))
             await asyncio.to_thread(self.gw.store.delete, key)
-            return datasets_pb2.UploadResponse(
-                dataset=public_dataset(await self.gw.dataset_record(tenant, winner))
-            )
+            return await self.gw.dataset_record(tenant, winner)
         log.info(
             "stored dataset %s (%s, %d bytes, %d rows)",
             dataset_id,
-            header.name,
-            info.size,
-            checker.rows,
+            record.name,
+            record.size_bytes,
+            record.rows,
         )
-        return datasets_pb2.UploadResponse(dataset=public_dataset(record))
+        return record
 
     @errors.handle_errors
     async def GetDataset(self, request, context):
