@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import joblib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -47,6 +46,7 @@ from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import type_of_target
 
+from ml import artifact
 from ml.columns import TARGET, check_prediction_columns, check_training_columns, near_target
 from ml.messages import DataError, bounded, count, name_list, quoted
 from ml.params import validate_params
@@ -125,6 +125,7 @@ class FitSummary:
     n_iter: int  # boosting rounds fitted (fewer than max_iter after early stopping)
     fit_seconds: float  # wall seconds of the estimator's fit alone
     model_bytes: int  # size of the saved model file
+    model_sha256: str  # its SHA-256 (hex): what loading it from elsewhere checks (ml.artifact)
     validation: Validation | None  # None when no rows were held out
 
 
@@ -142,7 +143,8 @@ def fit(
     max_classes: int | None = MAX_CLASSES,
 ) -> FitSummary:
     """Fit a HistGradientBoostingClassifier on the Parquet file `train_path`
-    (target column `y`, every other column a feature) and save it with joblib.
+    (target column `y`, every other column a feature) and save it to
+    `model_path` (ml.artifact.save; the summary has the file's digest).
 
     `params` are HistGradientBoostingClassifier keyword arguments (see
     ml.params.to_sklearn_kwargs). `progress(fraction, message)` is called at
@@ -179,7 +181,7 @@ def fit(
         validation = _score(model, X_val, y_val, split)
 
     report(0.95, "saving the model")
-    joblib.dump(model, model_path)
+    saved = artifact.save(model, model_path)
     return FitSummary(
         rows=len(X),
         features=list(X.columns),
@@ -187,7 +189,8 @@ def fit(
         feature_types=_feature_types(model, train_path),
         n_iter=int(model.n_iter_),
         fit_seconds=fit_seconds,
-        model_bytes=Path(model_path).stat().st_size,
+        model_bytes=saved.size,
+        model_sha256=saved.sha256,
         validation=validation,
     )
 
@@ -199,12 +202,20 @@ def predict(
     progress: Progress | None = None,
     *,
     probabilities: bool = False,
+    sha256: str | None = None,
+    name: str = "",
 ) -> PredictSummary:
     """Predict `y` for every row of the Parquet file `data_path` with the
     model saved by `fit`; write Parquet with exactly one column `y`, or with
     `probabilities`, `y` then one float64 column per class (in the model's
     classes_ order) named probability_column(class), holding its
     probability; `y` is then the most probable class, so the two agree.
+
+    A model file from elsewhere (a store) is given the `sha256` its fit
+    recorded (FitSummary.model_sha256), and `name`, the model as the user
+    knows it: it is loaded only if its bytes still hash to that, else
+    ml.artifact.ModelAltered (ml.artifact.load). None: a file of your own,
+    loaded as it is.
 
     Columns are matched by name, so their order does not matter and extra
     columns (including a `y`) are ignored. Raises DataError if a feature the
@@ -214,7 +225,10 @@ def predict(
     """
     report = progress or _no_progress
     report(0.05, "loading the model")
-    model = joblib.load(model_path)
+    if sha256 is None:
+        model = artifact.read(model_path)
+    else:
+        model = artifact.load(model_path, sha256, name)
     names = _probability_columns(model.classes_) if probabilities else []  # before any work
     report(0.10, "reading prediction data")
     df = _read_parquet(data_path, "prediction data")
@@ -224,7 +238,7 @@ def predict(
     if probabilities:
         each = model.predict_proba(X)
         predictions = pd.DataFrame(each, columns=names)
-        predictions.insert(0, TARGET, _most_probable(model, each))
+        predictions.insert(0, TARGET, artifact.most_probable(model.classes_, each))
     else:
         predictions = pd.DataFrame({TARGET: model.predict(X)})
 
@@ -237,7 +251,7 @@ def predict_frame(
     model: HistGradientBoostingClassifier, df: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray]:
     """(labels, probabilities) for the rows of `df`, for a model already
-    loaded (joblib.load of fit's file): a row's label is its most probable
+    loaded (ml.artifact.load of fit's file): a row's label is its most probable
     class, its probabilities are one per class in model.classes_ order.
 
     For online predictions, on every request: the same checks as `predict`
@@ -247,7 +261,7 @@ def predict_frame(
     """
     X = _prediction_data(df, model, online=True)
     probabilities = model.predict_proba(X)
-    return _most_probable(model, probabilities), probabilities
+    return artifact.most_probable(model.classes_, probabilities), probabilities
 
 
 def probability_column(label) -> str:
@@ -382,14 +396,6 @@ def _categorical(model: HistGradientBoostingClassifier) -> list[bool]:
     if model.is_categorical_ is None:
         return [False] * model.n_features_in_
     return model.is_categorical_.tolist()
-
-
-def _most_probable(model: HistGradientBoostingClassifier, probabilities: np.ndarray) -> np.ndarray:
-    """The class of highest probability per row: what model.predict gives
-    (which decides on the raw scores, so for two probabilities equal to the
-    last bit it may take the other one), without predicting a second time,
-    and always in agreement with the probabilities shown beside it."""
-    return model.classes_[probabilities.argmax(axis=1)]
 
 
 class _Rounds(io.TextIOBase):
