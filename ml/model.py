@@ -97,8 +97,7 @@ def fit(
     max_classes: int | None = MAX_CLASSES,
 ) -> FitSummary:
     """Fit a HistGradientBoostingClassifier on the Parquet file `train_path`
-    (target column `y`, every other column a feature) and save it to
-    `model_path` (ml.artifact.save; the summary has the file's digest).
+    (target column `y`, every other column a feature), saved to `model_path`.
 
     `params` are HistGradientBoostingClassifier keyword arguments (see
     ml.params.to_sklearn_kwargs). `progress(fraction, message)` is called at
