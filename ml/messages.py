@@ -81,6 +81,13 @@ def quoted(name: Any, width: int = NAME_WIDTH) -> str:
     return repr(text if len(text) <= width else text[: max(width - 1, 0)] + "…")
 
 
+def shown(value: Any) -> str:
+    """A value of the user's (a label) in a sentence: its repr, cut like a
+    name, so that 1 and '1' are told apart."""
+    text = repr(value)
+    return text if len(text) <= NAME_WIDTH else text[: NAME_WIDTH - 1] + "…"
+
+
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """ "1 column", "12,345 columns"; `plural` where adding "s" is wrong
     ("classes")."""

@@ -486,7 +486,7 @@ def test_too_many_classes_is_refused_before_fitting(labels, tmp_path, monkeypatc
     reports = []
     # Not even sklearn's type_of_target (it sorts the labels: seconds for millions of them).
     monkeypatch.setattr(
-        "ml.model.type_of_target", lambda y: pytest.fail("type_of_target was called")
+        "ml.checks.type_of_target", lambda y: pytest.fail("type_of_target was called")
     )
     with pytest.raises(ml.DataError) as raised:
         ml.fit(

@@ -100,15 +100,15 @@ def test_only_features_fitted_as_categorical_are_typed_category(tmp_path):
 
 def test_the_fit_seconds_are_the_fit_alone(tmp_path, monkeypatch):
     """Reading the data and saving the model are not counted."""
-    import ml.model
+    import ml.artifact
 
-    dump = ml.model.joblib.dump
+    dump = ml.artifact.joblib.dump
 
     def slow_dump(*args, **kwargs):
         time.sleep(0.5)
         return dump(*args, **kwargs)
 
-    monkeypatch.setattr(ml.model.joblib, "dump", slow_dump)
+    monkeypatch.setattr(ml.artifact.joblib, "dump", slow_dump)
     summary, _ = fit(mixed_train(), tmp_path, max_iter=3)
     assert 0 < summary.fit_seconds < 0.5
 

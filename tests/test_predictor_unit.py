@@ -1,22 +1,29 @@
 """The predictor's pure parts, without a stack: concurrent requests for a
 model become few predict_proba calls and get exactly their own rows'
 answers; a spoiled request fails alone; the model cache keeps the most
-recently used models within its byte bound."""
+recently used models within its byte bound and loads a model file only as
+its fit saved it."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 from concurrent.futures import ThreadPoolExecutor
 
+import grpc
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ml.messages import DataError
+from services.common.errors import ApiError
 from services.common.labels import to_values
 from services.predictor.batching import Batcher
 from services.predictor.models import Model, ModelCache
+from services.predictor.rows import answer as answer_of
 
 FEATURES = ["a", "b", "c"]
 
@@ -94,3 +101,40 @@ def test_the_cache_drops_the_least_recently_used_to_stay_within_its_bytes(estima
     assert cache.kept() == ["job_a", "job_c"] and cache.bytes == 200
     cache._keep(_model(estimator, "job_d", size=240))
     assert cache.kept() == ["job_d"] and cache.bytes == 240
+
+
+class _Store:
+    """Just what ModelCache._read uses of a store: one object, in chunks."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read_stream(self, key: str):
+        yield from (self.data[i : i + 1000] for i in range(0, len(self.data), 1000))
+
+
+def test_a_model_file_is_loaded_only_as_its_fit_saved_it(estimator):
+    saved = io.BytesIO()
+    joblib.dump(estimator, saved)
+    data = saved.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    loaded, size = ModelCache(None, _Store(data), 1 << 20, None)._read("k", digest, "job_1")
+    assert size == len(data) and loaded.classes_.tolist() == estimator.classes_.tolist()
+
+    altered = ModelCache(None, _Store(data + b"x"), 1 << 20, None)
+    with pytest.raises(ApiError) as refused:
+        altered._read("k", digest, "job_1")
+    assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert refused.value.message.startswith(
+        "the model of jobs/job_1 does not match the checksum recorded when it was trained"
+    )
+    assert "Train the model again" in refused.value.message  # the batch predict's message
+    (violation,) = refused.value.details[0].violations
+    assert (violation.type, violation.subject) == ("MODEL_ALTERED", "jobs/job_1")
+
+
+def test_an_answers_labels_are_what_predict_gives(estimator):
+    X = pd.DataFrame(np.random.default_rng(2).normal(size=(50, 3)), columns=FEATURES)
+    response = answer_of(_model(estimator), estimator.predict_proba(X))
+    labels = [value.number_value for value in response.labels]
+    assert labels == estimator.predict(X).astype(float).tolist()

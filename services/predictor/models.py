@@ -23,8 +23,6 @@ within seconds.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import io
 import logging
 import time
 from collections import OrderedDict
@@ -134,19 +132,17 @@ class ModelCache:
         return model
 
     def _read(self, key: str, expected_sha256: str, model_id: str) -> tuple[Any, int]:
-        """The unpickled model and its file's size (in the executor's thread)."""
-        import joblib
+        """The unpickled model and its file's size (in the executor's thread);
+        FAILED_PRECONDITION MODEL_ALTERED, with ml.artifact's message (the
+        one a batch predict fails with), if the file is not its fit's."""
+        from ml.artifact import ModelAltered, load
 
+        name = JOBS.name(model_id)
         data = b"".join(self.store.read_stream(key))
-        if not expected_sha256 or hashlib.sha256(data).hexdigest() != expected_sha256:
-            # the trainer's worker refuses such a file the same way (worker._check_model)
-            raise errors.failed_precondition(
-                JOBS.name(model_id),
-                "MODEL_ALTERED",
-                f"the model of {JOBS.name(model_id)} does not match the checksum recorded when "
-                "it was trained, so it was not loaded; train the model again and use the new one",
-            )
-        return joblib.load(io.BytesIO(data)), len(data)
+        try:
+            return load(data, expected_sha256, name), len(data)
+        except ModelAltered as exc:
+            raise errors.failed_precondition(name, "MODEL_ALTERED", str(exc)) from None
 
     def _keep(self, model: Model) -> None:
         if model.size > self.max_bytes:

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fityard.v1 import predictions_pb2
+from ml.artifact import most_probable
 from ml.messages import DataError, count, name_list
 from services.common import errors
 
@@ -68,7 +69,7 @@ def answer(model: Model, probabilities: np.ndarray) -> predictions_pb2.PredictRe
     classes = model.class_values
     return predictions_pb2.PredictResponse(
         classes=classes,
-        labels=[classes[i] for i in probabilities.argmax(axis=1).tolist()],
+        labels=most_probable(classes, probabilities),
         probabilities=[
             predictions_pb2.ClassProbabilities(values=row) for row in probabilities.tolist()
         ],
@@ -78,8 +79,7 @@ def answer(model: Model, probabilities: np.ndarray) -> predictions_pb2.PredictRe
 def arrow_answer(model: Model, probabilities: np.ndarray) -> predictions_pb2.PredictResponse:
     """The answer as Arrow IPC: `y` and one `proba_<class>` column per class,
     the columns a batch predict with probabilities writes."""
-    labels = model.estimator.classes_[probabilities.argmax(axis=1)]
-    columns = {"y": labels}
+    columns = {"y": most_probable(model.estimator.classes_, probabilities)}
     columns.update({name: probabilities[:, i] for i, name in enumerate(model.proba_columns)})
     table = pa.table(columns)
     sink = pa.BufferOutputStream()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -34,6 +33,7 @@ from services.common.errors import internal_error
 from services.common.fit_metrics import fit_metrics
 from services.common.jobs import FAILED_INTERNAL, FAILED_INVALID_DATA, FAILED_PROCESS_DIED
 from services.common.lifecycle import die_with_parent
+from services.common.resources import JOBS
 from services.common.scratch import scratch_dir, sweep_dead_scratch
 from services.common.telemetry import flush, setup_tracing
 from services.common.tracing import context_of, tracer
@@ -108,29 +108,6 @@ class Outcome:
     metrics: bytes = b""
 
 
-class ModelAltered(Exception):
-    """The model file in the store is not the one its trainer wrote."""
-
-
-def _check_model(path: Path, expected: str, model_id: str) -> None:
-    """Refuse a model file whose bytes are not the ones its trainer wrote:
-    joblib unpickles it, and a pickle can run any code."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    if not expected or digest.hexdigest() != expected:
-        why = (
-            "has no recorded checksum (it was trained before models were checksummed)"
-            if not expected
-            else "does not match the checksum recorded when it was trained: it was changed in the store"
-        )
-        raise ModelAltered(
-            f"the model of jobs/{model_id} {why}; it was not loaded. Train the model again "
-            "and predict with the new one"
-        )
-
-
 def _run(task: Task, store, progress: Callable[[float, str], None]) -> Outcome:
     """Run one task in the worker; return what the job's record is to get:
     the number of rows processed and, for a fit, the model's feature
@@ -167,32 +144,50 @@ def _run(task: Task, store, progress: Callable[[float, str], None]) -> Outcome:
                 )
             progress(0.97, "storing the model")
             with span("write model", attributes={"fityard.object.key": task.model_key}):
-                written = store.write_file(task.model_key, model_path)
+                store.write_file(task.model_key, model_path)
             return Outcome(
                 ok=True,
                 rows=summary.rows,
                 features=[str(name) for name in summary.features],
-                model_sha256=written.sha256,
+                model_sha256=summary.model_sha256,
                 metrics=fit_metrics(summary).SerializeToString(),
             )
-        predictions_path = Path(tmp) / "predictions.parquet"
-        with span("read model and dataset", attributes={"fityard.object.key": task.dataset_key}):
-            model_path = inputs.enter_context(store.local_copy(task.model_key, dir=tmp))
-            data_path = inputs.enter_context(store.local_copy(task.dataset_key, dir=tmp))
-        _check_model(model_path, task.model_sha256, task.model_id)
-        with span("predict", attributes={"fityard.cores": task.threads}) as predicting:
-            summary = ml.predict(
-                model_path,
-                data_path,
-                predictions_path,
-                progress=progress,
-                probabilities=task.probabilities,
-            )
-            predicting.set_attribute("fityard.rows", summary.rows)
-        progress(0.97, "storing the predictions")
-        with span("write predictions", attributes={"fityard.object.key": task.predictions_key}):
-            store.write_file(task.predictions_key, predictions_path)
-        return Outcome(ok=True, rows=summary.rows)
+        return _predict(task, store, progress, Path(tmp), inputs)
+
+
+def _predict(
+    task: Task,
+    store,
+    progress: Callable[[float, str], None],
+    tmp: Path,
+    inputs: contextlib.ExitStack,
+) -> Outcome:
+    """Run a predict task in `tmp`, its local copies kept on `inputs`. The
+    model file is loaded only if it is the one its fit wrote (the digest
+    the fit recorded, checked by ml.artifact.load), else ModelAltered:
+    joblib unpickles it, and a pickle can run any code."""
+    import ml
+
+    span = tracer.start_as_current_span
+    predictions_path = tmp / "predictions.parquet"
+    with span("read model and dataset", attributes={"fityard.object.key": task.dataset_key}):
+        model_path = inputs.enter_context(store.local_copy(task.model_key, dir=tmp))
+        data_path = inputs.enter_context(store.local_copy(task.dataset_key, dir=tmp))
+    with span("predict", attributes={"fityard.cores": task.threads}) as predicting:
+        summary = ml.predict(
+            model_path,
+            data_path,
+            predictions_path,
+            progress=progress,
+            probabilities=task.probabilities,
+            sha256=task.model_sha256,
+            name=JOBS.name(task.model_id),
+        )
+        predicting.set_attribute("fityard.rows", summary.rows)
+    progress(0.97, "storing the predictions")
+    with span("write predictions", attributes={"fityard.object.key": task.predictions_key}):
+        store.write_file(task.predictions_key, predictions_path)
+    return Outcome(ok=True, rows=summary.rows)
 
 
 def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_pid: int) -> None:
@@ -230,6 +225,7 @@ def _serve(conn: Connection, store, tracing: bool, pools) -> None:
     """Run the tasks the trainer sends until it goes away; `pools` is the
     process's threadpoolctl.ThreadpoolController."""
     import ml
+    from ml.artifact import ModelAltered
 
     while True:
         try:
