@@ -59,7 +59,7 @@ TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 # The message of a job whose runs died FITYARD_MAX_ATTEMPTS times
 # (services/scheduler/attempts.py, _give_up).
 KILLED_TOO_OFTEN = re.compile(r"stopped \d+ time\(s\) by the death of the process")
-# What the bad jobs must fail with (ml/model.py). Their data passes
+# What the bad jobs must fail with (ml/checks.py). Their data passes
 # admission (its schema is fine) and fails in the trainer on its values:
 # one class in y; text in a feature trained on numbers.
 EXPECTED_ERRORS = {
