@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import shutil
 import subprocess
 import sys
@@ -57,9 +58,20 @@ def _code(node: ast.AST) -> str:
     return ast.unparse(node)
 
 
+@functools.lru_cache
+def _normal(code: str) -> str:
+    """`code` as ast.unparse writes it, so a selector may be written as the
+    file has it (`"running"` or `'running'`, wrapped or not)."""
+    return ast.unparse(ast.parse(textwrap.dedent(code).strip()))
+
+
+def _is(node: ast.AST, code: str) -> bool:
+    return _code(node) == _normal(code)
+
+
 def _mentions(node: ast.AST, code: str) -> bool:
     """Whether `code` (a name, an attribute, any expression) occurs in `node`."""
-    return any(_code(sub) == code for sub in ast.walk(node) if isinstance(sub, ast.expr))
+    return any(_is(sub, code) for sub in ast.walk(node) if isinstance(sub, ast.expr))
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,7 @@ def call(func: str) -> Selector:
     """The call of `func` (`self._cancel.set`, `validate_params`)."""
     return Selector(
         f"the call to {func}",
-        lambda n, _: n if isinstance(n, ast.Call) and _code(n.func) == func else None,
+        lambda n, _: n if isinstance(n, ast.Call) and _is(n.func, func) else None,
     )
 
 
@@ -86,7 +98,7 @@ def awaited(expression: str) -> Selector:
     """The `await` of `expression` (`attempt.heartbeat()`)."""
     return Selector(
         f"the await of {expression}",
-        lambda n, _: n if isinstance(n, ast.Await) and _code(n.value) == expression else None,
+        lambda n, _: n if isinstance(n, ast.Await) and _is(n.value, expression) else None,
     )
 
 
@@ -111,7 +123,7 @@ def operand(expression: str) -> Selector:
     """The operand `expression` of an `and`/`or`."""
     return Selector(
         f"the operand {expression}",
-        lambda n, p: n if isinstance(p, ast.BoolOp) and _code(n) == expression else None,
+        lambda n, p: n if isinstance(p, ast.BoolOp) and _is(n, expression) else None,
     )
 
 
@@ -119,7 +131,7 @@ def aug_assign(target: str) -> Selector:
     """The augmented assignment (`+=`, ...) to `target`."""
     return Selector(
         f"the augmented assignment to {target}",
-        lambda n, _: n if isinstance(n, ast.AugAssign) and _code(n.target) == target else None,
+        lambda n, _: n if isinstance(n, ast.AugAssign) and _is(n.target, target) else None,
     )
 
 
@@ -128,7 +140,9 @@ def subscript_assign(target: str) -> Selector:
     return Selector(
         f"the assignment to {target}",
         lambda n, _: (
-            n if isinstance(n, ast.Assign) and [_code(t) for t in n.targets] == [target] else None
+            n
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 and _is(n.targets[0], target)
+            else None
         ),
     )
 
@@ -149,7 +163,7 @@ def statement(code: str) -> Selector:
     """The statement whose code is `code` (`return await self._run(...)`)."""
     return Selector(
         f"the statement {code}",
-        lambda n, _: n if isinstance(n, ast.stmt) and _code(n) == code else None,
+        lambda n, _: n if isinstance(n, ast.stmt) and _is(n, code) else None,
     )
 
 
@@ -157,8 +171,8 @@ def argument(func: str, value: str) -> Selector:
     """The positional argument `value` of the call to `func`."""
 
     def pick(n: ast.AST, _) -> ast.AST | None:
-        if isinstance(n, ast.Call) and _code(n.func) == func:
-            found = [a for a in n.args if _code(a) == value]
+        if isinstance(n, ast.Call) and _is(n.func, func):
+            found = [a for a in n.args if _is(a, value)]
             return found[0] if found else None
         return None
 
