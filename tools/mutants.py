@@ -180,10 +180,11 @@ def argument(func: str, value: str) -> Selector:
 
 
 def first_statement() -> Selector:
-    """The function's first statement after its docstring."""
+    """The function's first statement after its docstring (its own, not a
+    nested function's)."""
 
-    def pick(n: ast.AST, p) -> ast.AST | None:
-        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
+    def pick(n: ast.AST, parent) -> ast.AST | None:
+        if parent is None and isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
             body = n.body
             has_doc = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
             return body[1] if has_doc and len(body) > 1 else (None if has_doc else body[0])
@@ -397,7 +398,8 @@ def _function(tree: ast.Module, qualified: str) -> ast.AST:
 
 
 def find(tree: ast.Module, function: str, selector: Selector) -> tuple[ast.AST, dict]:
-    """The one node `selector` picks in `function`, and the parent of every
+    """The one node `selector` picks in `function` (nested functions
+    included: they are part of its code), and the parent of every
     node in the function (an edit may need the statement or BoolOp around
     it). MutantError if it picks none or several."""
     scope = _function(tree, function)
@@ -748,9 +750,10 @@ def main() -> int:
     )
     args = parser.parse_args()
     chosen = [m for m in MUTANTS if not args.names or any(n in m.name for n in args.names)]
+    width = max((len(m.name) for m in chosen), default=0)
     if args.list:
         for m in chosen:
-            print(f"{m.name:28} {m.breaks}")
+            print(f"{m.name:{width}} {m.breaks}")
             for edit in m.edits:
                 print(f"    {edit}")
         return 0
@@ -763,7 +766,7 @@ def main() -> int:
     for mutant in chosen:
         caught, seconds, output = _run(mutant, args.timeout)
         verdict = "caught" if caught else "SURVIVED"
-        print(f"{verdict:9} {mutant.name:28} {seconds:5.0f} s  {mutant.breaks}", flush=True)
+        print(f"{verdict:9} {mutant.name:{width}} {seconds:5.0f} s  {mutant.breaks}", flush=True)
         if not caught:
             survivors.append(mutant)
             print("\n".join("    " + line for line in output.strip().splitlines()[-5:]), flush=True)
