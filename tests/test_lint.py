@@ -1,5 +1,5 @@
 """The code style is checked, not hoped for: ruff's rules (chosen in
-pyproject.toml) and its formatter, and the mutation script's snippets still
+pyproject.toml) and its formatter, and the mutation script's targets still
 matching the code they break (a refactor must carry them along)."""
 
 from __future__ import annotations
