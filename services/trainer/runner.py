@@ -265,7 +265,8 @@ class Trainer:
         )
         watch = Watch(self._cancel, stop, self.config.heartbeat_seconds, self.trainer_id)
         ending = await run_attempt(attempt, self.worker, task, self.jobs, watch)
-        log.info("job %s: %s", attempt.job.id, ending.kind or "stopped")
+        seconds = time.monotonic() - attempt.started
+        log.info("job %s %s in %.2fs", attempt.job.id, ending.kind or "stopped", seconds)
         return ending
 
     async def _ended(self, job: records_pb2.JobRecord) -> Ending | None:
