@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ml.data import make_data
-from services.common.config import usable_cores
+from services.common.config import SCHEMA, usable_cores
 
 from .baselines import bare_fit, jetstream_round_trips
 from .cores import in_process, smallest_job
@@ -374,12 +374,14 @@ def run_fityard_s3(run: Run, work: Path, transfer_files: list[Path]) -> None:
         config = storage_config_for(s3.endpoint, f"bench-{uuid.uuid4().hex[:8]}")
         # The services keep their default part size: the transfer measured is
         # the one a deployment gets.
-        env = {
-            "FITYARD_S3_ENDPOINT": config.endpoint,
-            "FITYARD_S3_ACCESS_KEY": config.access_key,
-            "FITYARD_S3_SECRET_KEY": config.secret_key,
-            "FITYARD_S3_BUCKET": config.bucket,
-        }
+        env = SCHEMA.to_env(
+            {
+                "storage.endpoint": config.endpoint,
+                "storage.access_key": config.access_key,
+                "storage.secret_key": config.secret_key,
+                "storage.bucket": config.bucket,
+            }
+        )
         store = open_store(config)
         from fityard import Client
         from services.embedded import EmbeddedStack

@@ -50,6 +50,7 @@ from pathlib import Path
 
 from fityard import Client, FityardError, JobFailed, JobTimeout
 from ml.data import make_data
+from services.common.config import SCHEMA
 from services.embedded import RESTART_RESET_AFTER, EmbeddedStack
 from tools.faults import fault_env, stored_outputs
 
@@ -463,8 +464,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict:
     files = _soak_data(data_dir / "data", args.rows, args.seed)
     env = fault_env(
         data_dir,
-        FITYARD_ACK_WAIT_SECONDS=str(args.ack_wait),
-        FITYARD_MAX_ATTEMPTS=str(args.max_attempts),
+        **SCHEMA.to_env({"ack_wait_seconds": args.ack_wait, "max_attempts": args.max_attempts}),
     )
     events: list[str] = []
 

@@ -110,11 +110,14 @@ def add_keys(command) -> None:
     )
     p.add_argument("action", choices=["mint"])
     p.add_argument("tenant", help="the tenant the key belongs to, e.g. acme")
+    from services.common.config import SCHEMA
+
+    keys_file = SCHEMA.env("api_keys_file")
     p.add_argument(
         "--file",
-        default=os.environ.get("FITYARD_API_KEYS_FILE") or None,
-        required=not os.environ.get("FITYARD_API_KEYS_FILE"),
-        help="the gateway's keys file (default: $FITYARD_API_KEYS_FILE); created if missing",
+        default=os.environ.get(keys_file) or None,
+        required=not os.environ.get(keys_file),
+        help=f"the gateway's keys file (default: ${keys_file}); created if missing",
     )
 
 

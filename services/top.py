@@ -33,6 +33,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.common import bus
+from services.common.config import SCHEMA
 from services.common.jobs import kind_name, state_name
 from services.common.records import get_record
 from services.internal.v1 import records_pb2
@@ -73,8 +74,9 @@ def nats_url(given: str | None, data_dir: str | Path) -> tuple[str, str]:
         return json.loads(stack_file.read_text())["nats_url"], str(stack_file)
     except (OSError, ValueError, KeyError):
         pass
-    if os.environ.get("FITYARD_NATS_URL"):
-        return os.environ["FITYARD_NATS_URL"], "FITYARD_NATS_URL"
+    variable = SCHEMA.env("nats_url")
+    if os.environ.get(variable):
+        return os.environ[variable], variable
     return DEFAULT_NATS_URL, "the default"
 
 
@@ -223,7 +225,7 @@ async def _run(url: str, source: str, once: bool, interval: float) -> int:
                 reconnect_time_wait=0.1,
                 error_cb=quiet,
                 # the token: in the URL (stack.json's) or FITYARD_NATS_TOKEN
-                token=os.environ.get("FITYARD_NATS_TOKEN") or None,
+                token=os.environ.get(SCHEMA.env("nats_token")) or None,
             ),
             10,
         )

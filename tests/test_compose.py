@@ -19,7 +19,7 @@ import yaml
 
 from services.common.config import Config
 from tests.support import compose as c
-from tests.support.settings import OTEL_SETTINGS, service_settings
+from tests.support.settings import COMPOSE_ONLY, OTEL_SETTINGS, names_in, service_settings
 
 FITYARD = ("scheduler", "gateway", "trainer", "predictor")
 # What a predictor needs beside its model cache (FITYARD_PREDICTOR_CACHE_BYTES):
@@ -201,6 +201,19 @@ def test_every_setting_is_in_compose_and_in_env_example(compose, env):
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" in shared and set(shared) & set(OTEL_SETTINGS)
     for name in FITYARD:
         assert c.service_environment(compose, name, env).keys() >= service_settings()
+
+
+def test_every_fityard_name_in_compose_and_env_example_is_a_setting_or_composes_own():
+    """A renamed or misspelt setting in a deployment file names a variable
+    nothing reads: it fails here, not silently in a customer's rollout."""
+    known = service_settings() | set(COMPOSE_ONLY)
+    for path in (c.COMPOSE_FILE, c.ENV_EXAMPLE):
+        unknown = sorted(names_in(path.read_text()) - known)
+        assert not unknown, f"{path.name} names what no service reads: {unknown}"
+    # compose's own knobs are all interpolated somewhere, and documented
+    text = c.COMPOSE_FILE.read_text()
+    for name in COMPOSE_ONLY:
+        assert "${" + name + ":-" in text and name in c.documented(), name
 
 
 def test_no_secret_is_written_down(compose, env):

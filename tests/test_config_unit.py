@@ -1,7 +1,9 @@
 """Settings from FITYARD_* environment variables (services/common/config.py):
 no settings give a working single machine, every variable reaches its
-setting, and a bad value stops the service with a line naming the variable
-(not a traceback)."""
+setting, a bad value stops the service with a line naming the variable
+(not a traceback), and the schema is the one list of them: each declared
+once, documented in README.md, and every FITYARD_ name the code uses is one
+of them or a name defined elsewhere once (tests/support/settings.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from services.common.config import Config, StorageConfig
-from tests.support.settings import service_settings
+from services.common.config import SCHEMA, Config, StorageConfig
+from services.common.settings import SERVICES
+from tests.support.settings import client_settings, names_in, other_names, service_settings
+from tools import settings_table
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +38,7 @@ def refusal(monkeypatch, **env: str) -> str:
 
 
 def test_no_settings_give_the_documented_defaults():
-    # The defaults are written twice (the dataclass and from_env): they agree.
+    # Derived defaults (the heartbeat's) agree with the dataclass's too.
     assert Config.from_env() == Config()
     assert StorageConfig.from_env() == StorageConfig()
 
@@ -205,3 +211,85 @@ def test_a_nats_url_is_shown_without_its_credentials(url, shown):
     from services.common.bus import redacted
 
     assert redacted(url) == shown
+
+
+def test_the_schema_declares_each_setting_once_with_a_doc_and_its_readers():
+    assert len(SCHEMA.settings) == len(SCHEMA.by_env) == len(SCHEMA.by_attr)
+    for declared in SCHEMA.settings:
+        assert declared.env.startswith("FITYARD_") and declared.env.isupper(), declared.env
+        assert declared.doc and "\n" not in declared.doc, declared.env
+        assert declared.readers and set(declared.readers) <= set(SERVICES), declared.env
+    assert SCHEMA.env("storage.root") == "FITYARD_STORAGE_DIR"
+
+
+# A value other than the default for each setting that needs one of its own
+# (a lane, a choice, s3 with its keys); the heartbeat within the deadline.
+SAMPLES = {
+    "storage.backend": "s3",
+    "trainer_lanes": "small",
+    "log_format": "text",
+    "log_level": "DEBUG",
+    "ack_wait_seconds": 16.0,
+    "heartbeat_seconds": 4.0,
+}
+
+
+def _sample(declared):
+    if declared.attr in SAMPLES:
+        return SAMPLES[declared.attr]
+    default = declared.default
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, int | float):
+        return default * 2 + 1
+    if isinstance(default, Path):
+        return Path("/elsewhere")
+    return f"{declared.attr}-value"
+
+
+def _value(config, attr):
+    for part in attr.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def test_every_setting_reads_back_what_the_schema_renders(monkeypatch):
+    """What `fityard up` relies on: SCHEMA.to_env gives variables that the
+    services read back as the values it was given, for every setting."""
+    samples = {declared.attr: _sample(declared) for declared in SCHEMA.settings}
+    for name, value in SCHEMA.to_env(samples).items():
+        monkeypatch.setenv(name, value)
+    config = Config.from_env()
+    for attr, value in samples.items():
+        assert _value(config, attr) == value, attr
+        assert value != _value(Config(), attr), attr  # the sample proves something
+
+
+def test_an_unknown_setting_is_named_with_the_known_ones():
+    with pytest.raises(KeyError, match="no setting 'nats_uri'; settings: nats_url, "):
+        SCHEMA.to_env({"nats_uri": "nats://x:1"})
+
+
+def test_the_readme_table_is_the_schemas():
+    readme = (ROOT / "README.md").read_text()
+    assert settings_table.with_table(readme) == readme, "run: python tools/settings_table.py"
+    for declared in SCHEMA.settings:
+        assert f"| `{declared.env}` |" in readme, declared.env
+
+
+def test_the_readme_names_the_clients_variables():
+    readme = (ROOT / "README.md").read_text()
+    for name in client_settings():
+        assert f"`{name}`" in readme, name
+
+
+@pytest.mark.parametrize("folder", ["services", "fityard", "tools", "bench"])
+def test_every_fityard_name_in_the_code_is_a_setting_or_defined_once(folder):
+    """A setting renamed in the schema and not in a message, or a typo,
+    names a variable that nothing reads: it fails here."""
+    known = service_settings() | other_names()
+    unknown = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        if "_pb2" not in path.name and (names := names_in(path.read_text()) - known):
+            unknown[str(path.relative_to(ROOT))] = sorted(names)
+    assert not unknown

@@ -27,9 +27,9 @@ import pytest
 import yaml
 
 from services.common import bus
-from services.common.config import Config
+from services.common.config import SCHEMA, Config
 from tests.support import helm
-from tests.support.settings import service_settings
+from tests.support.settings import names_in, service_settings
 
 CHART = helm.CHART
 KEDA_VALIDATOR = helm.ROOT / "tools" / "k8s-schemas" / "validate_keda.mjs"
@@ -573,6 +573,18 @@ def test_every_setting_is_in_the_values_and_no_secret_in_the_config(renders):
     # production reads the credentials from a Secret it does not create
     assert not by_kind(renders["prod"], "Secret").get("fy-fityard-s3")
     assert not by_kind(renders["prod"], "Secret").get("fy-fityard-api-keys")
+
+
+def test_every_fityard_name_in_the_chart_is_a_setting_and_no_secret_is_configured(renders):
+    known = service_settings() | {bus.JOBS_STREAM}
+    for path in sorted(CHART.rglob("*")):
+        if path.is_file() and path.suffix in (".yaml", ".tpl", ".txt", ".md"):
+            unknown = sorted(names_in(path.read_text()) - known)
+            assert not unknown, f"{path.relative_to(CHART)} names what no service reads: {unknown}"
+    secrets = {declared.env for declared in SCHEMA.settings if declared.secret}
+    for name in ("dev", "prod"):
+        config = by_kind(renders[name], "ConfigMap")["fy-fityard"]
+        assert not secrets & config["data"].keys(), name
 
 
 def _secret_refs(docs, component: str) -> set[str]:

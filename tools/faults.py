@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fityard import Job
-from services.common.config import StorageConfig
+from services.common.config import SCHEMA, StorageConfig
 from services.common.keys import output_prefixes
 from services.common.storage import open_store
 from services.embedded import EmbeddedStack
@@ -17,16 +17,18 @@ def fault_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     """Settings that make faults quick to see: a short ack deadline,
     frequent sweeps, a scratch root of the test's own, and trainers that do
     not share cores (a redelivered job starts at once, beside the first)."""
-    env = {
-        "FITYARD_ACK_WAIT_SECONDS": "2",
-        "FITYARD_CORE_LEASES_DIR": "",
-        "FITYARD_SCRATCH_DIR": str(tmp_path / "scratch"),
-        "FITYARD_SWEEP_SECONDS": "1",
-        "FITYARD_STALE_UPLOAD_SECONDS": "2",
-        "FITYARD_RECONCILE_SECONDS": "1",
-        # Trainer workers use one thread, so two jobs fit on two cores.
-        "FITYARD_TRAINER_THREADS": "1",
-    }
+    env = SCHEMA.to_env(
+        {
+            "ack_wait_seconds": 2,
+            "core_leases_dir": "",
+            "scratch_dir": tmp_path / "scratch",
+            "sweep_seconds": 1,
+            "stale_upload_seconds": 2,
+            "reconcile_seconds": 1,
+            # Trainer workers use one thread, so two jobs fit on two cores.
+            "trainer_threads": 1,
+        }
+    )
     env.update(overrides)
     return env
 

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from services.common.config import StorageConfig
+from services.common.config import SCHEMA, StorageConfig
 from services.embedded import free_port
 
 ACCESS_KEY = "testing"
@@ -134,11 +134,13 @@ def storage_config_for(endpoint: str, bucket: str) -> StorageConfig:
 
 def s3_env(config: StorageConfig) -> dict[str, str]:
     """The FITYARD_S3_* settings that point a stack's services at `config`."""
-    return {
-        "FITYARD_S3_ENDPOINT": config.endpoint,
-        "FITYARD_S3_ACCESS_KEY": config.access_key,
-        "FITYARD_S3_SECRET_KEY": config.secret_key,
-        "FITYARD_S3_BUCKET": config.bucket,
-        "FITYARD_S3_SECURE": "false",
-        "FITYARD_S3_PART_SIZE": str(config.part_size),
-    }
+    return SCHEMA.to_env(
+        {
+            "storage.endpoint": config.endpoint,
+            "storage.access_key": config.access_key,
+            "storage.secret_key": config.secret_key,
+            "storage.bucket": config.bucket,
+            "storage.secure": False,
+            "storage.part_size": config.part_size,
+        }
+    )

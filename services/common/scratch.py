@@ -58,11 +58,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import SCHEMA
 from .storage import DEFAULT_STALE_UPLOAD_SECONDS, ObjectStore
 
 log = logging.getLogger(__name__)
 
-SCRATCH_DIR_ENV = "FITYARD_SCRATCH_DIR"
+SCRATCH_DIR_ENV = SCHEMA.env("scratch_dir")
 DEFAULT_SWEEP_SECONDS = 3600.0
 
 _NAME = re.compile(r"^pid-(\d+)-start-(\d+)-ns-(\d+)$")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from nats.js.kv import KeyValue
 
 from services.common import errors
-from services.common.config import Config
+from services.common.config import SCHEMA, Config
 from services.common.records import list_records
 from services.internal.v1 import records_pb2
 
@@ -34,7 +34,7 @@ def check_stored_bytes(config: Config, tenant: str, used: int, adding: int) -> N
     if used + adding > limit:
         raise errors.quota_exceeded(
             tenant,
-            "FITYARD_QUOTA_STORED_BYTES",
+            SCHEMA.env("quota_stored_bytes"),
             limit,
             used + adding,
             f"stored dataset bytes ({used:,} stored + {adding:,} uploaded)",
@@ -46,7 +46,7 @@ def check_shape(config: Config, tenant: str, rows: int, columns: int) -> None:
     if rows > config.quota_dataset_rows:
         raise errors.quota_exceeded(
             tenant,
-            "FITYARD_QUOTA_DATASET_ROWS",
+            SCHEMA.env("quota_dataset_rows"),
             config.quota_dataset_rows,
             rows,
             "rows in one dataset",
@@ -55,7 +55,7 @@ def check_shape(config: Config, tenant: str, rows: int, columns: int) -> None:
     if columns > config.quota_dataset_columns:
         raise errors.quota_exceeded(
             tenant,
-            "FITYARD_QUOTA_DATASET_COLUMNS",
+            SCHEMA.env("quota_dataset_columns"),
             config.quota_dataset_columns,
             columns,
             "columns in one dataset",

@@ -42,6 +42,7 @@ from google.rpc import error_details_pb2
 from opentelemetry import trace
 
 from services.common import errors
+from services.common.config import SCHEMA
 from services.common.storage import ObjectInfo, ObjectNotFound, ObjectStore
 
 from . import metrics
@@ -280,7 +281,7 @@ class Transfers:
             error_details_pb2.QuotaFailure(
                 violations=[
                     error_details_pb2.QuotaFailure.Violation(
-                        subject="FITYARD_MAX_TRANSFERS", description=message
+                        subject=SCHEMA.env("max_transfers"), description=message
                     )
                 ]
             ),

@@ -8,7 +8,7 @@ from nats.js.errors import KeyWrongLastSequenceError
 
 from fityard.v1 import jobs_pb2
 from services.common import bus, errors, job_queue
-from services.common.config import DEFAULT_TENANT
+from services.common.config import DEFAULT_TENANT, SCHEMA
 from services.common.jobs import TERMINAL_STATES, kind_name, state_name
 from services.common.logs import for_job, job_context
 from services.common.records import encode, get_record, id_time, new_record_id, now
@@ -147,7 +147,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         if active >= limit:
             raise errors.quota_exceeded(
                 tenant,
-                "FITYARD_QUOTA_ACTIVE_JOBS",
+                SCHEMA.env("quota_active_jobs"),
                 limit,
                 active + 1,
                 "jobs queued or running",
