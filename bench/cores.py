@@ -79,7 +79,7 @@ def burst(client: Client, dataset_id: str, jobs: int) -> tuple[float, list[str]]
 
 def stack_processes(stack) -> list[int]:
     """Every process of an embedded stack: its children and their workers."""
-    return descendants([proc.pid for _, proc in stack._children])  # noqa: SLF001
+    return descendants([stack.pid(name) for name in stack.names()])
 
 
 def measure_scale(

@@ -66,15 +66,76 @@ def add_up(command) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from services.embedded import serve
+    """Run the stack in the foreground until Ctrl-C or SIGTERM, restarting
+    any child that dies (reported on stderr), keeping its jobs' traces for
+    `fityard trace`."""
+    import signal
+    import threading
 
-    return serve(
+    from services.common.config import usable_cores
+    from services.embedded import EmbeddedStack, StackError
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = EmbeddedStack(
+        args.data_dir,
         port=args.port,
-        data_dir=args.data_dir,
         trainers=args.trainers,
-        predictors=args.predictors,
+        predictors=args.predictors or usable_cores(),
         storage=args.storage,
+        supervise=True,
+        report=_print_to_stderr,
+        keep_traces=True,
+        metrics=True,
+        express_trainer=True,
     )
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print_up(stack)
+    while not stop.wait(0.5):
+        pass
+    stack.stop()
+    print("fityard stopped", flush=True)
+    return 0
+
+
+def _print_up(stack) -> None:
+    """What `fityard up` says once it serves: where, with what, how to reach
+    the predictors, and whether calls need API keys."""
+    from fityard.client import PREDICT_ADDRESS_ENV
+    from services.common.config import SCHEMA
+    from services.embedded import STACK_FILE
+
+    print(
+        f"fityard is up at localhost:{stack.port} ({stack.trainers} trainer(s) and one for small "
+        f"jobs, {stack.storage} store, "
+        f"data and logs in {stack.data_dir}, ports and metrics in {stack.data_dir / STACK_FILE}); "
+        "Ctrl-C to stop",
+        flush=True,
+    )
+    print(
+        f"online predictions through the gateway, or straight to the {stack.predictors} "
+        f"predictor(s) at {stack.predict_address} (Client(predict_address=...), "
+        f"{PREDICT_ADDRESS_ENV})",
+        flush=True,
+    )
+    keys_env = SCHEMA.env("api_keys_file")
+    keys = os.environ.get(keys_env)
+    print(
+        f"API keys from {keys}: every call needs one (fityard keys mint TENANT)"
+        if keys
+        else "running open, without API keys: anyone on this machine can call it, as tenant "
+        f"'default' (set {keys_env} to require keys)",
+        flush=True,
+    )
+
+
+def _print_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 # -- top -------------------------------------------------------------------------

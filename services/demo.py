@@ -4,7 +4,7 @@ It writes the seed data, uploads it, fits (showing the fit's held-out
 score), predicts, downloads and checks the accuracy on the held-out labels,
 predicts a few rows online (no job: the predictor pool answers at once),
 then shows what a user is told for the two bad files. It runs against the stack at --address if one answers, else
-starts a throwaway embedded stack (services/embedded.py) and stops it at the
+starts a throwaway embedded stack (services/embedded/) and stops it at the
 end. Everything it does to fityard goes through the public SDK
 (`from fityard import ...`), as a user's script would.
 """

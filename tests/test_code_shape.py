@@ -17,6 +17,8 @@ JOB_PATH = (
     "services/scheduler",
     "services/trainer",
     "ml",
+    # and what runs them all on one machine (`fityard up`, every stack test)
+    "services/embedded",
 )
 
 

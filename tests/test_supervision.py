@@ -20,8 +20,7 @@ import pandas as pd
 import pytest
 
 from fityard import Client, FityardError
-from services import embedded
-from services.embedded import EmbeddedStack, free_port
+from services.embedded import EmbeddedStack, free_port, supervisor
 
 pytestmark = pytest.mark.stack
 
@@ -272,7 +271,7 @@ def test_a_killed_trainer_is_restarted_with_backoff_while_the_stack_keeps_servin
 def test_backoff_doubles_for_a_child_that_keeps_dying_and_resets_once_it_stays_up(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(embedded, "RESTART_RESET_AFTER", 3.0)
+    monkeypatch.setattr(supervisor, "RESTART_RESET_AFTER", 3.0)
     reports: list[str] = []
     with EmbeddedStack(
         tmp_path, trainers=1, predictors=1, supervise=True, report=reports.append

@@ -115,7 +115,7 @@ def refused_for_the_cap(error: grpc.RpcError) -> bool:
 
 
 def gateway_pid(stack: EmbeddedStack) -> int:
-    return dict(stack._children)["gateway"].pid
+    return stack.pid("gateway")
 
 
 def objects_root(stack: EmbeddedStack) -> Path:

@@ -24,7 +24,7 @@ from .metrics import RpcMetrics
 from .telemetry import grpc_server_interceptors
 
 # Set by a supervisor that wants its services to die with it (`fityard up`:
-# fityard/embedded.py): the supervisor's pid.
+# services/embedded/): the supervisor's pid.
 PARENT_PID_ENV = "FITYARD_PARENT_PID"
 
 

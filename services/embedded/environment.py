@@ -1,0 +1,104 @@
+"""The environment each child of the stack starts with.
+
+The services read only FITYARD_* settings (services/common/config.py), so
+what the stack tells them is written through the schema (SCHEMA.to_env):
+a setting renamed there is renamed here too. The caller's own environment
+and the stack's `env` come on top of, or under, what the stack chooses as
+they did before the package (see service_env).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from services.common.config import SCHEMA, SMALL_LANE
+from services.common.runtime import PARENT_PID_ENV
+
+# The services are importable from this checkout or installed package.
+_ROOT = str(Path(__file__).resolve().parents[2])
+
+_OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def otlp_endpoint_set(environ: Mapping[str, str]) -> bool:
+    """Whether traces are sent elsewhere already (then the stack keeps none)."""
+    return any(environ.get(name) for name in _OTLP_ENDPOINTS)
+
+
+def service_env(
+    *,
+    settings: Mapping[str, object],
+    span_receiver_port: int | None,
+    extra_env: Mapping[str, str],
+) -> dict[str, str]:
+    """The environment shared by the service children: this process's, the
+    stack's `settings` (attribute path -> value, through the schema), the
+    trace exporter's when the stack keeps traces, text logs unless asked
+    otherwise, then `extra_env` over everything."""
+    env = os.environ.copy()
+    env.update(SCHEMA.to_env(settings))
+    env["PYTHONUNBUFFERED"] = "1"
+    # The services die with this process (supervisor.NATS_PARENT_DEATH_SIGNAL).
+    env[PARENT_PID_ENV] = str(os.getpid())
+    if span_receiver_port is not None:
+        env.update(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{span_receiver_port}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                # Spans reach `fityard trace` within a second of ending.
+                "OTEL_BSP_SCHEDULE_DELAY": "500",
+            }
+        )
+    # Text logs in <data_dir>/logs (their stderr is a file, so they would
+    # default to JSON): people read these files, and tests and bench/
+    # parse their lines. FITYARD_LOG_FORMAT=json (environment or `env`)
+    # asks for JSON lines instead.
+    env.setdefault(SCHEMA.env("log_format"), "text")
+    env.update(extra_env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, env.get("PYTHONPATH")]))
+    return env
+
+
+def stack_settings(
+    *,
+    nats_address: str,
+    nats_token: str,
+    storage: str,
+    data_dir: Path,
+    scheduler_port: int,
+    gateway_port: int,
+    predict_address: str,
+) -> dict[str, object]:
+    """The settings the stack chooses for every service (attribute paths)."""
+    return {
+        "nats_url": nats_address,
+        "nats_token": nats_token,
+        "storage.backend": storage,
+        "storage.root": data_dir / "objects",
+        "scheduler_listen": f"127.0.0.1:{scheduler_port}",
+        "scheduler_address": f"127.0.0.1:{scheduler_port}",
+        "gateway_listen": f"localhost:{gateway_port}",
+        "predictor_address": predict_address,
+        "core_leases_dir": str(data_dir / "cores"),
+        # Workers' temp files, swept when their worker dies.
+        "scratch_dir": str(data_dir / "scratch"),
+    }
+
+
+def trainer_env(env: Mapping[str, str], name: str, *, small_lane_only: bool) -> dict[str, str]:
+    """A trainer's: its id, and for the express trainer the small lane only."""
+    own = {"trainer_id": name, **({"trainer_lanes": SMALL_LANE} if small_lane_only else {})}
+    return {**env, **SCHEMA.to_env(own)}
+
+
+def predictor_env(env: Mapping[str, str], port: int) -> dict[str, str]:
+    return {**env, **SCHEMA.to_env({"predictor_listen": f"localhost:{port}"})}
+
+
+def with_metrics(env: Mapping[str, str], port: int | None) -> dict[str, str]:
+    """`env`, serving Prometheus metrics on `port` if there is one."""
+    if port is None:
+        return dict(env)
+    return {**env, **SCHEMA.to_env({"metrics_listen": f"127.0.0.1:{port}"})}
