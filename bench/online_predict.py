@@ -115,10 +115,11 @@ def bare_loop(model_path: Path, row: pd.DataFrame, seconds: float) -> tuple[floa
     process: (calls/s with a one-row DataFrame, with a one-row array)."""
     import warnings
 
-    import joblib
     from threadpoolctl import threadpool_limits
 
-    model = joblib.load(model_path)
+    from ml.artifact import read
+
+    model = read(model_path)
     array = row.to_numpy()
     rates = []
     with threadpool_limits(1), warnings.catch_warnings():
