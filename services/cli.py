@@ -106,7 +106,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _print_up(stack) -> None:
     """What `fityard up` says once it serves: where, with what, how to reach
     the predictors, and whether calls need API keys."""
-    from fityard.client import PREDICT_ADDRESS_ENV
     from services.common.config import SCHEMA
     from services.embedded import STACK_FILE
 
@@ -120,7 +119,7 @@ def _print_up(stack) -> None:
     print(
         f"online predictions through the gateway, or straight to the {stack.predictors} "
         f"predictor(s) at {stack.predict_address} (Client(predict_address=...), "
-        f"{PREDICT_ADDRESS_ENV})",
+        "FITYARD_PREDICT_ADDRESS)",
         flush=True,
     )
     keys_env = SCHEMA.env("api_keys_file")

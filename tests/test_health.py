@@ -15,8 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fityard import Client
 from ml.data import make_data
-from services import embedded
-from services.embedded import EmbeddedStack, free_port
+from services.embedded import EmbeddedStack, free_port, supervisor
 
 pytestmark = pytest.mark.stack
 
@@ -54,7 +53,7 @@ def test_health_follows_nats_server_down_and_back(tmp_path, monkeypatch):
     trainer_port = free_port()
     # A killed nats-server comes back after 6 s, not half a second: long
     # enough to see the services say so.
-    monkeypatch.setattr(embedded, "RESTART_FIRST_DELAY", 6.0)
+    monkeypatch.setattr(supervisor, "RESTART_FIRST_DELAY", 6.0)
     stack = EmbeddedStack(
         tmp_path / "stack",
         trainers=1,

@@ -9,11 +9,18 @@ trainer sets it in its worker process.
 
 Two ways to use it:
 
-- In the parent, as ``subprocess.Popen(..., preexec_fn=pdeathsig_preexec(sig))``:
-  it runs in the forked child before ``exec``, and the setting survives
-  ``exec`` (except for set-user-ID programs).
 - In the child itself, first thing: ``die_with_parent(sig, parent_pid=...)``
   (e.g. a ``multiprocessing`` worker, given its parent's pid as an argument).
+- For a program that is not ours (nats-server), start it through this
+  module: ``python -m services.common.lifecycle SIG PARENT_PID -- PROGRAM
+  ARGS...`` sets the signal and then execs the program (the setting
+  survives ``exec``, except for set-user-ID programs); see `exec_argv`.
+
+Not as a ``preexec_fn`` of ``subprocess.Popen``: it makes Python run its
+at-fork hooks, and grpcio's abort the child ("epoll_wait error: Bad file
+descriptor") when another thread is in a gRPC call, so the program never
+starts. `fityard up`, which serves the span receiver over gRPC while it
+(re)starts nats-server, lost its nats-server that way now and then.
 
 Caveats:
 
@@ -22,7 +29,7 @@ Caveats:
   children from the main thread or from one thread that lives as long as they
   should (`EmbeddedStack` forks every child from its own supervising thread,
   which ends only after the children are stopped).
-- The parent can die before the child calls prctl; both helpers then compare
+- The parent can die before the child calls prctl; both ways then compare
   ``getppid()`` with the expected parent and deliver the signal at once.
 - Elsewhere than Linux there is no such signal: the helpers do nothing and
   say so in the log (once), and children may outlive a killed parent.
@@ -36,7 +43,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +51,7 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _prctl = None
 if sys.platform.startswith("linux"):
     try:
-        # Resolved once, here, so that the preexec_fn (which runs between
-        # fork and exec, where little is safe) only makes the call.
+        # Resolved once, at import.
         _prctl = ctypes.CDLL(None, use_errno=True).prctl
         _prctl.argtypes = [
             ctypes.c_int,
@@ -74,8 +79,7 @@ def _warn_unsupported() -> None:
 
 
 def _set(sig: int, parent_pid: int | None) -> int:
-    """prctl, then the race check; 0 or an errno. Async-signal-safe enough for
-    a preexec_fn: no allocation beyond ctypes' argument conversion, no locks."""
+    """prctl, then the race check; 0 or an errno."""
     if _prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
         return ctypes.get_errno() or 1
     if parent_pid is not None and os.getppid() != parent_pid:
@@ -89,10 +93,7 @@ def die_with_parent(sig: int = signal.SIGTERM, *, parent_pid: int | None = None)
     dies. Call it first thing in a child; pass `parent_pid` (the parent's
     ``os.getpid()``, handed down) to also catch a parent that died already.
     Returns False where unsupported (logged once) or if prctl failed.
-
-    It also works as a ``preexec_fn`` as is (SIGTERM) or through
-    ``functools.partial``, but `pdeathsig_preexec` is the better one there:
-    it checks for a parent that died meanwhile and never logs after fork."""
+    """
     if _prctl is None:
         _warn_unsupported()
         return False
@@ -103,20 +104,29 @@ def die_with_parent(sig: int = signal.SIGTERM, *, parent_pid: int | None = None)
     return True
 
 
-def pdeathsig_preexec(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
-    """A ``preexec_fn`` for ``subprocess.Popen`` that makes the child receive
-    `sig` when the calling thread (its parent) dies; None where unsupported
-    (logged once, here in the parent: logging after fork could deadlock).
+def exec_argv(argv: list[str], sig: int, parent_pid: int) -> list[str]:
+    """The command that runs `argv` with the parent-death signal `sig` set,
+    `parent_pid` being the process that starts it (see `main`)."""
+    return [
+        sys.executable,
+        "-m",
+        "services.common.lifecycle",
+        signal.Signals(sig).name,
+        str(parent_pid),
+        "--",
+        *argv,
+    ]
 
-    Fork from the main thread or from a thread that outlives the child (see
-    the module docstring)."""
-    if _prctl is None:
-        _warn_unsupported()
-        return None
-    parent_pid = os.getpid()
 
-    def preexec() -> None:
-        if _set(sig, parent_pid):
-            raise OSError("prctl(PR_SET_PDEATHSIG) failed")
+def main(args: list[str]) -> None:
+    """``SIG PARENT_PID -- PROGRAM ARGS...``: die with the parent, then
+    become PROGRAM (same pid, so the parent's Popen sees it as its child)."""
+    name, parent, separator, *argv = args
+    if separator != "--" or not argv:
+        raise SystemExit("usage: python -m services.common.lifecycle SIG PARENT_PID -- PROGRAM ...")
+    die_with_parent(signal.Signals[name], parent_pid=int(parent))
+    os.execv(argv[0], argv)  # noqa: S606 - the program our caller named, as a list
 
-    return preexec
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -40,7 +40,7 @@ def service_env(
     env = os.environ.copy()
     env.update(SCHEMA.to_env(settings))
     env["PYTHONUNBUFFERED"] = "1"
-    # The services die with this process (supervisor.NATS_PARENT_DEATH_SIGNAL).
+    # The services die with this process (stack.NATS_PARENT_DEATH_SIGNAL).
     env[PARENT_PID_ENV] = str(os.getpid())
     if span_receiver_port is not None:
         env.update(
@@ -57,6 +57,16 @@ def service_env(
     # asks for JSON lines instead.
     env.setdefault(SCHEMA.env("log_format"), "text")
     env.update(extra_env)
+    return _importable(env)
+
+
+def program_env() -> dict[str, str]:
+    """The environment of a program that is not ours (nats-server): this
+    process's, with our packages importable for lifecycle's exec shim."""
+    return _importable(os.environ.copy())
+
+
+def _importable(env: dict[str, str]) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, env.get("PYTHONPATH")]))
     return env
 

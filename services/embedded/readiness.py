@@ -43,10 +43,12 @@ def wait_healthy(
     return False
 
 
-def wait_tcp(port: int, timeout: float) -> bool:
-    """True once something accepts connections on 127.0.0.1:`port`."""
+def wait_tcp(port: int, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    """True once something accepts connections on 127.0.0.1:`port`; False
+    after `timeout`, or at once when `alive()` (the process that should
+    listen) says it is gone."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return True

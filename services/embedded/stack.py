@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,11 +18,12 @@ import grpc
 from fityard.traces import TRACES_DIR
 from services import span_store
 from services.common.config import usable_cores
+from services.common.lifecycle import exec_argv
 
 from . import environment
 from .ports import DistinctPorts, free_port, nats_server_binary, pool_target
 from .readiness import StackError, wait_gateway, wait_predictors, wait_tcp
-from .supervisor import Supervisor
+from .supervisor import Supervisor, describe_exit
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,22 @@ log = logging.getLogger(__name__)
 STACK_FILE = "stack.json"
 # The trainer that serves only the small lane (express_trainer=True).
 EXPRESS_TRAINER = "trainer-small"
+
+# What a child receives when the process that started it dies (even by
+# SIGKILL; services/common/lifecycle.py). nats-server gets SIGTERM: it flushes
+# its store and exits within milliseconds. The services get SIGKILL: with
+# nats-server going at the same moment a graceful stop has nothing to hand
+# work back to, and could wait out NATS timeouts (seconds) while holding
+# ports; they are crash-safe anyway (a job is acked only once its outputs
+# are stored, so an unfinished one is redelivered on the next start).
+#
+# Each sets it itself, first thing, none through a preexec_fn (which lets
+# grpcio's at-fork hooks abort the child when this process has gRPC calls in
+# flight: the span receiver, tests and benchmarks that run a stack
+# in-process): the services from FITYARD_PARENT_PID
+# (services/common/runtime.py), nats-server, not ours to change, through
+# lifecycle's exec shim.
+NATS_PARENT_DEATH_SIGNAL = signal.SIGTERM
 
 
 def default_trainers() -> int:
@@ -259,9 +277,14 @@ class EmbeddedStack:
         store = str(self.data_dir / "nats")
         argv = [nats_server_binary(), "-c", str(config), "-js", "-sd", store]
         argv += ["-a", "127.0.0.1", "-p", str(self.nats_port)]
-        self._supervisor.spawn("nats", argv, os.environ.copy())
-        if not wait_tcp(self.nats_port, timeout):
-            raise StackError(f"nats-server did not start:\n{self.log_tail('nats')}")
+        argv = exec_argv(argv, NATS_PARENT_DEATH_SIGNAL, os.getpid())
+        self._supervisor.spawn("nats", argv, environment.program_env())
+        nats = self._supervisor.process("nats")
+        if not wait_tcp(self.nats_port, timeout, alive=lambda: nats.poll() is None):
+            status = (
+                "" if nats.poll() is None else f" (it exited: {describe_exit(nats.returncode)})"
+            )
+            raise StackError(f"nats-server did not start{status}:\n{self.log_tail('nats')}")
 
     def _service_env(self) -> dict[str, str]:
         settings = environment.stack_settings(

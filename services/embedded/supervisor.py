@@ -25,8 +25,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.lifecycle import pdeathsig_preexec
-
 log = logging.getLogger(__name__)
 
 # Restart backoff: the first restart waits RESTART_FIRST_DELAY, each quick
@@ -36,22 +34,6 @@ RESTART_FIRST_DELAY = 0.5
 RESTART_MAX_DELAY = 30.0
 RESTART_RESET_AFTER = 10.0
 SUPERVISE_INTERVAL = 0.1
-
-# What a child receives when the process that started it dies (even by
-# SIGKILL; services/common/lifecycle.py). nats-server gets SIGTERM: it flushes
-# its store and exits within milliseconds. The services get SIGKILL: with
-# nats-server going at the same moment a graceful stop has nothing to hand
-# work back to, and could wait out NATS timeouts (seconds) while holding
-# ports; they are crash-safe anyway (a job is acked only once its outputs
-# are stored, so an unfinished one is redelivered on the next start).
-#
-# The services set it themselves, first thing (services/common/runtime.py,
-# FITYARD_PARENT_PID): a preexec_fn makes Python fork with its at-fork hooks,
-# and grpcio's hooks abort the child (SIGABRT, "epoll_wait error: Bad file
-# descriptor") when the parent has gRPC calls in flight, as tests and
-# benchmarks that run a stack in-process do. nats-server, not ours to
-# change, gets a preexec_fn.
-NATS_PARENT_DEATH_SIGNAL = signal.SIGTERM
 
 
 def describe_exit(returncode: int) -> str:
@@ -184,7 +166,9 @@ class Supervisor:
             log_file.flush()
         # A session of its own: Ctrl-C in the terminal reaches only `fityard up`,
         # which then stops the children in order (services before nats-server).
-        # The parent-death signal stops it if `fityard up` is killed outright.
+        # Each child sets its parent-death signal itself (stack.py says how),
+        # which stops it if `fityard up` is killed outright: no preexec_fn,
+        # which gRPC in this process can make abort the child.
         proc = subprocess.Popen(  # noqa: S603 - our own services and nats-server
             argv,
             env=env,
@@ -192,7 +176,6 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=pdeathsig_preexec(NATS_PARENT_DEATH_SIGNAL) if name == "nats" else None,
         )
         log_file.close()
         kid = self.kids.get(name)
