@@ -14,7 +14,14 @@ import pytest
 
 from services.common.config import SCHEMA, Config, StorageConfig
 from services.common.settings import SERVICES
-from tests.support.settings import client_settings, names_in, other_names, service_settings
+from tests.support.settings import (
+    COMPOSE_ONLY,
+    TEST_KNOBS,
+    client_settings,
+    names_in,
+    other_names,
+    service_settings,
+)
 from tools import settings_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -283,11 +290,14 @@ def test_the_readme_names_the_clients_variables():
         assert f"`{name}`" in readme, name
 
 
-@pytest.mark.parametrize("folder", ["services", "fityard", "tools", "bench"])
+@pytest.mark.parametrize("folder", ["services", "fityard", "tools", "bench", "tests"])
 def test_every_fityard_name_in_the_code_is_a_setting_or_defined_once(folder):
     """A setting renamed in the schema and not in a message, or a typo,
-    names a variable that nothing reads: it fails here."""
+    names a variable that nothing reads: it fails here (in a test's
+    environment, a typo would make the test test nothing)."""
     known = service_settings() | other_names()
+    if folder == "tests":
+        known |= {*COMPOSE_ONLY, *TEST_KNOBS}
     unknown = {}
     for path in sorted((ROOT / folder).rglob("*.py")):
         if "_pb2" not in path.name and (names := names_in(path.read_text()) - known):

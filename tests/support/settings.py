@@ -41,6 +41,9 @@ COMPOSE_ONLY = (
     "FITYARD_API_KEYS_PATH",
 )
 
+# The tests' own knobs (no service reads them).
+TEST_KNOBS = ("FITYARD_FUZZ_EXAMPLES",)
+
 # A FITYARD_ word: a variable, or a prefix standing for several (FITYARD_S3_*).
 _NAME = re.compile(r"\bFITYARD_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_]*\*)")
 
