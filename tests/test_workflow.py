@@ -279,23 +279,27 @@ def test_watch_reports_each_state_in_order_until_the_job_ends(client, train_ds):
 
 
 def test_watch_tells_how_far_a_running_job_has_come(client, train_ds):
-    """The watcher is told about the run as it happens, not only at its end.
-    The job runs until it is cancelled, so the watch sees it run however
-    fast the machine (the trainer passes on a report at most every 0.5 s)."""
+    """The watcher is told about the run as it happens, not only at its end:
+    the stages before the fit, then the boosting rounds as they go. The job
+    runs until it is cancelled, so the watch sees it run however fast the
+    machine (the trainer passes on a report at most every 0.5 s)."""
     job = long_fit(client, train_ds.id)
     watch = job.watch(timeout=90)  # bounded: a watch that says nothing fails here
     snapshots, on_the_way = [], []
-    for snapshot in watch:
-        snapshots.append(snapshot)
-        if snapshot.state == "RUNNING" and 0 < snapshot.progress < 1:
-            on_the_way.append(snapshot)
-        if len({s.progress_message for s in on_the_way}) >= 2:  # stages: "boosting round k of n"
-            break
-    assert len({s.progress_message for s in on_the_way}) >= 2, [
+    try:
+        for snapshot in watch:
+            snapshots.append(snapshot)
+            if snapshot.state == "RUNNING" and 0 < snapshot.progress < 1:
+                on_the_way.append(snapshot)
+            if len(_rounds(on_the_way)) >= 2:
+                break
+    finally:
+        job.cancel()  # a failed test leaves no endless fit on the shared stack
+    assert len(_rounds(on_the_way)) >= 2, [
         (s.state, s.progress, s.progress_message) for s in snapshots
     ]
-    assert any("boosting round" in s.progress_message for s in on_the_way)
-    job.cancel()
+    progress = [s.progress for s in on_the_way]
+    assert progress == sorted(progress)
     snapshots += list(watch)  # the same watch goes on to the end
     assert snapshots[-1].state == "CANCELLED" and snapshots[-1].done
     assert not any(s.done for s in snapshots[:-1])
@@ -330,6 +334,11 @@ def test_a_dataframe_uploads_like_a_file(client):
     assert ds.columns == ["col_0", "col_1", "y"]  # the index is not uploaded
     fit = client.fit(ds, **QUICK).wait(timeout=WAIT_SECONDS)
     assert fit.state == "SUCCEEDED"
+
+
+def _rounds(snapshots) -> set[str]:
+    """The distinct "boosting round k of n" messages among `snapshots`."""
+    return {s.progress_message for s in snapshots if "boosting round" in s.progress_message}
 
 
 def test_a_running_job_can_be_cancelled_and_its_fit_stops(client, stack, train_ds, tmp_path):
