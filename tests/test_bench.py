@@ -22,7 +22,9 @@ from tools.gen_protos import ROOT
 pytestmark = pytest.mark.stack
 
 
-@pytest.mark.timeout(300)  # the subprocess's own limit
+# The subprocess's own limit. Alone it takes about 75 s; beside the rest of
+# the suite on a slow day of this VM it took over 240 s (the old limit).
+@pytest.mark.timeout(540)
 def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     out = tmp_path / "results.json"
     result = subprocess.run(
@@ -30,7 +32,7 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=480,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(out.read_text())
