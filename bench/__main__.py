@@ -8,6 +8,7 @@ in the same run on the same machine, and the ratio between them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -21,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ml.data import make_data
-from services.common.config import SCHEMA, usable_cores
+from services.common.config import usable_cores
 
 from .baselines import bare_fit, jetstream_round_trips
 from .cores import in_process, smallest_job
@@ -365,8 +366,9 @@ def _smallest_job(run: Run, peer: FityardPeer, files: dict, sizes: Sizes, baseli
 
 
 def run_fityard_s3(run: Run, work: Path, transfer_files: list[Path]) -> None:
+    from services.common.config import StorageConfig
     from services.common.storage import open_store
-    from tools.s3server import MotoS3Server, storage_config_for
+    from tools.s3server import MotoS3Server, s3_env, storage_config_for
 
     from .grpc_ceiling import RawStream
 
@@ -374,14 +376,7 @@ def run_fityard_s3(run: Run, work: Path, transfer_files: list[Path]) -> None:
         config = storage_config_for(s3.endpoint, f"bench-{uuid.uuid4().hex[:8]}")
         # The services keep their default part size: the transfer measured is
         # the one a deployment gets.
-        env = SCHEMA.to_env(
-            {
-                "storage.endpoint": config.endpoint,
-                "storage.access_key": config.access_key,
-                "storage.secret_key": config.secret_key,
-                "storage.bucket": config.bucket,
-            }
-        )
+        env = s3_env(dataclasses.replace(config, part_size=StorageConfig().part_size))
         store = open_store(config)
         from fityard import Client
         from services.embedded import EmbeddedStack

@@ -2,9 +2,9 @@
 
 The services read only FITYARD_* settings (services/common/config.py), so
 what the stack tells them is written through the schema (SCHEMA.to_env):
-a setting renamed there is renamed here too. The caller's own environment
-and the stack's `env` come on top of, or under, what the stack chooses as
-they did before the package (see service_env).
+a setting renamed there is renamed here too. This process's environment
+lies under what the stack chooses, the stack's `env` on top of it, and a
+child's own settings (its id, port, lanes; stack.py) on top of both.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from services.common.config import SCHEMA, SMALL_LANE
+from services.common.config import SCHEMA
 from services.common.runtime import PARENT_PID_ENV
 
 # The services are importable from this checkout or installed package.
@@ -69,46 +69,3 @@ def program_env() -> dict[str, str]:
 def _importable(env: dict[str, str]) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, env.get("PYTHONPATH")]))
     return env
-
-
-def stack_settings(
-    *,
-    nats_address: str,
-    nats_token: str,
-    storage: str,
-    data_dir: Path,
-    scheduler_port: int,
-    gateway_port: int,
-    predict_address: str,
-) -> dict[str, object]:
-    """The settings the stack chooses for every service (attribute paths)."""
-    return {
-        "nats_url": nats_address,
-        "nats_token": nats_token,
-        "storage.backend": storage,
-        "storage.root": data_dir / "objects",
-        "scheduler_listen": f"127.0.0.1:{scheduler_port}",
-        "scheduler_address": f"127.0.0.1:{scheduler_port}",
-        "gateway_listen": f"localhost:{gateway_port}",
-        "predictor_address": predict_address,
-        "core_leases_dir": str(data_dir / "cores"),
-        # Workers' temp files, swept when their worker dies.
-        "scratch_dir": str(data_dir / "scratch"),
-    }
-
-
-def trainer_env(env: Mapping[str, str], name: str, *, small_lane_only: bool) -> dict[str, str]:
-    """A trainer's: its id, and for the express trainer the small lane only."""
-    own = {"trainer_id": name, **({"trainer_lanes": SMALL_LANE} if small_lane_only else {})}
-    return {**env, **SCHEMA.to_env(own)}
-
-
-def predictor_env(env: Mapping[str, str], port: int) -> dict[str, str]:
-    return {**env, **SCHEMA.to_env({"predictor_listen": f"localhost:{port}"})}
-
-
-def with_metrics(env: Mapping[str, str], port: int | None) -> dict[str, str]:
-    """`env`, serving Prometheus metrics on `port` if there is one."""
-    if port is None:
-        return dict(env)
-    return {**env, **SCHEMA.to_env({"metrics_listen": f"127.0.0.1:{port}"})}

@@ -17,7 +17,7 @@ import grpc
 
 from fityard.traces import TRACES_DIR
 from services import span_store
-from services.common.config import usable_cores
+from services.common.config import SCHEMA, SMALL_LANE, usable_cores
 from services.common.lifecycle import exec_argv
 
 from . import environment
@@ -244,16 +244,25 @@ class EmbeddedStack:
         env = self._service_env()
         self._spawn_service("scheduler", "services.scheduler", env)
         for name in self._trainer_names():
-            small_only = name == EXPRESS_TRAINER
-            trainer_env = environment.trainer_env(env, name, small_lane_only=small_only)
-            self._spawn_service(name, "services.trainer", trainer_env)
-        for name, predict_port in self._predict_ports.items():
-            predictor_env = environment.predictor_env(env, predict_port)
-            self._spawn_service(name, "services.predictor", predictor_env)
+            own = {"trainer_id": name}
+            if name == EXPRESS_TRAINER:
+                own["trainer_lanes"] = SMALL_LANE
+            self._spawn_service(name, "services.trainer", env, own)
+        for name, port in self._predict_ports.items():
+            own = {"predictor_listen": f"localhost:{port}"}
+            self._spawn_service(name, "services.predictor", env, own)
         self._spawn_service("gateway", "services.gateway", env)
 
-    def _spawn_service(self, name: str, module: str, env: dict[str, str]) -> None:
-        env = environment.with_metrics(env, self.metrics_ports.get(name))
+    def _spawn_service(
+        self, name: str, module: str, env: dict[str, str], own: dict[str, object] | None = None
+    ) -> None:
+        """Start `module` as child `name` with the shared `env` and the
+        settings of this child alone (`own`, attribute paths; its metrics
+        port too, with metrics=True)."""
+        own = dict(own or {})
+        if name in self.metrics_ports:
+            own["metrics_listen"] = f"127.0.0.1:{self.metrics_ports[name]}"
+        env = {**env, **SCHEMA.to_env(own)}
         self._supervisor.spawn(name, [sys.executable, "-m", module], env)
 
     def _stop_children(self, timeout: float) -> None:
@@ -287,15 +296,19 @@ class EmbeddedStack:
             raise StackError(f"nats-server did not start{status}:\n{self.log_tail('nats')}")
 
     def _service_env(self) -> dict[str, str]:
-        settings = environment.stack_settings(
-            nats_address=self.nats_address,
-            nats_token=self.nats_token,
-            storage=self.storage,
-            data_dir=self.data_dir,
-            scheduler_port=self.scheduler_port,
-            gateway_port=self.port,
-            predict_address=self.predict_address,
-        )
+        settings = {
+            "nats_url": self.nats_address,
+            "nats_token": self.nats_token,
+            "storage.backend": self.storage,
+            "storage.root": self.data_dir / "objects",
+            "scheduler_listen": f"127.0.0.1:{self.scheduler_port}",
+            "scheduler_address": f"127.0.0.1:{self.scheduler_port}",
+            "gateway_listen": f"localhost:{self.port}",
+            "predictor_address": self.predict_address,
+            "core_leases_dir": str(self.data_dir / "cores"),
+            # Workers' temp files, swept when their worker dies.
+            "scratch_dir": str(self.data_dir / "scratch"),
+        }
         receiver = self._span_receiver_port if self.keep_traces else None
         return environment.service_env(
             settings=settings, span_receiver_port=receiver, extra_env=self.extra_env
