@@ -1,13 +1,18 @@
-"""The scheduler's consumer of trainer events: each is folded into its job's
-record (the rules are attempts.py's, a pure function), then acked.
+"""The scheduler's consumer of trainer events: they are folded into their
+jobs' records (the rules are attempts.py's, a pure function), then acked.
 
 Trainers never write records; they publish TrainerEvents and the scheduler,
-the records' only writer, applies them here, in stream order (one consumer,
-one event at a time). An event is acked only once its record is written. If
-the write fails (a NATS blip, a KV timeout) the event is naked and comes
-back, so no end of a job is ever lost; such a retried event may then be
-folded after a later event of its job (a hand-back after the next start:
-one attempt counted lost that was not, never a wrong result).
+the records' only writer, applies them here, in stream order, a fetch at a
+time: the events of one fetch are grouped by job, each job's record is read
+once, all its events are applied to it in order and it is written once (a
+burst of small jobs sends a start and an end per job: one write, not two,
+when both are in the fetch); jobs are folded concurrently, their records
+being independent, so their KV round trips share the NATS client's writes.
+An event is acked only once its record is written. If the write fails (a
+NATS blip, a KV timeout) the job's events are naked and come back, so no
+end of a job is ever lost; such retried events may then be folded after a
+later event of their job (a hand-back after the next start: one attempt
+counted lost that was not, never a wrong result).
 """
 
 from __future__ import annotations
@@ -89,55 +94,70 @@ class EventFolder:
                     await asyncio.sleep(1.0)
                     continue
                 failing_since = None
-                for msg in msgs:
-                    # events.<tenant>.<job_id>: its lines name the job
-                    with job_context(msg.subject.rsplit(".", 1)[-1]), _traced(msg):
-                        await self.fold(msg)
+                await self.fold_batch(msgs)
         finally:
             with contextlib.suppress(Exception):  # the connection may be gone already
                 await sub.unsubscribe()
 
-    async def fold(self, msg: Msg) -> None:
-        """Apply one event; ack it once applied, nak it for redelivery when
-        its record could not be written."""
-        try:
-            event = bus_pb2.TrainerEvent.FromString(msg.data)
-        except DecodeError:
-            log.error("dropping an event that is not a TrainerEvent on %s", msg.subject)
-            await _settle(msg.ack)
-            return
-        changes: list[Change] = []
-        attempts_before: list[int] = []
+    async def fold_batch(self, msgs: list[Msg]) -> None:
+        """Fold one fetch: each job's events in stream order, the jobs at once."""
+        by_job: dict[tuple[str, str], list[tuple[Msg, bus_pb2.TrainerEvent]]] = {}
+        for msg in msgs:
+            try:
+                event = bus_pb2.TrainerEvent.FromString(msg.data)
+            except DecodeError:
+                log.error("dropping an event that is not a TrainerEvent on %s", msg.subject)
+                await _settle(msg.ack)
+                continue
+            by_job.setdefault((event.tenant, event.job_id), []).append((msg, event))
+        await asyncio.gather(*(self._fold_job(*job, events) for job, events in by_job.items()))
+
+    async def _fold_job(
+        self, tenant: str, job_id: str, events: list[tuple[Msg, bus_pb2.TrainerEvent]]
+    ) -> None:
+        """Apply a job's events to its record in one write; ack them once it
+        is written, nak them for redelivery when it could not be."""
+        folded: list[tuple[bus_pb2.TrainerEvent, Change, int]] = []
 
         def mutate(job: records_pb2.JobRecord) -> bool:
-            attempts_before[:] = [job.attempts]
-            changes[:] = [apply_event(job, event, self.max_attempts)]
-            return changes[0] is not Change.NONE
+            folded.clear()  # a compare-and-set retry applies them all again
+            for _, event in events:
+                before = job.attempts
+                folded.append((event, apply_event(job, event, self.max_attempts), before))
+            return any(change is not Change.NONE for _, change, _ in folded)
 
-        kind = event.WhichOneof("kind")
-        try:
-            job = await update_job(self.jobs, event.tenant, event.job_id, mutate)
-        except Exception as exc:  # noqa: BLE001 - any failure to write: the event comes back
-            delay = min(0.1 * 2**msg.metadata.num_delivered, 10.0)
-            log.warning(
-                "could not apply the %s event of %s (%s); retrying in %.1f s",
-                kind,
-                event.job_id,
-                exc,
-                delay,
-            )
-            await _settle(msg.nak, delay=delay)
-            return
-        if job is None:
-            if msg.metadata.num_delivered < UNKNOWN_JOB_RETRIES:
-                # The record is written while the job is published, so a
-                # quick trainer can report before it is visible: retry.
-                await _settle(msg.nak, delay=0.05)
+        msgs = [msg for msg, _ in events]
+        with job_context(job_id), _traced(msgs):
+            try:
+                job = await update_job(self.jobs, tenant, job_id, mutate)
+            except Exception as exc:  # noqa: BLE001 - any failure to write: the events come back
+                delay = min(0.1 * 2 ** msgs[0].metadata.num_delivered, 10.0)
+                kinds = ", ".join(event.WhichOneof("kind") or "?" for _, event in events)
+                log.warning(
+                    "could not apply the events (%s) of %s (%s); retrying in %.1f s",
+                    kinds,
+                    job_id,
+                    exc,
+                    delay,
+                )
+                await _settle_all(msgs, "nak", delay=delay)
                 return
-            log.warning("dropping an event of %s: no such job", event.job_id)
-        else:
-            await self._after(job, event, changes[0], attempts_before[0])
-        await _settle(msg.ack)
+            if job is None:
+                await self._no_record(job_id, msgs)
+                return
+            for event, change, before in folded:
+                await self._after(job, event, change, before)
+            await _settle_all(msgs, "ack")
+
+    async def _no_record(self, job_id: str, msgs: list[Msg]) -> None:
+        """The record is written while the job is published, so a quick
+        trainer can report before it is visible: retried for a while, then
+        dropped as belonging to no job."""
+        retry = [msg for msg in msgs if msg.metadata.num_delivered < UNKNOWN_JOB_RETRIES]
+        if len(retry) < len(msgs):
+            log.warning("dropping events of %s: no such job", job_id)
+        await _settle_all(retry, "nak", delay=0.05)
+        await _settle_all([msg for msg in msgs if msg not in retry], "ack")
 
     async def _after(
         self, job: records_pb2.JobRecord, event: bus_pb2.TrainerEvent, change: Change, before: int
@@ -166,13 +186,25 @@ class EventFolder:
                 )
 
 
-def _traced(msg: Msg):
-    """A process span in the job's trace for an event the trainer traced
+@contextlib.contextmanager
+def _traced(msgs: list[Msg]):
+    """A process span in the job's trace for each event the trainer traced
     (state changes; progress updates are not, or a long fit would fill its
-    trace with them)."""
-    if tracing.TRACEPARENT not in (msg.headers or {}):
-        return contextlib.nullcontext()
-    return tracing.process_span(msg.subject, msg.headers, bus.SCHEDULER_CONSUMER)
+    trace with them), open while the job's events are folded."""
+    with contextlib.ExitStack() as spans:
+        for msg in msgs:
+            if tracing.TRACEPARENT in (msg.headers or {}):
+                spans.enter_context(
+                    tracing.process_span(msg.subject, msg.headers, bus.SCHEDULER_CONSUMER)
+                )
+        yield
+
+
+async def _settle_all(msgs: list[Msg], how: str, **kwargs) -> None:
+    """Ack or nak each of `msgs` (one write for all: they are buffered by
+    the NATS client and flushed together)."""
+    for msg in msgs:
+        await _settle(getattr(msg, how), **kwargs)
 
 
 async def _settle(action, **kwargs) -> None:
