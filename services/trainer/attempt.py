@@ -12,6 +12,7 @@ record ended, never one that ended without a word.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -137,6 +138,8 @@ class Attempt:
         self.trainer_id = trainer_id
         self.number = 0
         self.started = time.monotonic()
+        # A first delivery's start report, on its way while the job runs.
+        self._start_report: asyncio.Task | None = None
 
     @property
     def first_delivery(self) -> bool:
@@ -152,10 +155,23 @@ class Attempt:
         )
 
     async def report_started(self, cores: int, message: str) -> None:
-        """Report the start; a redelivery (number 0) claims its number."""
+        """Report the start; a redelivery (number 0) claims its number and
+        waits for JetStream to take the claim. A numbered attempt does not
+        wait: the job runs while the report is on its way (a small job's
+        start and end then reach the scheduler together, one record write),
+        and `end` waits for it before reporting the end, so the end is
+        never accepted without its start."""
         self.started = time.monotonic()
         body = bus_pb2.AttemptStarted(delivery=self.delivery, cores=cores, message=message)
-        await self.report("started", body)
+        if not self.number:
+            await self.report("started", body)
+            return
+        self._start_report = asyncio.create_task(self.report("started", body))
+
+    async def reported_start(self) -> None:
+        """Wait for the start report to be accepted (raises if it was not)."""
+        if self._start_report is not None:
+            await self._start_report
 
     async def report_progress(self, fraction: float, message: str) -> None:
         body = bus_pb2.AttemptProgress(fraction=fraction, message=bounded(message))
@@ -189,6 +205,7 @@ class Attempt:
 
     async def end(self, ending: Ending) -> None:
         """Report the ending (if it says anything), then settle the message."""
+        await self.reported_start()
         if ending.kind is not None:
             await self.report(ending.kind, ending.body)
         if ending.settle == ACK:

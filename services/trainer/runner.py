@@ -30,7 +30,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 
 from services.common import bus
-from services.common.config import LANES
+from services.common.config import LANES, SMALL_LANE
 from services.common.jobs import TERMINAL_STATES, kind_name, params_dict, state_name
 from services.common.keys import dataset_key, model_key, predictions_key
 from services.common.logs import job_context
@@ -127,7 +127,7 @@ class Trainer:
     async def run(self, stop: asyncio.Event) -> None:
         cancels = await self.nc.subscribe(bus.CANCEL_WILDCARD, cb=self._on_cancel)
         await self.worker.start()
-        subs = [await self._subscribe(lane) for lane in self.lanes]
+        subs = [(lane, await self._subscribe(lane)) for lane in self.lanes]
         log.info("trainer %s waiting for jobs (lanes: %s)", self.trainer_id, ", ".join(self.lanes))
         try:
             while not stop.is_set():
@@ -137,13 +137,35 @@ class Trainer:
                     log.warning("fetching jobs failed (%s); retrying", exc)
                     await asyncio.sleep(1.0)
                     continue
-                for msg in msgs:
-                    await self.handle(msg, stop)
+                await self._run_batch(msgs, stop)
         finally:
             log.info("trainer %s stopping", self.trainer_id)
-            for subscription in (*subs, cancels):
+            for subscription in (*(sub for _, sub in subs), cancels):
                 with contextlib.suppress(Exception):  # the connection may be gone
                     await subscription.unsubscribe()
+
+    async def _run_batch(self, msgs: list[Msg], stop: asyncio.Event) -> None:
+        """Run a fetch's jobs one after another. Those waiting their turn are
+        heartbeated, so a slow job ahead of them does not get them
+        redelivered; at a stop, those not begun go back to the queue."""
+        waiting = list(msgs)
+        keep_alive = asyncio.create_task(self._heartbeat(waiting)) if len(msgs) > 1 else None
+        try:
+            while waiting:
+                msg = waiting.pop(0)
+                if stop.is_set():
+                    await settle(msg.nak)  # not begun: costs no attempt
+                else:
+                    await self.handle(msg, stop)
+        finally:
+            if keep_alive is not None:
+                keep_alive.cancel()
+
+    async def _heartbeat(self, waiting: list[Msg]) -> None:
+        while waiting:
+            await asyncio.sleep(self.config.heartbeat_seconds)
+            for msg in list(waiting):
+                await settle(msg.in_progress)
 
     async def _subscribe(self, lane: str):
         consumer = bus.LANE_CONSUMERS[lane]
@@ -320,20 +342,29 @@ _unanswered = {
 # short: an idle trainer stops within it.
 QUICK_LOOK_SECONDS = 0.01
 FIRST_LANE_WAIT_SECONDS = 0.25
+# Small jobs are taken this many at a time when that many wait (a burst):
+# one pull for them all instead of one each. Few enough that another
+# trainer finds work in a burst's tail; held ones are heartbeated.
+SMALL_JOBS_PER_FETCH = 8
 
 
-async def _next_job(subs: list) -> list[Msg]:
-    """The next job message, from the first of its lanes (in priority
-    order) that has one; [] if none came within FIRST_LANE_WAIT_SECONDS."""
-    for sub in subs:
-        msgs = await _fetch(sub, QUICK_LOOK_SECONDS)
+async def _next_job(subs: list[tuple[str, object]]) -> list[Msg]:
+    """The next job messages, from the first of its lanes (in priority
+    order) that has any; [] if none came within FIRST_LANE_WAIT_SECONDS."""
+    for lane, sub in subs:
+        msgs = await _fetch(sub, _batch(lane), QUICK_LOOK_SECONDS)
         if msgs:
             return msgs
-    return await _fetch(subs[0], FIRST_LANE_WAIT_SECONDS)
+    lane, sub = subs[0]
+    return await _fetch(sub, _batch(lane), FIRST_LANE_WAIT_SECONDS)
 
 
-async def _fetch(sub, timeout: float) -> list[Msg]:
+def _batch(lane: str) -> int:
+    return SMALL_JOBS_PER_FETCH if lane == SMALL_LANE else 1
+
+
+async def _fetch(sub, batch: int, timeout: float) -> list[Msg]:
     try:
-        return await sub.fetch(1, timeout=timeout)
+        return await sub.fetch(batch, timeout=timeout)
     except asyncio.TimeoutError:
         return []
