@@ -22,6 +22,7 @@ from services.embedded import free_port, nats_server_binary
 from services.internal.v1 import bus_pb2, records_pb2
 from services.scheduler.context import SchedulerContext
 from services.scheduler.events import EventFolder
+from services.scheduler.store import remember
 
 pytestmark = pytest.mark.stack
 
@@ -186,6 +187,30 @@ def test_an_event_for_a_job_recorded_late_is_kept_until_its_record_exists(nats_u
             stop.set()
             await folding
             assert job.state == jobs_pb2.JOB_STATE_SUCCEEDED
+        finally:
+            await ctx.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_record_changed_by_another_writer_is_read_again_not_overwritten(nats_url, tmp_path):
+    """The scheduler folds from its own copy of a record; when another
+    replica wrote it meanwhile (here: cancelled it), the compare-and-set
+    fails and the fold starts again from the stored record."""
+
+    async def scenario():
+        ctx = await _connect(nats_url, tmp_path)
+        try:
+            key = bus.record_key(TENANT, "job_r")
+            revision = await ctx.jobs.create(key, encode(_record("job_r")))
+            remember(ctx.jobs, _record("job_r"), revision)
+            cancelled = _record("job_r")
+            cancelled.state = jobs_pb2.JOB_STATE_CANCELLED
+            await ctx.jobs.put(key, encode(cancelled))  # behind this scheduler's back
+            await _fold_what_is_published(ctx, _whole_job("job_r"))
+            job = records_pb2.JobRecord.FromString((await ctx.jobs.get(key)).value)
+            assert job.state == jobs_pb2.JOB_STATE_CANCELLED
+            assert job.attempts == 0  # the start was not applied on the stale copy
         finally:
             await ctx.close()
 

@@ -22,7 +22,7 @@ from .admission import Admission, Admitted
 from .context import SchedulerContext
 from .deletion import Deletion
 from .fit_cache import CACHED, FitCache, cache_key, cacheable
-from .store import update_job
+from .store import remember, update_job
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
         if source is not None:
             self.cache.answer(job, source)
         try:
-            await retrying(
+            revision = await retrying(
                 lambda: self.jobs.create(bus.record_key(tenant, job.id), encode(job)),
                 f"recording {job.id}",
                 within=10.0,
@@ -79,6 +79,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServiceServicer):
             return scheduler_pb2.SubmitJobResponse(
                 job=await self._resubmitted(job.id, tenant, request)
             )
+        remember(self.jobs, job, revision)  # its first fold starts from it
         metrics.submitted(job)
         if job.state == jobs_pb2.JOB_STATE_QUEUED:
             self.live.submitted(job)
