@@ -108,9 +108,16 @@ def measure_ray_scale(peer, train_path: Path, jobs: int, per_core: float, cores:
 
 
 def measure_smallest(
-    stack, client: Client, dataset_id: str, jobs: int, per_core: float, fit_cpu: float
+    stack,
+    client: Client,
+    dataset_id: str,
+    jobs: int,
+    per_core: float,
+    fit_cpu: float,
+    system: str | None = None,
 ) -> list[Figure]:
-    """Throughput and fityard's CPU per job for bursts of the smallest job."""
+    """Throughput and fityard's CPU per job for bursts of the smallest job
+    (`system`: the rows' name; by default the stack's trainers)."""
     cores = _cores()
     rates, overheads = [], []
     for _ in range(REPEATS):
@@ -123,7 +130,7 @@ def measure_smallest(
             )
         rates.append(rate)
         overheads.append((spent(before, after) / jobs - fit_cpu) * 1000)
-    system = f"fityard ({stack.trainers} trainers)"
+    system = system or f"fityard ({stack.trainers} trainers)"
     return [
         _figure(
             f"smallest job ({jobs} at once): throughput",

@@ -57,12 +57,12 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
         for f in figures
         if f["benchmark"].startswith("smallest job")
     }
-    trainers = (report["machine"]["cores"], report["sizes"]["many_trainers"])
+    many = f"fityard ({report['sizes']['many_trainers']} trainers)"
     assert smallest == {
-        (what, f"fityard ({n} trainers)")
+        (what, system)
         for what in ("throughput", "CPU per job outside the fit")
-        for n in trainers
-    }
+        for system in ("fityard (defaults)", many)
+    } | {("submit -> succeeded p50", "fityard (defaults)")}
     # the control plane under load: every watcher saw its job end
     control = {f["benchmark"]: f for f in figures if f["benchmark"].startswith("control plane")}
     assert len(control) == 5

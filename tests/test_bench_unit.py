@@ -24,6 +24,11 @@ def test_every_row_both_have_is_held_against_ray_with_its_goal():
         _figure("concurrency: 4 fits at once (makespan)", "Ray", 2.0),
         _figure("scale: 30 tiny fits at once", "fityard (defaults)", 5.0),
         _figure("scale: 30 tiny fits at once", "Ray", 9.0),
+        _figure("smallest job, one at a time: submit -> succeeded p50", "fityard (defaults)", 9.0),
+        _figure("smallest job, one at a time: submit -> succeeded p50", "Ray", 10.0),
+        _figure("smallest job (300 at once): throughput", "fityard (defaults)", 80.0),
+        _figure("smallest job (300 at once): CPU per job outside the fit", "fityard (defaults)", 9),
+        _figure("smallest job (300 at once): throughput", "Ray", 100.0),
         # fityard with other settings, and a row Ray does not have: not compared
         _figure("dispatch latency p50", "fityard (8 trainers)", 1.0),
         _figure("transfer up", "fityard (defaults)", 1.0),
@@ -34,6 +39,8 @@ def test_every_row_both_have_is_held_against_ray_with_its_goal():
         "dispatch latency p95: fityard against Ray",
         "concurrency: 4 fits at once (makespan): fityard against Ray",
         "scale: 30 tiny fits at once: fityard against Ray",
+        "smallest job, one at a time: submit -> succeeded p50: fityard against Ray",
+        "smallest job (300 at once): throughput: fityard against Ray",
     }
     p50 = rows["dispatch latency p50: fityard against Ray"]
     assert (p50.value, p50.baseline, p50.ratio) == (8.0, 10.0, pytest.approx(0.8))
@@ -41,7 +48,11 @@ def test_every_row_both_have_is_held_against_ray_with_its_goal():
     assert p50.extra == {"fityard": [7.0, 8.0, 9.0], "ray": [10.0]}
     assert rows["dispatch latency p95: fityard against Ray"].met is False  # 12 > 11
     assert rows["concurrency: 4 fits at once (makespan): fityard against Ray"].met is False
-    assert rows["scale: 30 tiny fits at once: fityard against Ray"].met is None  # reported only
+    assert rows["scale: 30 tiny fits at once: fityard against Ray"].met is False  # 5 < 9 jobs/s
+    one = rows["smallest job, one at a time: submit -> succeeded p50: fityard against Ray"]
+    assert one.met is True and one.goal == "<= 1.00"  # 9 ms against Ray's 10
+    burst = rows["smallest job (300 at once): throughput: fityard against Ray"]
+    assert (burst.value, burst.baseline, burst.met) == (80.0, 100.0, False)  # not the CPU row
     assert all(f.baseline_name == "Ray, same run" for f in rows.values())
 
 

@@ -128,12 +128,43 @@ class RayPeer(Peer):
         ray.get(long)  # waited out, as with the other peers
         return seconds
 
-    def makespan(self, train_path: Path, jobs: int, params: dict | None = None) -> float:
+    def makespan(
+        self,
+        train_path: Path,
+        jobs: int,
+        params: dict | None = None,
+        model_dir: Path | None = None,
+    ) -> float:
         """ray.get raises RayTaskError (with the worker's traceback) if any
         task failed. `params`: HistGradientBoosting keywords (the scale
-        benchmark's tiny fits)."""
+        benchmark's tiny fits); `model_dir`: each task keeps its model
+        there, in a file of its own, as fityard keeps every job's."""
         import ray
 
+        paths = _model_paths(model_dir, jobs)
         t0 = time.perf_counter()
-        ray.get([self._fit.remote(str(train_path), params) for _ in range(jobs)])
+        ray.get([self._fit.remote(str(train_path), params, path) for path in paths])
         return time.perf_counter() - t0
+
+    def one_at_a_time(
+        self, train_path: Path, jobs: int, params: dict, model_dir: Path
+    ) -> list[float]:
+        """Seconds from just before each submit until the driver has the
+        task's result (its model kept in a file), one task after another."""
+        import ray
+
+        seconds = []
+        for path in _model_paths(model_dir, jobs):
+            t0 = time.perf_counter()
+            ray.get(self._fit.remote(str(train_path), params, path))
+            seconds.append(time.perf_counter() - t0)
+        return seconds
+
+
+def _model_paths(model_dir: Path | None, jobs: int) -> list[str | None]:
+    """A fresh file for each task's model, or None (the model is dropped)."""
+    if model_dir is None:
+        return [None] * jobs
+    model_dir.mkdir(parents=True, exist_ok=True)
+    first = len(list(model_dir.iterdir()))
+    return [str(model_dir / f"model-{first + i}.joblib") for i in range(jobs)]
