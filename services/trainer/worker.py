@@ -271,6 +271,24 @@ def _flush(tracing: bool, wait: float = 2.0) -> None:
         flush(wait)
 
 
+async def _receive(conn: Connection):
+    """The worker's next message, waited for on the event loop (the pipe
+    readable), not in a thread: a small job's handful of messages then cost
+    no thread hand-offs. A message is written whole, so reading it once the
+    pipe is readable waits at most for the rest of it; a worker gone is an
+    EOFError."""
+    if not conn.poll():
+        loop = asyncio.get_running_loop()
+        readable = loop.create_future()
+        fd = conn.fileno()
+        loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+        try:
+            await readable
+        finally:
+            loop.remove_reader(fd)
+    return conn.recv()
+
+
 class WorkerProcess:
     """Owns one worker process; restarts it after it is killed or dies."""
 
@@ -294,7 +312,7 @@ class WorkerProcess:
         self._proc.start()
         child.close()
         self._conn = parent
-        message = await asyncio.to_thread(parent.recv)
+        message = await _receive(parent)
         log.info("worker process %s ready (%d threads)", message[1], self.threads)
 
     async def run(
@@ -307,7 +325,7 @@ class WorkerProcess:
         self._conn.send(task)
         while True:
             try:
-                message = await asyncio.to_thread(self._conn.recv)
+                message = await _receive(self._conn)
             except (EOFError, OSError):
                 code = self._reap()
                 reason = (
