@@ -7,6 +7,7 @@ of them or a name defined elsewhere once (tests/support/settings.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -235,6 +236,7 @@ SAMPLES = {
     "storage.backend": "s3",
     "trainer_lanes": "small",
     "log_format": "text",
+    "event_loop": "asyncio",
     "log_level": "DEBUG",
     "ack_wait_seconds": 16.0,
     "heartbeat_seconds": 4.0,
@@ -303,3 +305,22 @@ def test_every_fityard_name_in_the_code_is_a_setting_or_defined_once(folder):
         if "_pb2" not in path.name and (names := names_in(path.read_text()) - known):
             unknown[str(path.relative_to(ROOT))] = sorted(names)
     assert not unknown
+
+
+@pytest.mark.parametrize(("setting", "loop_module"), [("uvloop", "uvloop"), ("asyncio", "asyncio")])
+def test_services_run_on_the_event_loop_fityard_event_loop_names(monkeypatch, setting, loop_module):
+    from services.common import runtime
+
+    monkeypatch.setenv("FITYARD_EVENT_LOOP", setting)
+
+    async def which_loop() -> str:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    assert runtime.run(which_loop()) == loop_module
+
+
+def test_every_service_starts_through_the_shared_runner():
+    """So FITYARD_EVENT_LOOP reaches each of them (not a loop of its own)."""
+    for service in ("gateway", "scheduler", "trainer", "predictor"):
+        main = (ROOT / "services" / service / "__main__.py").read_text()
+        assert "asyncio.run(" not in main and "run(main())" in main, service

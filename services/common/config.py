@@ -63,6 +63,7 @@ LANES = (SMALL_LANE, DEFAULT_LANE)  # the order trainers take from
 
 # What services/common/logs.py accepts (kept here so that config imports no service code).
 LOG_FORMATS = ("json", "text")
+EVENT_LOOPS = ("uvloop", "asyncio")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -168,6 +169,13 @@ class Config:
         "log lines as json or text; empty: json unless stderr is a terminal",
         SERVICES,
         choices=LOG_FORMATS,
+    )
+    event_loop: str = setting(
+        "FITYARD_EVENT_LOOP",
+        "uvloop",
+        "the services' asyncio event loop: uvloop (libuv: less CPU per NATS and gRPC message) or asyncio (the standard library's)",
+        SERVICES,
+        choices=EVENT_LOOPS,
     )
     log_level: str = setting(
         "FITYARD_LOG_LEVEL",

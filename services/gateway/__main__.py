@@ -9,7 +9,7 @@ from services.common import api_keys
 from services.common.config import Config
 from services.common.health import Health
 from services.common.metrics import serve_metrics
-from services.common.runtime import GrpcServer, server_tls, setup_logging, stop_event
+from services.common.runtime import GrpcServer, run, server_tls, setup_logging, stop_event
 from services.common.scratch import sweep_periodically
 from services.common.telemetry import setup_tracing
 
@@ -76,4 +76,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

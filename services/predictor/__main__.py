@@ -19,7 +19,7 @@ from services.common import api_keys, bus
 from services.common.config import Config
 from services.common.health import Health
 from services.common.metrics import serve_metrics
-from services.common.runtime import GrpcServer, server_tls, setup_logging, stop_event
+from services.common.runtime import GrpcServer, run, server_tls, setup_logging, stop_event
 from services.common.storage import open_store
 from services.common.telemetry import setup_tracing
 
@@ -84,4 +84,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

@@ -18,7 +18,7 @@ from services.common.config import Config
 from services.common.health import Health
 from services.common.internal_auth import scheduler_guards
 from services.common.metrics import serve_metrics
-from services.common.runtime import GrpcServer, setup_logging, stop_event
+from services.common.runtime import GrpcServer, run, setup_logging, stop_event
 from services.common.telemetry import setup_tracing
 from services.internal.v1 import scheduler_pb2, scheduler_pb2_grpc
 
@@ -76,4 +76,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(run(main()))

@@ -14,7 +14,7 @@ from services.common import bus
 from services.common.config import Config
 from services.common.health import Health
 from services.common.metrics import serve_metrics
-from services.common.runtime import GrpcServer, setup_logging, stop_event
+from services.common.runtime import GrpcServer, run, setup_logging, stop_event
 from services.common.scratch import sweep_periodically
 from services.common.storage import open_store
 from services.common.telemetry import setup_tracing
@@ -74,4 +74,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())
