@@ -215,3 +215,47 @@ def test_a_record_changed_by_another_writer_is_read_again_not_overwritten(nats_u
             await ctx.close()
 
     asyncio.run(scenario())
+
+
+def test_a_small_jobs_start_waits_for_its_end_and_a_lone_start_still_lands(nats_url, tmp_path):
+    """A small job's start and its end 20 ms later (two fetches) are one
+    record write; a start with no end yet is written within moments."""
+
+    async def scenario():
+        ctx = await _connect(nats_url, tmp_path)
+        stop = asyncio.Event()
+        folding = asyncio.create_task(EventFolder(ctx).run(stop))
+        try:
+            for job_id in ("job_quick", "job_long"):
+                key = bus.record_key(TENANT, job_id)
+                remember(
+                    ctx.jobs, _record(job_id), await ctx.jobs.create(key, encode(_record(job_id)))
+                )
+            created = await _bucket_writes(ctx)
+            start, _, end = _whole_job("job_quick")
+            for event in (start, end):
+                subject = bus.event_subject(TENANT, "job_quick")
+                await ctx.js.publish(subject, event.SerializeToString())
+                await asyncio.sleep(0.02)
+            lone = _whole_job("job_long")[0]
+            await ctx.js.publish(bus.event_subject(TENANT, "job_long"), lone.SerializeToString())
+            states = {}
+            for _ in range(100):
+                for job_id in ("job_quick", "job_long"):
+                    entry = await ctx.jobs.get(bus.record_key(TENANT, job_id))
+                    states[job_id] = records_pb2.JobRecord.FromString(entry.value).state
+                if states == {
+                    "job_quick": jobs_pb2.JOB_STATE_SUCCEEDED,
+                    "job_long": jobs_pb2.JOB_STATE_RUNNING,
+                }:
+                    break
+                await asyncio.sleep(0.02)
+            assert states["job_quick"] == jobs_pb2.JOB_STATE_SUCCEEDED
+            assert states["job_long"] == jobs_pb2.JOB_STATE_RUNNING
+            assert await _bucket_writes(ctx) - created == 2  # one for each job
+        finally:
+            stop.set()
+            await folding
+            await ctx.close()
+
+    asyncio.run(scenario())

@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 
 from fityard.v1 import jobs_pb2
 from services.common import bus, tracing
+from services.common.config import SMALL_LANE
 from services.common.jobs import state_name
 from services.common.logs import job_context
 from services.common.retry import TRANSIENT, retrying
@@ -36,7 +37,8 @@ from . import metrics
 from .attempts import Change, apply_event, failure_reason
 from .context import SchedulerContext
 from .fit_cache import FitCache
-from .store import update_job
+from .held_starts import HeldStarts
+from .store import known_lane, update_job
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class EventFolder:
         self.live = ctx.live
         self.cache = FitCache(ctx)
         self.max_attempts = ctx.config.max_attempts
+        self.held = HeldStarts()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fold events until `stop` is set. Transient NATS errors are waited
@@ -80,9 +83,10 @@ class EventFolder:
         try:
             while not stop.is_set():
                 try:
-                    msgs = await sub.fetch(batch=128, timeout=FETCH_WAIT_SECONDS)
+                    msgs = await sub.fetch(batch=128, timeout=self.held.wait(FETCH_WAIT_SECONDS))
                 except asyncio.TimeoutError:
                     failing_since = None
+                    await self.fold_batch([])  # held starts whose time is up
                     continue
                 except TRANSIENT as exc:
                     failing_since = failing_since or time.monotonic()
@@ -97,10 +101,14 @@ class EventFolder:
                 await self.fold_batch(msgs)
         finally:
             with contextlib.suppress(Exception):  # the connection may be gone already
+                await self.fold_batch([], everything=True)
                 await sub.unsubscribe()
 
-    async def fold_batch(self, msgs: list[Msg]) -> None:
-        """Fold one fetch: each job's events in stream order, the jobs at once."""
+    async def fold_batch(self, msgs: list[Msg], everything: bool = False) -> None:
+        """Fold one fetch: each job's events in stream order, the jobs at
+        once; a small job's lone start is held back for its end
+        (held_starts.py), and held ones are folded when due (`everything`:
+        now)."""
         by_job: dict[tuple[str, str], list[tuple[Msg, bus_pb2.TrainerEvent]]] = {}
         for msg in msgs:
             try:
@@ -110,6 +118,9 @@ class EventFolder:
                 await _settle(msg.ack)
                 continue
             by_job.setdefault((event.tenant, event.job_id), []).append((msg, event))
+        self.held.release(by_job, everything)
+        if not everything:
+            self.held.hold(by_job, lambda job: known_lane(self.jobs, *job) == SMALL_LANE)
         await asyncio.gather(*(self._fold_job(*job, events) for job, events in by_job.items()))
 
     async def _fold_job(

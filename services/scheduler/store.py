@@ -53,6 +53,12 @@ def _copy(jobs: KeyValue, key: str) -> tuple[records_pb2.JobRecord, int] | None:
     return records_pb2.JobRecord.FromString(found[0]), found[1]
 
 
+def known_lane(jobs: KeyValue, tenant: str, job_id: str) -> str:
+    """The lane of the job as last written here; "" if it is not known."""
+    found = _copy(jobs, record_key(tenant, job_id))
+    return found[0].lane if found is not None else ""
+
+
 def forget(jobs: KeyValue, key: str) -> None:
     _known.get(jobs, {}).pop(key, None)
 
