@@ -514,10 +514,15 @@ def _ray_short(run: Run, ray, files: dict, sizes: Sizes, baselines: dict, work: 
     )
 
 
-def run_short(run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path) -> None:
-    """`--only short`: the smallest job on the default stack and on Ray."""
+def run_short(
+    run: Run, files: dict, sizes: Sizes, baselines: dict, work: Path, peers: bool = True
+) -> None:
+    """`--only short`: the smallest job on the default stack and on Ray
+    (not with `peers` False: `--quick`, `--skip-peers`)."""
     with FityardPeer(work / "fityard-defaults") as peer:
         _smallest_job(run, peer, files, sizes, baselines)
+    if not peers:
+        return
     try:
         from .peers.ray_peer import RayPeer
     except ImportError as exc:
@@ -659,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         run.say(f"baselines: {baselines}")
         if args.only == "short":
-            run_short(run, files, sizes, baselines, work)
+            run_short(run, files, sizes, baselines, work, not (args.skip_peers or args.quick))
             run.figures.extend(against_ray(run.figures))
             return _report(run, info, sizes, baselines, args.out)
         run_fityard(run, files, sizes, baselines, work, transfer_files)

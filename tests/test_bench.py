@@ -128,3 +128,28 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     assert rate["extra"]["reference_req_s"] == 1100
     assert rate["extra"]["grpc_echo_ceiling_req_s"] > 0
     assert "| benchmark" in result.stdout  # the table is printed
+
+
+@pytest.mark.timeout(300)
+def test_the_short_jobs_part_runs_alone(tmp_path):
+    """README's `python -m bench --only short` (here at the smoke's sizes,
+    without Ray): the smallest job one at a time and in a burst, and what
+    fityard's processes spent on it."""
+    out = tmp_path / "short.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "short", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = {f["benchmark"]: f for f in json.loads(out.read_text())["figures"]}
+    assert set(figures) == {
+        "smallest job, one at a time: submit -> succeeded p50",
+        "smallest job (6 at once): throughput",
+        "smallest job (6 at once): CPU per job outside the fit",
+    }
+    one = figures["smallest job, one at a time: submit -> succeeded p50"]
+    assert one["system"] == "fityard (defaults)" and len(one["extra"]["repeats"]) == 3
+    assert one["value"] > 0 and one["baseline"] > 0
