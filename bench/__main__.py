@@ -43,6 +43,7 @@ class Sizes:
     transfer_bytes: tuple[int, ...]
     scale_jobs: int
     smallest_jobs: int  # a burst of the smallest job
+    one_at_a_time: int  # the smallest job one after another (each p50)
     tracing_rounds: int  # alternating off/on rounds of the tracing cost
     long_rounds: int  # boosting rounds of the long fit a toy fit is measured behind
     control_seconds: float  # the control plane's GetJob load
@@ -63,6 +64,7 @@ FULL = Sizes(
     transfer_bytes=(64 * MiB, 1024 * MiB),
     scale_jobs=1000,
     smallest_jobs=300,
+    one_at_a_time=50,
     tracing_rounds=5,
     long_rounds=600,
     control_seconds=20.0,
@@ -85,6 +87,7 @@ QUICK = Sizes(
     transfer_bytes=(1 * MiB,),
     scale_jobs=6,
     smallest_jobs=6,
+    one_at_a_time=6,
     tracing_rounds=2,  # both orders of the alternation
     long_rounds=300,
     control_seconds=0.3,
@@ -349,18 +352,17 @@ def run_fityard(
 
 def _smallest_job(run: Run, peer: FityardPeer, files: dict, sizes: Sizes, baselines: dict) -> None:
     from .cores import measure_smallest
-    from .short_jobs import ONE_AT_A_TIME, fityard_one_at_a_time, measure_one_at_a_time
+    from .short_jobs import fityard_one_at_a_time, measure_one_at_a_time
 
     dataset = peer.dataset(files["smallest"])
     if peer.trainers is None:  # the default stack: also one at a time, against Ray
-        jobs = ONE_AT_A_TIME if sizes is FULL else sizes.smallest_jobs
         run.attempt(
             f"{peer.name}: the smallest job, one at a time",
             lambda: run.figures.append(
                 measure_one_at_a_time(
                     peer.name,
                     lambda n: fityard_one_at_a_time(peer.client, dataset, n),
-                    jobs,
+                    sizes.one_at_a_time,
                     1 / baselines["smallest_per_core"],
                 )
             ),
@@ -506,6 +508,7 @@ def _ray_short(run: Run, ray, files: dict, sizes: Sizes, baselines: dict, work: 
                 ray,
                 files["smallest"],
                 sizes.smallest_jobs,
+                sizes.one_at_a_time,
                 baselines["smallest_per_core"],
                 usable_cores(),
                 work / "ray-models",

@@ -8,7 +8,7 @@ are given a path each):
 
 - one at a time: seconds from just before the submit call until the client
   knows the job succeeded (fityard: `Client.fit(...).wait()`; Ray:
-  `ray.get(task.remote(...))`), p50 of ONE_AT_A_TIME jobs; the figure is
+  `ray.get(task.remote(...))`), p50 of 50 jobs (`make bench`); the figure is
   the median of REPEATS such p50s, against one in-process `ml.fit`.
 - 300 at once: jobs/s from the first submit to the last end, against the
   cores' ceiling (bench/cores.py measures fityard's; Ray's is here).
@@ -26,7 +26,6 @@ from pathlib import Path
 from .cores import REPEATS, TINY_PARAMS, _figure
 from .measure import Figure
 
-ONE_AT_A_TIME = 50
 ONE_AT_A_TIME_BENCHMARK = "smallest job, one at a time: submit -> succeeded p50"
 
 
@@ -57,13 +56,19 @@ def measure_one_at_a_time(system: str, latencies, jobs: int, fit_seconds: float)
 
 
 def measure_ray_short(
-    peer, train_path: Path, bursts: int, per_core: float, cores: int, model_dir: Path
+    peer,
+    train_path: Path,
+    bursts: int,
+    one_at_a_time: int,
+    per_core: float,
+    cores: int,
+    model_dir: Path,
 ) -> list[Figure]:
     """Ray's rows: the smallest job one at a time and `bursts` at once."""
     one = measure_one_at_a_time(
         peer.name,
         lambda jobs: peer.one_at_a_time(train_path, jobs, TINY_PARAMS, model_dir / "one"),
-        ONE_AT_A_TIME,
+        one_at_a_time,
         1 / per_core,
     )
     rates = [

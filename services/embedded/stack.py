@@ -258,7 +258,7 @@ class EmbeddedStack:
     ) -> None:
         """Start `module` as child `name` with the shared `env` and the
         settings of this child alone (`own`, attribute paths; its metrics
-        port too, with metrics=True)."""
+        port too, when it has one)."""
         own = dict(own or {})
         if name in self.metrics_ports:
             own["metrics_listen"] = f"127.0.0.1:{self.metrics_ports[name]}"

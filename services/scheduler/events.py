@@ -118,9 +118,7 @@ class EventFolder:
                 await _settle(msg.ack)
                 continue
             by_job.setdefault((event.tenant, event.job_id), []).append((msg, event))
-        self.held.release(by_job, everything)
-        if not everything:
-            self.held.hold(by_job, lambda job: known_lane(self.jobs, *job) == SMALL_LANE)
+        self.held.take(by_job, lambda job: known_lane(self.jobs, *job) == SMALL_LANE, everything)
         await asyncio.gather(*(self._fold_job(*job, events) for job, events in by_job.items()))
 
     async def _fold_job(

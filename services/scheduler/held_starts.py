@@ -33,7 +33,6 @@ class HeldStarts:
     def __init__(self, hold_seconds: float = HOLD_SECONDS):
         self.hold_seconds = hold_seconds
         self._held: dict[JobKey, tuple[float, list[Item]]] = {}
-        self._due: set[JobKey] = set()  # released by the last release()
 
     def wait(self, longest: float) -> float:
         """How long the next fetch may wait: until the first held start is due."""
@@ -42,29 +41,32 @@ class HeldStarts:
         due = min(deadline for deadline, _ in self._held.values())
         return max(min(longest, due - time.monotonic()), 0.001)
 
-    def release(self, by_job: dict[JobKey, list[Item]], everything: bool = False) -> None:
-        """Put the held events of the jobs in `by_job` before their new
-        ones (stream order), and add those whose time is up (all of them
-        with `everything`): these are folded now, never held again."""
+    def take(
+        self,
+        by_job: dict[JobKey, list[Item]],
+        small: Callable[[JobKey], bool],
+        everything: bool = False,
+    ) -> None:
+        """Make `by_job` (a fetch's events by job) what is to be folded now:
+        held events go back before their job's new ones (stream order) when
+        it has new ones or their time is up (all of them with `everything`),
+        and jobs whose only events are numbered starts of small jobs, held
+        for the first time, are taken out to be held."""
         now = time.monotonic()
-        self._due = set()
+        released = set()
         for key in list(self._held):
             deadline, items = self._held[key]
             if key in by_job or everything or deadline <= now:
                 del self._held[key]
                 by_job[key] = items + by_job.get(key, [])
-                self._due.add(key)
-
-    def hold(self, by_job: dict[JobKey, list[Item]], small: Callable[[JobKey], bool]) -> None:
-        """Take out of `by_job` the jobs whose events are only numbered starts
-        of small jobs (and were not just released), to fold them later or
-        with their end."""
-        deadline = time.monotonic() + self.hold_seconds
+                released.add(key)
+        if everything:
+            return
         for key, items in list(by_job.items()):
-            if key in self._due or not small(key):
+            if key in released or not small(key):
                 continue
             if all(_numbered_start(event) for _, event in items):
-                self._held[key] = (deadline, by_job.pop(key))
+                self._held[key] = (now + self.hold_seconds, by_job.pop(key))
 
 
 def _numbered_start(event: bus_pb2.TrainerEvent) -> bool:

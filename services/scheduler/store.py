@@ -4,7 +4,7 @@ The scheduler's request handlers and its event consumer (and any other
 scheduler replica) may update the same record concurrently; each update
 retries on a revision conflict, so no write is lost.
 
-An update starts from the record as this scheduler last wrote or read it
+An update starts from the record as this scheduler last wrote it
 (`remember`, `update_job`), not from a fresh read: the scheduler is the
 records' only writer, so that copy is almost always current, and a job's
 folds and cancels then cost one KV round trip, not two. When it is not
@@ -40,7 +40,7 @@ def remember(jobs: KeyValue, job: records_pb2.JobRecord, revision: int) -> None:
     if job.state in TERMINAL_STATES:  # its updates are rare from now on
         known.pop(key, None)
         return
-    known[key] = (job.SerializeToString(), revision)
+    known[key] = (job.SerializeToString(), revision, job.lane)
     known.move_to_end(key)
     while len(known) > KNOWN_RECORDS:
         known.popitem(last=False)
@@ -55,8 +55,8 @@ def _copy(jobs: KeyValue, key: str) -> tuple[records_pb2.JobRecord, int] | None:
 
 def known_lane(jobs: KeyValue, tenant: str, job_id: str) -> str:
     """The lane of the job as last written here; "" if it is not known."""
-    found = _copy(jobs, record_key(tenant, job_id))
-    return found[0].lane if found is not None else ""
+    found = _known.get(jobs, {}).get(record_key(tenant, job_id))
+    return found[2] if found is not None else ""
 
 
 def forget(jobs: KeyValue, key: str) -> None:
