@@ -525,7 +525,8 @@ def test_an_upload_chunk_over_the_message_limit_is_refused_and_nothing_kept(capp
     assert str(MAX_MESSAGE_BYTES) in refused.value.details()
     # The gateway may have stored the file before the cut reached it: it
     # deletes it then (a loaded machine can take a moment).
-    assert wait_until(lambda: sorted(objects_root(stack).rglob("*.parquet")) == objects_before, 10)
+    stored = lambda: sorted(objects_root(stack).rglob("*.parquet"))  # noqa: E731
+    assert wait_until(lambda: stored() == objects_before, 10), set(stored()) ^ set(objects_before)
     assert wait_until(lambda: temp_files(stack) == [], 10)
     # Just under the limit is one message the gateway takes.
     near = parquet_bytes(MAX_MESSAGE_BYTES // 32 - 2048, columns=4)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 
 from fityard.v1 import datasets_pb2, datasets_pb2_grpc
@@ -13,9 +14,10 @@ from services.common import errors
 from services.common.bus import record_key
 from services.common.digests import check_sha256
 from services.common.keys import dataset_key
-from services.common.records import encode, new_record_id
+from services.common.records import encode, get_record, new_record_id
 from services.common.resources import DATASETS
 from services.common.rpc_tracing import traced_transfer
+from services.common.storage import ObjectInfo
 from services.internal.v1 import records_pb2, scheduler_pb2
 
 from . import quotas
@@ -46,6 +48,9 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
     def __init__(self, ctx: GatewayContext):
         self.gw = ctx
         self.transfers = ctx.transfers
+        # Undoing of uploads whose call ended before they were kept: tasks
+        # of their own (a cancelled call must not stop them), held here.
+        self._undoing: set[asyncio.Future] = set()
 
     @errors.handle_errors
     @traced_transfer("/fityard.v1.DatasetService/Upload")
@@ -72,7 +77,34 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         info = await self.transfers.receive(
             key, _file_chunks(request_iterator), checker.feed, checker.finish
         )
-        await self._client_still_there(context, key)
+        try:
+            await self._client_still_there(context)
+            return await self._keep(tenant, header, checker, info, dataset_id, created, stored)
+        except BaseException as exc:
+            # Refused, failed, or cut at any await from here on (the cut of
+            # an over-limit message can land after the check above): the
+            # client was not told of a dataset, so none may stay.
+            undo = asyncio.ensure_future(self._drop_upload(tenant, dataset_id, key, info.sha256))
+            self._undoing.add(undo)
+            undo.add_done_callback(self._undoing.discard)
+            if not isinstance(exc, asyncio.CancelledError):
+                await asyncio.shield(undo)  # done before the caller hears why
+            raise
+
+    async def _keep(
+        self,
+        tenant: str,
+        header: datasets_pb2.UploadHeader,
+        checker: ParquetChecker,
+        info: ObjectInfo,
+        dataset_id: str,
+        created: Timestamp,
+        stored: int,
+    ) -> datasets_pb2.UploadResponse:
+        """Keep the stored file as a new dataset (`stored`: the tenant's
+        bytes before it), or answer with the dataset that holds these bytes
+        already (the file then goes). Whatever raises, _upload undoes."""
+        key = dataset_key(tenant, dataset_id)
         existing = await self.gw.digests.find(tenant, info.sha256)
         if existing is not None:  # these bytes are stored already: keep one copy
             await asyncio.to_thread(self.gw.store.delete, key)
@@ -80,12 +112,8 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
                 "upload of %s is dataset %s already: not stored twice", header.name, existing.id
             )
             return datasets_pb2.UploadResponse(dataset=public_dataset(existing))
-        try:
-            quotas.check_shape(self.gw.config, tenant, checker.rows, len(checker.columns))
-            quotas.check_stored_bytes(self.gw.config, tenant, stored, info.size)
-        except errors.ApiError:
-            await asyncio.to_thread(self.gw.store.delete, key)
-            raise
+        quotas.check_shape(self.gw.config, tenant, checker.rows, len(checker.columns))
+        quotas.check_stored_bytes(self.gw.config, tenant, stored, info.size)
         record = records_pb2.DatasetRecord(
             id=dataset_id,
             name=header.name,
@@ -98,17 +126,27 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         )
         return datasets_pb2.UploadResponse(dataset=public_dataset(await self._record(record, key)))
 
-    async def _client_still_there(self, context, key: str) -> None:
-        """Raise (and drop what was stored) if the client is gone. gRPC ends
-        the request stream the same way when it drops a message over the
-        size limit (fityard.limits.MAX_MESSAGE_BYTES; the client is told
+    async def _drop_upload(self, tenant: str, dataset_id: str, key: str, sha256: str) -> None:
+        """Undo a received upload the client was not told of: its digest
+        entry (if it names this dataset), its record (if made) and its file.
+        Runs as a task of its own, so a cancelled call cannot stop it
+        half-way; each step is a no-op if there is nothing to undo."""
+        try:
+            await self.gw.digests.forget(tenant, sha256, dataset_id)
+            if await get_record(self.gw.datasets, tenant, dataset_id, records_pb2.DatasetRecord):
+                await self.gw.datasets.delete(record_key(tenant, dataset_id))
+        except Exception as exc:  # noqa: BLE001 - the file goes regardless
+            log.warning("could not undo the record of upload %s: %s", dataset_id, exc)
+        finally:
+            await asyncio.to_thread(self.gw.store.delete, key)
+
+    async def _client_still_there(self, context) -> None:
+        """Raise if the client is gone. gRPC ends the request stream the
+        same way when it drops a message over the size limit
+        (fityard.limits.MAX_MESSAGE_BYTES; the client is told
         RESOURCE_EXHAUSTED) as when the client has sent everything; an
         operation on the call tells them apart."""
-        try:
-            await context.send_initial_metadata(())
-        except BaseException:
-            self.transfers.discard(key)
-            raise
+        await context.send_initial_metadata(())
 
     def _header(self, first: datasets_pb2.UploadRequest | None) -> datasets_pb2.UploadHeader:
         """The upload's header, checked before any of the file is read."""
@@ -135,11 +173,7 @@ class DatasetService(datasets_pb2_grpc.DatasetServiceServicer):
         """Record the stored file as a dataset; the dataset that counts (an
         upload of the same bytes at the same moment may have won)."""
         tenant, dataset_id = record.tenant, record.id
-        try:
-            await self.gw.datasets.create(record_key(tenant, dataset_id), encode(record))
-        except Exception:
-            await asyncio.to_thread(self.gw.store.delete, key)  # leave nothing half-recorded
-            raise
+        await self.gw.datasets.create(record_key(tenant, dataset_id), encode(record))
         winner = await self.gw.digests.claim(tenant, record.sha256, dataset_id)
         if winner is not None:  # the same bytes were uploaded at the same time
             await self.gw.datasets.delete(record_key(tenant, dataset_id))

@@ -354,6 +354,13 @@ class Transfers:
         ).start()
         try:
             info = await done
+        except asyncio.CancelledError:
+            # Cancelled just as the writer finished: the await raises though
+            # `done` holds the stored file, which then must not stay.
+            if done.done() and not done.cancelled() and done.exception() is None:
+                self.discard(key)
+            raise
+        else:
             trace.get_current_span().set_attribute("fityard.transfer.bytes", info.size)
             return info
         finally:
