@@ -15,7 +15,10 @@ from tools.gen_protos import ROOT
 
 pytestmark = pytest.mark.stack
 
-SOAK_TIMEOUT = 600  # about a minute on an idle 2-core machine; slack for a loaded one
+# 20 s of submissions with a kill every ~1.5 s (about 13 kills); `python -m
+# bench soak` is the long run.
+JOBS = 30
+SOAK_TIMEOUT = 600  # about half a minute on an idle 2-core machine; slack for a loaded one
 
 
 @pytest.mark.timeout(SOAK_TIMEOUT + 60)  # the subprocess's own limit, not the suite-wide one
@@ -28,11 +31,11 @@ def test_a_small_soak_under_kills_loses_and_duplicates_nothing(tmp_path):
             "bench",
             "soak",
             "--jobs",
-            "40",
+            str(JOBS),
             "--rate",
-            "1",
+            "1.5",
             "--kill-every",
-            "2",
+            "1.5",
             "--data-dir",
             str(tmp_path / "soak"),
             "--out",
@@ -47,12 +50,12 @@ def test_a_small_soak_under_kills_loses_and_duplicates_nothing(tmp_path):
     context = result.stdout[-4000:] + result.stderr[-4000:]
     assert result.returncode == 0, context
     jobs, kills = report["jobs"], report["kills"]
-    assert jobs["submitted"] == 40, context
+    assert jobs["submitted"] == JOBS, context
     assert jobs["lost"] == 0, context
     assert jobs["duplicated"] == 0, context
     assert jobs["failed_unexpectedly"] == 0, context
     assert jobs["succeeded_without_output"] == 0, context
-    assert jobs["succeeded"] + jobs["failed_as_expected"] + jobs["failed_killed_too_often"] == 40, (
+    assert jobs["succeeded"] + jobs["failed_as_expected"] + jobs["failed_killed_too_often"] == JOBS, (
         context
     )
     # Bad data failed as it should (the mix has both kinds of bad jobs).
