@@ -55,9 +55,9 @@ def test_a_small_soak_under_kills_loses_and_duplicates_nothing(tmp_path):
     assert jobs["duplicated"] == 0, context
     assert jobs["failed_unexpectedly"] == 0, context
     assert jobs["succeeded_without_output"] == 0, context
-    assert jobs["succeeded"] + jobs["failed_as_expected"] + jobs["failed_killed_too_often"] == JOBS, (
-        context
-    )
+    assert (
+        jobs["succeeded"] + jobs["failed_as_expected"] + jobs["failed_killed_too_often"] == JOBS
+    ), context
     # Bad data failed as it should (the mix has both kinds of bad jobs).
     assert jobs["failed_as_expected"] >= 1, context
     # The chaos happened: a trainer killed while running a job, and that
