@@ -98,6 +98,11 @@ def job_subject(lane: str, kind: str, tenant: str, job_id: str) -> str:
     return f"jobs.{lane}.{kind}.{tenant}.{job_id}"
 
 
+def lane_subjects(lane: str) -> str:
+    """Every job subject of `lane`: its consumer's filter."""
+    return f"jobs.{lane}.>"
+
+
 def event_subject(tenant: str, job_id: str) -> str:
     return f"events.{tenant}.{job_id}"
 
@@ -212,7 +217,7 @@ async def ensure_topology(js: JetStreamContext, config: Config) -> None:
             JOBS_STREAM,
             ConsumerConfig(
                 durable_name=LANE_CONSUMERS[lane],
-                filter_subject=f"jobs.{lane}.>",
+                filter_subject=lane_subjects(lane),
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=config.ack_wait_seconds,
                 max_deliver=-1,  # attempts are counted in the record, not here

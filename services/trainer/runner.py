@@ -30,7 +30,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 
 from services.common import bus
-from services.common.config import LANES, SMALL_LANE
+from services.common.config import LANES
 from services.common.jobs import TERMINAL_STATES, kind_name, params_dict, state_name
 from services.common.keys import dataset_key, model_key, predictions_key
 from services.common.logs import job_context
@@ -44,6 +44,7 @@ from . import claims
 from .attempt import Attempt, Ending, settle
 from .context import TrainerContext
 from .cores import take_cores
+from .pickup import JobNotices, next_job
 from .running import Watch, run_attempt
 from .worker import Task
 
@@ -127,12 +128,14 @@ class Trainer:
     async def run(self, stop: asyncio.Event) -> None:
         cancels = await self.nc.subscribe(bus.CANCEL_WILDCARD, cb=self._on_cancel)
         await self.worker.start()
-        subs = [(lane, await self._subscribe(lane)) for lane in self.lanes]
+        notices = JobNotices(self.lanes)
+        await notices.listen(self.nc)  # before the first look: no publish goes unnoticed
+        pulls = {lane: await self._subscribe(lane) for lane in self.lanes}
         log.info("trainer %s waiting for jobs (lanes: %s)", self.trainer_id, ", ".join(self.lanes))
         try:
             while not stop.is_set():
                 try:
-                    msgs = await _next_job(subs)
+                    msgs = await next_job(pulls, notices)
                 except TRANSIENT as exc:  # NATS is restarting: wait for it
                     log.warning("fetching jobs failed (%s); retrying", exc)
                     await asyncio.sleep(1.0)
@@ -140,7 +143,8 @@ class Trainer:
                 await self._run_batch(msgs, stop)
         finally:
             log.info("trainer %s stopping", self.trainer_id)
-            for subscription in (*(sub for _, sub in subs), cancels):
+            await notices.close()
+            for subscription in (*pulls.values(), cancels):
                 with contextlib.suppress(Exception):  # the connection may be gone
                     await subscription.unsubscribe()
 
@@ -334,37 +338,3 @@ _unanswered = {
     "superseded": endings.superseded,
     "stopping": endings.not_started,
 }
-
-# An idle trainer looks at each of its lanes (a pull answered at once when a
-# job waits), then waits this long on its first lane: a small job is taken
-# the moment it arrives, a job of the default lane (seconds of work at
-# least) within this long. A stop waits for the fetch under way, so it is
-# short: an idle trainer stops within it.
-QUICK_LOOK_SECONDS = 0.01
-FIRST_LANE_WAIT_SECONDS = 0.25
-# Small jobs are taken this many at a time when that many wait (a burst):
-# one pull for them all instead of one each. Few enough that another
-# trainer finds work in a burst's tail; held ones are heartbeated.
-SMALL_JOBS_PER_FETCH = 8
-
-
-async def _next_job(subs: list[tuple[str, object]]) -> list[Msg]:
-    """The next job messages, from the first of its lanes (in priority
-    order) that has any; [] if none came within FIRST_LANE_WAIT_SECONDS."""
-    for lane, sub in subs:
-        msgs = await _fetch(sub, _batch(lane), QUICK_LOOK_SECONDS)
-        if msgs:
-            return msgs
-    lane, sub = subs[0]
-    return await _fetch(sub, _batch(lane), FIRST_LANE_WAIT_SECONDS)
-
-
-def _batch(lane: str) -> int:
-    return SMALL_JOBS_PER_FETCH if lane == SMALL_LANE else 1
-
-
-async def _fetch(sub, batch: int, timeout: float) -> list[Msg]:
-    try:
-        return await sub.fetch(batch, timeout=timeout)
-    except asyncio.TimeoutError:
-        return []
