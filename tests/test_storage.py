@@ -467,3 +467,25 @@ def test_local_copy_makes_its_temp_files_in_the_given_dir(store, tmp_path):
         if not isinstance(store, LocalStore):
             assert path.parent.parent == scratch and path.parent.name.startswith("fityard-s3-")
     assert list(scratch.iterdir()) == []  # removed on exit (and never used locally)
+
+
+def test_a_new_file_is_stored_when_kept_and_leaves_nothing_otherwise(store, tmp_path):
+    """ObjectStore.new_file, how the worker writes models and predictions:
+    the path is written by a library that wants a path, kept whole under
+    its key, and a file not kept (the job failed or was stopped) leaves
+    neither an object nor a temp file behind."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    data = os.urandom(MiB + 3)
+    with store.new_file("jobs/job_1/1/model.joblib", dir=scratch) as new:
+        new.path.write_bytes(data)
+        assert not store.exists("jobs/job_1/1/model.joblib")  # nothing until kept
+        new.keep()
+    assert b"".join(store.read_stream("jobs/job_1/1/model.joblib")) == data
+    with pytest.raises(RuntimeError), store.new_file("jobs/job_2/1/model.joblib", scratch) as new:
+        new.path.write_bytes(b"half a model")
+        raise RuntimeError("the fit failed")
+    assert not store.exists("jobs/job_2/1/model.joblib")
+    assert list(scratch.iterdir()) == []
+    assert _in_progress(store) == []
+    assert list(store.list("jobs/")) == ["jobs/job_1/1/model.joblib"]

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from ..config import StorageConfig
-from .base import CHUNK_SIZE, DEFAULT_STALE_UPLOAD_SECONDS, ObjectInfo, ObjectNotFound, ObjectStore
+from .base import (
+    CHUNK_SIZE,
+    DEFAULT_STALE_UPLOAD_SECONDS,
+    NewFile,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+)
 
 __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_STALE_UPLOAD_SECONDS",
+    "NewFile",
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectStore",

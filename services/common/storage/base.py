@@ -8,10 +8,12 @@ blocking; asyncio services call them through `asyncio.to_thread`.
 from __future__ import annotations
 
 import abc
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -45,6 +47,21 @@ class ObjectInfo:
     sha256: str = ""
 
 
+class NewFile:
+    """A file being written for an object (ObjectStore.new_file)."""
+
+    def __init__(self, path: Path, keep):
+        self.path = path
+        self._keep = keep
+        self.kept = False
+
+    def keep(self) -> None:
+        """Store what `path` holds under the object's key (atomically: the
+        object appears whole, or not at all)."""
+        self._keep()
+        self.kept = True
+
+
 class ObjectStore(abc.ABC):
     """A flat key -> bytes store with atomic, streamed writes."""
 
@@ -72,6 +89,21 @@ class ObjectStore(abc.ABC):
                     yield block
 
         return self.write_stream(key, chunks())
+
+    @contextmanager
+    def new_file(self, key: str, dir: str | Path | None = None) -> Iterator[NewFile]:
+        """A file to write the object `key` into, for writers that want a
+        path (joblib, pandas): write to `.path`, then `.keep()` stores it;
+        a file not kept when the block ends is dropped. This default writes
+        in a temporary directory under `dir` and keeps with write_file; a
+        store that can take the file as it is (LocalStore renames it into
+        place) overrides it and saves the copy."""
+        tmp = Path(tempfile.mkdtemp(prefix="fityard-new-", dir=dir))
+        try:
+            path = tmp / (PurePosixPath(key).name or "object")
+            yield NewFile(path, lambda: self.write_file(key, path))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     @abc.abstractmethod
     def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:

@@ -24,6 +24,7 @@ from ..tracing import store_span
 from .base import (
     CHUNK_SIZE,
     DEFAULT_STALE_UPLOAD_SECONDS,
+    NewFile,
     ObjectInfo,
     ObjectNotFound,
     ObjectStore,
@@ -59,6 +60,19 @@ class _FileChunks:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _place(tmp: Path, final: Path) -> None:
+    """Rename a finished temp file into place (atomic within the root's
+    filesystem), making the key's directories first."""
+    for attempt in range(3):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(tmp, final)
+            return
+        except FileNotFoundError:  # a delete pruned the emptied directory
+            if attempt == 2:
+                raise
 
 
 class LocalStore(ObjectStore):
@@ -101,14 +115,7 @@ class LocalStore(ObjectStore):
                         f.write(chunk)
                         sha.update(chunk)
                         size += len(chunk)
-                for attempt in range(3):
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        os.replace(tmp, final)
-                        break
-                    except FileNotFoundError:  # a delete pruned the emptied directory
-                        if attempt == 2:
-                            raise
+                _place(tmp, final)
             except BaseException:
                 # Anything, including KeyboardInterrupt or a CancelledError raised
                 # by the caller's iterator: the half-written file must not stay.
@@ -116,6 +123,26 @@ class LocalStore(ObjectStore):
                 raise
             span.set_attribute("fityard.object.size", size)
         return ObjectInfo(key=key, size=size, sha256=sha.hexdigest())
+
+    @contextmanager
+    def new_file(self, key: str, dir: str | Path | None = None) -> Iterator[NewFile]:
+        """Written in the store's temp area and renamed into place when
+        kept: no copy (`dir` is not needed). A writer killed outright leaves
+        a `.part` for sweep_incomplete, as write_stream does."""
+        final = self._path(key)
+        self.ensure_ready()
+        tmp = self.root / TMP_DIR / f"{uuid.uuid4().hex}{PART_SUFFIX}"
+
+        def keep() -> None:
+            with store_span("put", key, "local") as span:
+                if span.is_recording():
+                    span.set_attribute("fityard.object.size", tmp.stat().st_size)
+                _place(tmp, final)
+
+        try:
+            yield NewFile(tmp, keep)
+        finally:
+            tmp.unlink(missing_ok=True)  # not kept (once kept, it is no longer there)
 
     def read_stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         # Opened now, so a missing key raises before the caller iterates, and
