@@ -17,13 +17,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def bare_fit_seconds(train_path: Path) -> float:
-    """The baseline: ml.fit in this process, with every core, same data."""
+def bare_fit_seconds(train_path: Path, params: dict | None = None) -> float:
+    """The baseline: ml.fit in this process, with every core, same data
+    (`params`: HistGradientBoosting keywords)."""
     import ml
 
     with tempfile.TemporaryDirectory(prefix="bench-bare-") as tmp:
         started = time.perf_counter()
-        ml.fit(train_path, os.path.join(tmp, "model.joblib"))
+        ml.fit(train_path, os.path.join(tmp, "model.joblib"), params=params)
         return time.perf_counter() - started
 
 

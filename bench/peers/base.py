@@ -35,9 +35,10 @@ class Peer(abc.ABC):
         submit call to the moment the worker starts the job body."""
 
     @abc.abstractmethod
-    def fit_seconds(self, train_path: Path) -> float:
-        """One fit end to end: seconds from just before submit until the
-        client knows it succeeded (data already where the system reads it)."""
+    def fit_seconds(self, train_path: Path, params: dict | None = None) -> float:
+        """One fit end to end (`params`: HistGradientBoosting keywords):
+        seconds from just before submit until the client knows it succeeded
+        (data already where the system reads it)."""
 
     @abc.abstractmethod
     def makespan(self, train_path: Path, jobs: int) -> float:

@@ -72,10 +72,10 @@ class FityardPeer(Peer):
             latencies.append(job.start_time.timestamp() - submitted)
         return latencies
 
-    def fit_seconds(self, train_path: Path) -> float:
+    def fit_seconds(self, train_path: Path, params: dict | None = None) -> float:
         dataset = self.dataset(train_path)
         started = time.perf_counter()
-        self.client.fit(dataset).wait()
+        self.client.fit(dataset, **(params or {})).wait()
         return time.perf_counter() - started
 
     def makespan(self, train_path: Path, jobs: int) -> float:

@@ -108,11 +108,11 @@ class RayPeer(Peer):
             latencies.append(value["start"] - t_submit)
         return latencies
 
-    def fit_seconds(self, train_path: Path) -> float:
+    def fit_seconds(self, train_path: Path, params: dict | None = None) -> float:
         import ray
 
         t0 = time.perf_counter()
-        ray.get(self._fit.remote(str(train_path)))
+        ray.get(self._fit.remote(str(train_path), params))
         return time.perf_counter() - t0
 
     def toy_behind_long(self, long_path: Path, long_params: dict, toy_path: Path) -> float:

@@ -275,9 +275,9 @@ class RQPeer(Peer):
             latencies.append(value["start"] - t_submit)
         return latencies
 
-    def fit_seconds(self, train_path: Path) -> float:
+    def fit_seconds(self, train_path: Path, params: dict | None = None) -> float:
         t0 = time.perf_counter()
-        self._wait_job(self._enqueue(train_path))
+        self._wait_job(self._enqueue(train_path, params))
         return time.perf_counter() - t0
 
     def makespan(self, train_path: Path, jobs: int) -> float:
