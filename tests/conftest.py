@@ -8,6 +8,7 @@ when it asks for these stack fixtures or starts a stack some other way."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 
 import pytest
@@ -16,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from ml.data import make_data
 from services.common.config import StorageConfig
 from services.common.storage import open_store
-from services.embedded import EmbeddedStack
+from services.embedded import EmbeddedStack, free_port, nats_server_binary
 from tests.support import tiers
 from tests.support.s3server import MotoS3Server, s3_env, storage_config_for
 
@@ -47,6 +48,23 @@ def _one_thread_for_in_process_fits(request):
         return
     with threadpool_limits(limits=1):
         yield
+
+
+@pytest.fixture
+def nats_url(tmp_path):
+    """A bare nats-server with JetStream on a free loopback port, for tests
+    of one service's part against the real server (no fityard processes)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ order; nothing is acked before its record is written."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from dataclasses import replace
 
 import pytest
@@ -18,7 +17,6 @@ from services.common import bus
 from services.common.config import Config
 from services.common.jobs import OUTPUTS
 from services.common.records import encode
-from services.embedded import free_port, nats_server_binary
 from services.internal.v1 import bus_pb2, records_pb2
 from services.scheduler.context import SchedulerContext
 from services.scheduler.events import EventFolder
@@ -27,21 +25,6 @@ from services.scheduler.store import remember
 pytestmark = pytest.mark.stack
 
 TENANT = "default"
-
-
-@pytest.fixture
-def nats_url(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen(
-        [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield f"nats://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def _record(job_id: str) -> records_pb2.JobRecord:

@@ -7,33 +7,16 @@ announces (given back with a nak) is still found by the periodic look."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from dataclasses import replace
 
 import pytest
 
 from services.common import bus
 from services.common.config import DEFAULT_LANE, LANES, SMALL_LANE, Config
-from services.embedded import free_port, nats_server_binary
 from services.trainer import pickup
 from services.trainer.pickup import JobNotices, next_job
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def nats_url(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen(
-        [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield f"nats://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 async def _trainer_side(url: str):

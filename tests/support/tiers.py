@@ -28,7 +28,7 @@ import pytest
 MARK = "stack"
 
 # The conftest fixtures that start (or hand out) a running stack or S3 server.
-STACK_FIXTURES = frozenset({"s3_server", "local_stack", "s3_stack", "stack"})
+STACK_FIXTURES = frozenset({"s3_server", "local_stack", "s3_stack", "stack", "nats_url"})
 
 # Programs that are, start or talk to a stack.
 _PROGRAMS = frozenset({"nats-server", "moto_server", "grpcurl"})
