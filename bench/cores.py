@@ -48,12 +48,13 @@ def in_process(train_path: Path, fits: int, warm_up: float = 1.5) -> tuple[float
     """(fits/s, CPU seconds per fit) of ml.fit one after another on one
     thread, in this process, Parquet read and model written included, after
     `warm_up` seconds of the same fits (the first fits of a process run
-    slower)."""
-    from threadpoolctl import threadpool_limits
-
+    slower). One thread in every library, as a worker runs a small job
+    (ml/threads.py: a limit set before scikit-learn is loaded limits
+    nothing)."""
     import ml
+    from ml import threads
 
-    with tempfile.TemporaryDirectory(prefix="bench-cores-") as tmp, threadpool_limits(1):
+    with tempfile.TemporaryDirectory(prefix="bench-cores-") as tmp, threads.limited(1):
         model = Path(tmp) / "m.joblib"
         warm_until = time.perf_counter() + warm_up
         while time.perf_counter() < warm_until:

@@ -203,14 +203,13 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
     config = Config.from_env()
     logs.configure("trainer", config.log_level, config.log_format)
     tracing = setup_tracing("trainer")
-    from threadpoolctl import ThreadpoolController
-
-    import ml.model  # noqa: F401 - the heavy import (pandas, sklearn), paid once here
+    from ml import threads as ml_threads
     from services.common.storage import open_store
 
-    # Finding the thread pools (OpenMP, BLAS) scans the process's loaded
-    # libraries: done once here, not per job (it was 15 % of a tiny job's CPU).
-    pools = ThreadpoolController()
+    # The heavy import (pandas, sklearn) is paid once here, and so is finding
+    # the thread pools (OpenMP, BLAS): it scans the process's loaded
+    # libraries (it was 15 % of a tiny job's CPU when done per job).
+    pools = ml_threads.controller()
     limits = pools.limit(limits=threads)  # noqa: F841 - kept for the process's life
     store = open_store(storage)
     signal.signal(signal.SIGTERM, _raise_stopped)
@@ -225,6 +224,7 @@ def _serve(conn: Connection, store, tracing: bool, pools) -> None:
     """Run the tasks the trainer sends until it goes away; `pools` is the
     process's threadpoolctl.ThreadpoolController."""
     import ml
+    from ml import threads as ml_threads
     from ml.artifact import ModelAltered
 
     while True:
@@ -234,7 +234,7 @@ def _serve(conn: Connection, store, tracing: bool, pools) -> None:
             return  # the trainer went away
         try:
             with (
-                pools.limit(limits=task.threads),
+                ml_threads.limited(task.threads, pools),
                 logs.job_context(task.job_id),
                 tracer.start_as_current_span(
                     f"worker {task.kind}", context=context_of(task.traceparent)
