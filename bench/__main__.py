@@ -25,6 +25,7 @@ from ml.data import make_data
 from services.common.config import usable_cores
 
 from .baselines import bare_fit, jetstream_round_trips
+from .big_fit import make_big
 from .cores import in_process, smallest_job
 from .fit_cache import measure_example_2
 from .measure import Figure, bare_fit_seconds, percentile
@@ -55,6 +56,8 @@ class Sizes:
     many_trainers: int  # the smallest job again on a stack with this many trainers
     ceiling_fits: int  # in-process fits the cores' ceiling is measured on
     warm_up: float  # seconds of in-process fits before the ceiling is measured
+    big_rows: int  # the big fit (bench/big_fit.py)
+    big_pairs: int  # alternating bare and end-to-end big fits
 
 
 FULL = Sizes(
@@ -76,6 +79,8 @@ FULL = Sizes(
     many_trainers=8,
     ceiling_fits=100,
     warm_up=1.5,
+    big_rows=2_000_000,
+    big_pairs=3,
 )
 # `--quick`: a smoke test of the bench code (the suite runs it), not figures:
 # every measurement runs and reports, at sizes that take seconds, without
@@ -99,6 +104,8 @@ QUICK = Sizes(
     many_trainers=3,
     ceiling_fits=10,
     warm_up=0.2,
+    big_rows=20_000,
+    big_pairs=1,
 )
 # Figures with a goal are the median of this many repetitions, spread shown.
 REPEATS = 3
@@ -316,6 +323,7 @@ def run_fityard(
                 measure_example_2(peer.client, peer.dataset(files["seed"]), sizes.concurrent_fits)
             ),
         )
+        _big_fit(run, peer, files, sizes)
         run.attempt(
             "fityard (defaults): a trainer's memory for the seed fit",
             lambda: run.figures.append(
@@ -637,10 +645,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["online", "short"],
+        choices=["online", "short", "big"],
         default=None,
         help="one part of the suite: online (online predictions under load, about 4 min); "
-        "short (the smallest job one at a time and 300 at once, fityard and Ray, about 3 min)",
+        "short (the smallest job one at a time and 300 at once, fityard and Ray, about 3 min); "
+        "big (a 2,000,000-row fit end to end and its worker's memory against a bare fit, about 6 min)",
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -652,6 +661,12 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         run.say("making data")
         files = {"smallest": smallest_job(work / "smallest.parquet")}
+        if args.only in (None, "big"):
+            files["big"] = make_big(work / "big.parquet", sizes.big_rows)
+        if args.only == "big":
+            with FityardPeer(work / "fityard-defaults") as peer:
+                _big_fit(run, peer, files, sizes)
+            return _report(run, info, sizes, {}, args.out)
         transfer_files = []
         if args.only != "short":
             files["seed"] = make_data(work / "seed", rows=sizes.seed_rows)["train"]
@@ -703,6 +718,17 @@ def main(argv: list[str] | None = None) -> int:
         run.figures.extend(against_ray(run.figures))
 
     return _report(run, info, sizes, baselines, args.out)
+
+
+def _big_fit(run: Run, peer: FityardPeer, files: dict, sizes: Sizes) -> None:
+    from .big_fit import measure_big_fit
+
+    run.attempt(
+        f"fityard (defaults): the big fit ({sizes.big_rows:,} rows), {sizes.big_pairs} pairs",
+        lambda: run.figures.extend(
+            measure_big_fit(peer, files["big"], sizes.big_rows, sizes.big_pairs)
+        ),
+    )
 
 
 def _online(run: Run, work: Path, files: dict, sizes: Sizes) -> None:

@@ -12,13 +12,13 @@ from .cpu import parent
 from .measure import Figure, reset_peak_rss, rss_bytes
 
 
-def _workers(stack) -> list[int]:
+def worker_pids(stack) -> list[int]:
     trainers = {stack.pid(name) for name in stack.names() if name.startswith("trainer")}
     return [pid for pid in stack_processes(stack) if parent(pid) in trainers]
 
 
 def measure_trainer_memory(stack, client: Client, dataset_id: str, dataset_bytes: int) -> Figure:
-    workers = _workers(stack)
+    workers = worker_pids(stack)
     for pid in workers:
         reset_peak_rss(pid)
     before = {pid: rss_bytes(pid)[0] for pid in workers}

@@ -69,6 +69,13 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     watchers = control["control plane: watchers that saw their job end"]
     assert watchers["value"] == watchers["baseline"] == 200
     assert any(f["benchmark"].startswith("trainer memory per job") for f in figures)
+    # the big fit (its smoke size): end to end against a bare fit in a fresh
+    # process, and the worker's peak memory against that process's
+    big = {f["benchmark"].split(": ")[1]: f for f in figures if f["benchmark"].startswith("big fit")}
+    assert set(big) == {"end to end", "worker peak memory"}
+    (pair,) = big["end to end"]["extra"]["pairs"]
+    assert pair["bare_s"] > 0 and pair["fityard_s"] > 0
+    assert pair["bare_peak_mib"] > 50 and pair["worker_peak_mib"] > 50  # whole processes
     transfers = [
         f
         for f in figures

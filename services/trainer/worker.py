@@ -205,7 +205,9 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
     tracing = setup_tracing("trainer")
     from ml import threads as ml_threads
     from services.common.storage import open_store
+    from services.trainer.memory import return_freed_memory
 
+    return_freed_memory()  # before the first job's allocations
     # The heavy import (pandas, sklearn) is paid once here, and so is finding
     # the thread pools (OpenMP, BLAS): it scans the process's loaded
     # libraries (it was 15 % of a tiny job's CPU when done per job).
