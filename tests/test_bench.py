@@ -71,7 +71,9 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     assert any(f["benchmark"].startswith("trainer memory per job") for f in figures)
     # the big fit (its smoke size): end to end against a bare fit in a fresh
     # process, and the worker's peak memory against that process's
-    big = {f["benchmark"].split(": ")[1]: f for f in figures if f["benchmark"].startswith("big fit")}
+    big = {
+        f["benchmark"].split(": ")[1]: f for f in figures if f["benchmark"].startswith("big fit")
+    }
     assert set(big) == {"end to end", "worker peak memory"}
     (pair,) = big["end to end"]["extra"]["pairs"]
     assert pair["bare_s"] > 0 and pair["fityard_s"] > 0
@@ -160,3 +162,23 @@ def test_the_short_jobs_part_runs_alone(tmp_path):
     one = figures["smallest job, one at a time: submit -> succeeded p50"]
     assert one["system"] == "fityard (defaults)" and len(one["extra"]["repeats"]) == 3
     assert one["value"] > 0 and one["baseline"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_the_big_fit_part_runs_alone(tmp_path):
+    """README's `python -m bench --only big` (at the smoke's 20,000 rows):
+    the fit end to end and the worker's peak memory, each against a bare
+    fit in a fresh process."""
+    out = tmp_path / "big.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "big", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(out.read_text())["figures"]
+    assert [f["benchmark"].split(": ")[1] for f in figures] == ["end to end", "worker peak memory"]
+    assert figures[0]["benchmark"].startswith("big fit (20,000 × 50")
+    assert figures[0]["extra"]["pairs"][0]["random_state"] == 2000
