@@ -139,21 +139,26 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     assert "| benchmark" in result.stdout  # the table is printed
 
 
-@pytest.mark.timeout(300)
-def test_the_short_jobs_part_runs_alone(tmp_path):
-    """README's `python -m bench --only short` (here at the smoke's sizes,
-    without Ray): the smallest job one at a time and in a burst, and what
-    fityard's processes spent on it."""
-    out = tmp_path / "short.json"
+def _part(tmp_path, part: str) -> list[dict]:
+    """The figures of `python -m bench --only PART --quick`, which must exit 0."""
+    out = tmp_path / f"{part}.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "short", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--only", part, "--quick", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    figures = {f["benchmark"]: f for f in json.loads(out.read_text())["figures"]}
+    return json.loads(out.read_text())["figures"]
+
+
+@pytest.mark.timeout(300)
+def test_the_short_jobs_part_runs_alone(tmp_path):
+    """README's `python -m bench --only short` (here at the smoke's sizes,
+    without Ray): the smallest job one at a time and in a burst, and what
+    fityard's processes spent on it."""
+    figures = {f["benchmark"]: f for f in _part(tmp_path, "short")}
     assert set(figures) == {
         "smallest job, one at a time: submit -> succeeded p50",
         "smallest job (6 at once): throughput",
@@ -169,16 +174,7 @@ def test_the_big_fit_part_runs_alone(tmp_path):
     """README's `python -m bench --only big` (at the smoke's 20,000 rows):
     the fit end to end and the worker's peak memory, each against a bare
     fit in a fresh process."""
-    out = tmp_path / "big.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "big", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    figures = json.loads(out.read_text())["figures"]
+    figures = _part(tmp_path, "big")
     assert [f["benchmark"].split(": ")[1] for f in figures] == ["end to end", "worker peak memory"]
     assert figures[0]["benchmark"].startswith("big fit (20,000 × 50")
     assert figures[0]["extra"]["pairs"][0]["random_state"] == 2000
