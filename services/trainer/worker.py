@@ -273,24 +273,6 @@ def _flush(tracing: bool, wait: float = 2.0) -> None:
         flush(wait)
 
 
-async def _receive(conn: Connection):
-    """The worker's next message, waited for on the event loop (the pipe
-    readable), not in a thread: a small job's handful of messages then cost
-    no thread hand-offs. A message is written whole, so reading it once the
-    pipe is readable waits at most for the rest of it; a worker gone is an
-    EOFError."""
-    if not conn.poll():
-        loop = asyncio.get_running_loop()
-        readable = loop.create_future()
-        fd = conn.fileno()
-        loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
-        try:
-            await readable
-        finally:
-            loop.remove_reader(fd)
-    return conn.recv()
-
-
 class WorkerProcess:
     """Owns one worker process; restarts it after it is killed or dies."""
 
@@ -300,6 +282,9 @@ class WorkerProcess:
         self._ctx = multiprocessing.get_context("spawn")
         self._proc = None
         self._conn: Connection | None = None
+        # While a message is awaited: the loop, the pipe's descriptor and
+        # the future its readability completes (see _receive).
+        self._waiting: tuple[asyncio.AbstractEventLoop, int, asyncio.Future] | None = None
 
     async def start(self) -> None:
         if self._proc is not None and self._proc.is_alive():
@@ -314,7 +299,7 @@ class WorkerProcess:
         self._proc.start()
         child.close()
         self._conn = parent
-        message = await _receive(parent)
+        message = await self._receive()
         log.info("worker process %s ready (%d threads)", message[1], self.threads)
 
     async def run(
@@ -327,7 +312,7 @@ class WorkerProcess:
         self._conn.send(task)
         while True:
             try:
-                message = await _receive(self._conn)
+                message = await self._receive()
             except (EOFError, OSError):
                 code = self._reap()
                 reason = (
@@ -363,7 +348,43 @@ class WorkerProcess:
             self._proc.kill()
         self._reap()
 
+    async def _receive(self):
+        """The worker's next message, waited for on the event loop (the pipe
+        readable), not in a thread: a small job's handful of messages then
+        cost no thread hand-offs. A message is written whole, so reading it
+        once the pipe is readable waits at most for the rest of it; a worker
+        gone, or its pipe closed by a stop or a kill, is an EOFError."""
+        conn = self._conn
+        if conn is None:
+            raise EOFError("the worker's pipe is closed")
+        if not conn.poll():
+            loop = asyncio.get_running_loop()
+            readable = loop.create_future()
+            fd = conn.fileno()
+            loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+            self._waiting = (loop, fd, readable)
+            try:
+                await readable
+            finally:
+                self._stop_waiting()
+        return conn.recv()
+
+    def _stop_waiting(self) -> None:
+        """Take the pipe off the event loop and wake whoever waits on it.
+        Called before the pipe closes: the kernel drops a closed descriptor
+        from the loop's poll without a wake-up, so a wait left registered
+        would never end (a run limit's stop hung a trainer that way when the
+        worker outlived its grace), and a new worker's pipe could reuse the
+        stale registration."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            loop, fd, readable = waiting
+            loop.remove_reader(fd)
+            if not readable.done():
+                readable.set_exception(EOFError("the worker's pipe was closed"))
+
     def _reap(self) -> int | None:
+        self._stop_waiting()
         proc, conn = self._proc, self._conn
         self._proc = None
         self._conn = None
