@@ -10,6 +10,8 @@ job for good and every job behind it stayed queued.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -64,9 +66,14 @@ def test_a_worker_killed_mid_job_ends_the_wait_for_it(tmp_path):
 def test_a_stopped_worker_ends_the_wait_and_the_next_job_gets_a_new_one(tmp_path):
     storage, task = _long_fit(tmp_path)
     worker = WorkerProcess(storage, threads=1)
+    stopped_processes = []
+
+    async def stop() -> None:
+        stopped_processes.append(worker._proc)  # how it ended
+        await worker.stop()
 
     async def stop_then_run_again():
-        outcome = await _kill_while_fitting(worker, task, worker.stop)
+        outcome = await _kill_while_fitting(worker, task, stop)
         quick = Task(**{**task.__dict__, "params": {"max_iter": 2}})
         return outcome, await asyncio.wait_for(worker.run(quick, _ignore), 60)
 
@@ -75,5 +82,34 @@ def test_a_stopped_worker_ends_the_wait_and_the_next_job_gets_a_new_one(tmp_path
 
     stopped, after = asyncio.run(stop_then_run_again())
     assert not stopped.ok
+    assert stopped_processes[0].exitcode == 0  # it unwound; not killed after the grace
     assert after.ok and after.rows == 200
     worker.kill()
+
+
+# A library that swallows the first exception raised inside it, as numpy
+# does in an attribute lookup it makes from C, while the fit carries on.
+SWALLOWED_STOP = """
+import os, signal, time
+from services.trainer.worker import Stopped, _raise_stopped
+signal.signal(signal.SIGTERM, _raise_stopped)
+start = time.monotonic()
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.05)
+except BaseException:
+    pass
+try:
+    while time.monotonic() - start < 10:
+        time.sleep(0.01)
+    print("still fitting")
+except Stopped:
+    print(f"stopped {time.monotonic() - start:.2f}")
+"""
+
+
+def test_a_stop_swallowed_by_the_jobs_code_is_raised_again():
+    out = subprocess.run(
+        [sys.executable, "-c", SWALLOWED_STOP], capture_output=True, text=True, timeout=60
+    ).stdout.split()
+    assert out[0] == "stopped" and float(out[1]) < 2, out

@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -59,8 +60,35 @@ class Stopped(BaseException):
     whose parent never arrives) and removes its temp files."""
 
 
+# Set by SIGTERM. The Stopped it raises can come out as another error, or
+# not at all: numpy turns an exception raised inside its buffer parsing
+# into a ValueError, and clears one raised in an attribute lookup it makes
+# from C (seen: 4 of 40 stops mid-fit left the fit running until the
+# trainer's kill). So the worker checks the flag before reporting a job,
+# and raises the stop again until it reaches worker_main.
+_stop_requested = threading.Event()
+_stop_arrived = threading.Event()  # it reached worker_main
+STOP_REPEAT_SECONDS = 0.25
+
+
 def _raise_stopped(signum, frame) -> None:
+    if not _stop_requested.is_set():
+        _stop_requested.set()
+        threading.Thread(target=_repeat_stop, name="stop", daemon=True).start()
     raise Stopped(f"stopped by the trainer (signal {signum})")
+
+
+def _repeat_stop() -> None:
+    while not _stop_arrived.wait(STOP_REPEAT_SECONDS):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+
+
+def _stopped_meanwhile(exc: BaseException | None = None) -> None:
+    """Raise Stopped if the trainer stopped this job: whatever the job's code
+    made of the signal, the worker reports nothing and exits, instead of
+    logging a bogus internal error or waiting for its kill."""
+    if _stop_requested.is_set():
+        raise Stopped("stopped by the trainer (the stop surfaced as another error)") from exc
 
 
 @dataclass
@@ -219,15 +247,15 @@ def worker_main(conn: Connection, storage: StorageConfig, threads: int, trainer_
     try:
         _serve(conn, store, tracing, pools)
     except Stopped:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a repeat must not cut the flush short
+        _stop_arrived.set()
         _flush(tracing, wait=STOP_FLUSH_SECONDS)  # the stopped job's spans
 
 
 def _serve(conn: Connection, store, tracing: bool, pools) -> None:
     """Run the tasks the trainer sends until it goes away; `pools` is the
     process's threadpoolctl.ThreadpoolController."""
-    import ml
     from ml import threads as ml_threads
-    from ml.artifact import ModelAltered
 
     while True:
         try:
@@ -251,19 +279,29 @@ def _serve(conn: Connection, store, tracing: bool, pools) -> None:
                 except Stopped as exc:  # OTel marks only Exceptions as errors
                     span.set_status(StatusCode.ERROR, str(exc))
                     raise
-        except ml.DataError as exc:
-            outcome = Outcome(ok=False, error=str(exc), reason=FAILED_INVALID_DATA)
-        except ModelAltered as exc:
-            with logs.job_context(task.job_id):
-                log.error("job %s: %s", task.job_id, exc)
-            outcome = Outcome(ok=False, error=str(exc), reason=FAILED_INTERNAL)
-        except Exception:  # anything else: ours, logged in full under an error id
-            error_id, error = internal_error("while running the job")
-            with logs.job_context(task.job_id):
-                log.exception("%s: job %s failed in the worker", error_id, task.job_id)
-            outcome = Outcome(ok=False, error=error, reason=FAILED_INTERNAL)
+        except Exception as exc:  # noqa: BLE001 - _failure says what it was
+            _stopped_meanwhile(exc)
+            outcome = _failure(task, exc)
+        _stopped_meanwhile()
         _flush(tracing)  # a failed job's spans too
         conn.send(("done", outcome))
+
+
+def _failure(task: Task, exc: Exception) -> Outcome:
+    """The Outcome of a job that raised `exc`: the user's data error as it
+    is; anything else is ours, logged (in full under an error id)."""
+    import ml
+    from ml.artifact import ModelAltered
+
+    if isinstance(exc, ml.DataError):
+        return Outcome(ok=False, error=str(exc), reason=FAILED_INVALID_DATA)
+    with logs.job_context(task.job_id):
+        if isinstance(exc, ModelAltered):
+            log.error("job %s: %s", task.job_id, exc)
+            return Outcome(ok=False, error=str(exc), reason=FAILED_INTERNAL)
+        error_id, error = internal_error("while running the job")
+        log.error("%s: job %s failed in the worker", error_id, task.job_id, exc_info=exc)
+    return Outcome(ok=False, error=error, reason=FAILED_INTERNAL)
 
 
 def _flush(tracing: bool, wait: float = 2.0) -> None:
