@@ -707,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
                 measure_tracing_cost(
                     run.say,
                     files,
-                    max(10, sizes.dispatch_fits // 2),
+                    max(2, sizes.dispatch_fits // 2),
                     work,
                     rounds=sizes.tracing_rounds,
                 )

@@ -86,11 +86,12 @@ def test_without_a_fixed_random_state_or_with_cache_off_every_fit_trains(client,
 
 def test_a_fit_waiting_for_a_cancelled_fit_trains_on_its_own(client, seed_files):
     train = client.upload(seed_files["train"])
-    params = {"random_state": 2, "max_iter": 400, "early_stopping": False}
-    first = client.fit(train, **params)
-    waiting = client.fit(train, **params)
-    assert waiting.state == "QUEUED" and waiting.cached_from == first.id
-    first.cancel()
+    # Both wait QUEUED (batch jobs wait for a core) until the first is cancelled.
+    with cores_taken(client, train.id):
+        first = client.fit(train, random_state=2, priority="batch", **QUICK)
+        waiting = client.fit(train, random_state=2, priority="batch", **QUICK)
+        assert waiting.state == "QUEUED" and waiting.cached_from == first.id
+        first.cancel()
     done = waiting.wait(timeout=WAIT)
     assert (done.state, done.cached, done.attempts) == ("SUCCEEDED", False, 1)
 

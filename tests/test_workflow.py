@@ -259,9 +259,10 @@ def test_downloading_from_a_failed_job_is_a_failed_precondition(client, failed_f
 
 def test_watch_reports_each_state_in_order_until_the_job_ends(client, train_ds):
     # Every core busy: the watched job is still QUEUED when the watch starts
-    # (enough rounds for the default lane: a small job would run at once).
+    # (a batch job waits for a free core; a small one would run at once).
+    # A short fit: on a loaded machine a long one took a minute.
     with cores_taken(client, train_ds.id):
-        job = client.fit(train_ds, max_iter=400, early_stopping="false")
+        job = client.fit(train_ds, max_iter=20, priority="batch")
         # Bounded: a watch that says nothing until the job ends would block here.
         watch = job.watch(timeout=90)
         first = next(watch)
