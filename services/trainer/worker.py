@@ -88,7 +88,9 @@ def _stopped_meanwhile(exc: BaseException | None = None) -> None:
     made of the signal, the worker reports nothing and exits, instead of
     logging a bogus internal error or waiting for its kill."""
     if _stop_requested.is_set():
-        raise Stopped("stopped by the trainer (the stop surfaced as another error)") from exc
+        raise Stopped(
+            "stopped by the trainer (the job's code caught the signal or made it another error)"
+        ) from exc
 
 
 @dataclass
