@@ -151,19 +151,27 @@ class Trainer:
     async def _run_batch(self, msgs: list[Msg], stop: asyncio.Event) -> None:
         """Run a fetch's jobs one after another. Those waiting their turn are
         heartbeated, so a slow job ahead of them does not get them
-        redelivered; at a stop, those not begun go back to the queue."""
+        redelivered; at a stop, those not begun go back to the queue.
+
+        A job with another behind it is reported and acked while the next
+        one runs (Attempt.end, in a task): the worker does not wait for
+        those round trips between the jobs of a burst. The batch returns
+        only once every end is settled."""
         waiting = list(msgs)
         keep_alive = asyncio.create_task(self._heartbeat(waiting)) if len(msgs) > 1 else None
+        ends: set[asyncio.Task] = set()
         try:
             while waiting:
                 msg = waiting.pop(0)
                 if stop.is_set():
                     await settle(msg.nak)  # not begun: costs no attempt
                 else:
-                    await self.handle(msg, stop)
+                    await self.handle(msg, stop, ends if waiting else None)
         finally:
             if keep_alive is not None:
                 keep_alive.cancel()
+            if ends:
+                await asyncio.gather(*ends)
 
     async def _heartbeat(self, waiting: list[Msg]) -> None:
         while waiting:
@@ -178,9 +186,13 @@ class Trainer:
             f"subscribing to the {lane} lane",
         )
 
-    async def handle(self, msg: Msg, stop: asyncio.Event) -> None:
+    async def handle(
+        self, msg: Msg, stop: asyncio.Event, ends: set[asyncio.Task] | None = None
+    ) -> None:
         """Run one job message to its end. Never raises: whatever goes wrong
-        returns the job to the queue for another try."""
+        returns the job to the queue for another try. With `ends`, the
+        attempt's end (report, then settle) is left running in a task added
+        there, once the worker is done with the job."""
         # Its log lines carry the job id (the subject's last token: known
         # even when the message cannot be read).
         with (
@@ -204,7 +216,13 @@ class Trainer:
                 attempt = Attempt(msg, task, self.js, self.trainer_id)
                 self._current = (attempt.job.tenant, attempt.job.id)
                 self._cancel.clear()
-                await attempt.end(await self._attempt(attempt, stop))
+                ending = await self._attempt(attempt, stop)
+                if ends is None:
+                    await attempt.end(ending)
+                else:
+                    ended = asyncio.create_task(_end(attempt, ending, msg.subject))
+                    ends.add(ended)
+                    ended.add_done_callback(ends.discard)
             except Exception:  # a job must never kill its trainer
                 log.exception("could not handle %s; returning it to the queue", msg.subject)
                 self.worker.kill()
@@ -330,6 +348,17 @@ class Trainer:
         ):
             log.info("job %s ended before it started here: stopping it", job.id)
             self._cancel.set()
+
+
+async def _end(attempt: Attempt, ending: Ending, subject: str) -> None:
+    """Attempt.end in a task of its own (Trainer._run_batch). Never raises:
+    an end that cannot be reported returns the job to the queue, as in
+    Trainer.handle (its worker is not at fault: it is left running)."""
+    try:
+        await attempt.end(ending)
+    except Exception:  # a job must never kill its trainer
+        log.exception("could not end %s; returning it to the queue", subject)
+        await settle(attempt.msg.nak, delay=UNEXPECTED_ERROR_DELAY_SECONDS)
 
 
 # A claim the scheduler did not accept, by why (claims.Verdict).
