@@ -203,6 +203,27 @@ def test_the_cli_predicts_json_lines_from_stdin(local_stack, model, batch):
     _same([a["y"] for a in answers], [[a["proba_0"], a["proba_1"]] for a in answers], expected)
 
 
+def test_online_answers_equal_the_batchs_within_1e_9_for_2000_seed_rows(local_stack, model, frames):
+    """The pool answers through the model's compiled form (Treelite): 2,000
+    seed rows, as JSON values and as Arrow, give the batch predict's
+    (scikit-learn's) labels and its probabilities within 1e-9."""
+    rows = frames["train"].drop(columns=["y"]).head(2000)
+    with Client(local_stack.address, predict_address=local_stack.predict_address) as c:
+        expected = c.download(c.predict(model, c.upload(rows), probabilities=True).wait(WAIT))
+        dicts = rows.to_dict("records")
+        answers = [
+            a for i in range(0, 2000, 250) for a in c.predict_rows(model, dicts[i : i + 250])
+        ]
+        frame = c.predict_rows(model, rows)
+    want = expected[["proba_0", "proba_1"]].to_numpy()
+    assert [a.label for a in answers] == frame["y"].tolist() == expected["y"].tolist()
+    got = np.array([[a.probabilities[0], a.probabilities[1]] for a in answers])
+    assert np.abs(got - want).max() <= 1e-9
+    assert np.abs(frame[["proba_0", "proba_1"]].to_numpy() - want).max() <= 1e-9
+    log = (local_stack.log_dir / "predictor-1.log").read_text()
+    assert f"loaded model {model}" in log and "compiled by Treelite" in log
+
+
 # -- bad rows ------------------------------------------------------------------------
 
 
@@ -282,7 +303,15 @@ def test_a_model_asked_for_by_50_callers_at_once_is_loaded_once(cache_stack, see
         with ThreadPoolExecutor(50) as pool:
             answers = list(pool.map(ask, range(50)))
     assert len({(a.label, tuple(a.probabilities.values())) for a in answers}) == 1
-    assert _cache(cache_stack)["model_loads_total"] - before["model_loads_total"] == 1
+    after = _cache(cache_stack)
+    assert after["model_loads_total"] - before["model_loads_total"] == 1
+    # kept compiled, its compiled form counted in the bound beside its file
+    assert after["models"] - before["models"] == 1
+    assert after["cache_bytes"] - before["cache_bytes"] > fit.metrics.model_size_bytes
+    engines = scrape(cache_stack.metrics_url("predictor-1"))
+    assert (
+        value(engines, "fityard_predictor_models_by_engine", engine="treelite") == after["models"]
+    )
 
 
 def test_the_model_cache_stays_within_its_byte_bound(cache_stack, seed_files, frames):
@@ -300,6 +329,39 @@ def test_the_model_cache_stays_within_its_byte_bound(cache_stack, seed_files, fr
         assert again == first  # reloaded, same answers
     assert held["model_evictions_total"] >= 2
     assert held["models"] < 4
+
+
+def test_a_model_treelite_cannot_take_is_served_by_scikit_learn_and_says_so(cache_stack, tmp_path):
+    """Categorical features: Treelite cannot import them, so the model is
+    answered by scikit-learn (as the batch predict answers), and the
+    predictor's metrics and log say it was not compiled."""
+    rng = np.random.default_rng(4)
+    train = pd.DataFrame(
+        {
+            "a": rng.normal(size=800),
+            "colour": pd.Categorical(rng.choice(["red", "green", "blue"], 800)),
+        }
+    )
+    train["y"] = ((train.a > 0) ^ (train.colour == "red")).astype(int)
+    train.to_parquet(tmp_path / "train.parquet", index=False)
+    rows = train.drop(columns=["y"]).head(20)
+    before = scrape(cache_stack.metrics_url("predictor-1"))
+    with Client(cache_stack.address) as c:
+        fit = c.fit(c.upload(tmp_path / "train.parquet"), max_iter=10).wait(WAIT)
+        expected = c.download(c.predict(fit, c.upload(rows), probabilities=True).wait(WAIT))
+        frame = c.predict_rows(fit, rows)
+    assert frame["y"].tolist() == expected["y"].tolist()
+    columns = ["proba_0", "proba_1"]
+    assert np.abs(frame[columns].to_numpy() - expected[columns].to_numpy()).max() <= 1e-12
+    after = scrape(cache_stack.metrics_url("predictor-1"))
+    refusals = "fityard_predictor_compile_refusals_total"
+    assert (
+        value(after, refusals, why="cannot_compile") - value(before, refusals, why="cannot_compile")
+        == 1
+    )
+    assert value(after, "fityard_predictor_models_by_engine", engine="scikit-learn") >= 1
+    log = (cache_stack.log_dir / "predictor-1.log").read_text()
+    assert f"{fit.id}" in log and "served by scikit-learn, not compiled: it has categorical" in log
 
 
 # -- a pool of two: calls spread over it, and one dies ------------------------------------

@@ -10,6 +10,12 @@ HistGradientBoostingClassifier holds, give or take its small Python
 objects) pass FITYARD_PREDICTOR_CACHE_BYTES. A model larger than the whole
 bound is used for the requests that asked for it and not kept.
 
+Each model is compiled as it is loaded (compiled.py: Treelite, checked to
+answer exactly as scikit-learn does) and answered through the compiled form;
+a model refused for compilation is served by scikit-learn, said in a log
+line and counted (`engines`, `refusals`). The compiled form's bytes count
+toward the bound beside the file's.
+
 Requests for a model that is being loaded wait for that load: 50 callers
 asking at once cause one load (`loads` counts them). A failed load (an
 unknown id, a fit not done) is not remembered: the next request tries again.
@@ -25,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +46,8 @@ from services.common.records import get_record
 from services.common.resources import JOBS
 from services.common.storage import ObjectStore
 from services.internal.v1 import records_pb2
+
+from .compiled import Compiled, Refusal, compile_model
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,8 @@ class Model:
     # Every feature numeric (none categorical): rows may take the short way
     # (batching.py).
     numeric: bool
+    # Its compiled form (compiled.py), or None: served by scikit-learn.
+    compiled: Compiled | None = None
     checked: float = field(default_factory=time.monotonic)
     # Its batching.Batcher, made by the service on first use.
     batcher: Any = None
@@ -81,6 +91,15 @@ class ModelCache:
         self.bytes = 0  # of the models kept
         self.loads = 0  # models loaded since start (a load per model asked for at once)
         self.evictions = 0
+        # Models loaded and not compiled, by why (compiled.CANNOT_COMPILE...).
+        self.refusals: Counter[str] = Counter()
+
+    def engines(self) -> Counter[str]:
+        """The models kept, by what answers for them: "treelite" or "scikit-learn"."""
+        return Counter(
+            "treelite" if model.compiled is not None else "scikit-learn"
+            for model in self._kept.values()
+        )
 
     def kept(self) -> list[str]:
         """The ids of the models in memory, least recently used first."""
@@ -113,6 +132,7 @@ class ModelCache:
         estimator, size = await loop.run_in_executor(
             self.executor, self._read, key, fit.model_sha256, model_id
         )
+        compiled = await loop.run_in_executor(self.executor, compile_model, estimator)
         self.loads += 1
         import ml  # the predictor's heavy import, already paid at start
 
@@ -127,7 +147,23 @@ class ModelCache:
             proba_columns=[ml.probability_column(label) for label in estimator.classes_.tolist()],
             numeric=estimator.is_categorical_ is None or not estimator.is_categorical_.any(),
         )
-        log.info("loaded model %s (%d bytes)", model_id, size)
+        if isinstance(compiled, Refusal):
+            self.refusals[compiled.why] += 1
+            log.warning(
+                "loaded model %s (%d bytes); served by scikit-learn, not compiled: %s",
+                model_id,
+                size,
+                compiled.detail,
+            )
+        else:
+            model.compiled = compiled
+            model.size += compiled.nbytes
+            log.info(
+                "loaded model %s (%d bytes), compiled by Treelite (%d bytes more)",
+                model_id,
+                size,
+                compiled.nbytes,
+            )
         self._keep(model)
         return model
 
