@@ -128,6 +128,7 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
         "online StreamPredict: single-row requests/s on streams",
         "online Predict through the gateway (one hop more)",
         "online Predict on one predictor (the same load, the pool's others stopped)",
+        "online: one-row predict_proba, compiled (Treelite) against scikit-learn",
     }
     rate = online["online Predict: single-row requests/s"]
     assert rate["extra"]["errors"] == 0 and rate["extra"]["calls"] > 100
@@ -136,6 +137,10 @@ def test_quick_bench_reports_every_figure_against_a_baseline(tmp_path):
     assert rate["baseline_name"].startswith("bare predict_proba loop")
     assert rate["extra"]["reference_req_s"] == 1100
     assert rate["extra"]["grpc_echo_ceiling_req_s"] > 0
+    gateway = online["online Predict through the gateway (one hop more)"]
+    assert gateway["extra"]["errors"] == 0 and gateway["extra"]["p99_ms"] > 0
+    compiled = online["online: one-row predict_proba, compiled (Treelite) against scikit-learn"]
+    assert compiled["value"] > 0 and compiled["baseline"] > 0
     assert "| benchmark" in result.stdout  # the table is printed
 
 
