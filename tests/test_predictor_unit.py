@@ -138,3 +138,37 @@ def test_an_answers_labels_are_what_predict_gives(estimator):
     response = answer_of(_model(estimator), estimator.predict_proba(X))
     labels = [value.number_value for value in response.labels]
     assert labels == estimator.predict(X).astype(float).tolist()
+
+
+def test_struct_rows_read_numbers_and_other_values_in_feature_order(estimator):
+    from fityard.v1 import predictions_pb2
+    from services.predictor.rows import struct_rows
+
+    request = predictions_pb2.PredictRequest(model_id="job_1")
+    for row in (
+        {"c": 3.0, "b": 2.0, "a": 1.0, "extra": "ignored"},
+        {"a": 0.0, "b": -1.5, "c": 0.0},  # zeros that are numbers
+        {"a": None, "b": True, "c": "1.5"},  # what ml's checks convert
+        {"a": 0.0, "b": False, "c": 4.0},  # a false reads as 0.0 too
+    ):
+        request.rows.add().update(row)
+    assert struct_rows(request, _model(estimator)) == [
+        [1.0, 2.0, 3.0],
+        [0.0, -1.5, 0.0],
+        [None, True, "1.5"],
+        [0.0, False, 4.0],
+    ]
+
+
+def test_struct_rows_name_every_missing_column_and_add_none(estimator):
+    from fityard.v1 import predictions_pb2
+    from services.predictor.rows import struct_rows
+
+    request = predictions_pb2.PredictRequest(model_id="job_1")
+    request.rows.add().update({"a": 1.0, "b": 2.0, "c": 3.0})
+    request.rows.add().update({"b": 2.0})
+    with pytest.raises(ApiError) as refused:
+        struct_rows(request, _model(estimator))
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.message.startswith("rows[1] is missing 2 columns the model was trained on")
+    assert sorted(request.rows[1].fields) == ["b"]  # looking did not add them

@@ -11,6 +11,8 @@ DataFrames) and get their answer as Arrow IPC too.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -24,16 +26,34 @@ from .models import Model
 
 
 def struct_rows(request: predictions_pb2.PredictRequest, model: Model) -> list[list]:
-    """Each row's values in the model's feature order (extra columns ignored)."""
+    """Each row's values in the model's feature order (extra columns ignored).
+
+    Per call, this was half of a predictor's own Python work on a 50-feature
+    row (reading each Value through Struct's accessors). So the fields are
+    looked up with `get` (indexing an absent key of a Struct adds it) and
+    read as numbers in one pass: a Value of another kind (null, bool, text)
+    reads as 0.0, so only a row with a 0.0 is looked at again, and one that
+    holds more than numbers is read the general way. 13 µs a row instead of
+    32 (50 features)."""
     features = model.features
     rows = []
     for i, row in enumerate(request.rows):
-        # membership first: reading an absent key of a Struct adds it, unset
-        fields = row.fields
-        if not all(name in fields for name in features):
-            raise _missing(i, [name for name in features if name not in fields], features)
-        rows.append([row[name] for name in features])
+        values = list(map(row.fields.get, features))
+        if None in values:
+            missing = [name for name, value in zip(features, values, strict=True) if value is None]
+            raise _missing(i, missing, features)
+        numbers = list(map(_NUMBER, values))
+        if 0.0 in numbers and not all(
+            value.WhichOneof("kind") == "number_value"
+            for value, number in zip(values, numbers, strict=True)
+            if number == 0.0
+        ):
+            numbers = [row[name] for name in features]  # None, True, "1.5"...
+        rows.append(numbers)
     return rows
+
+
+_NUMBER = operator.attrgetter("number_value")
 
 
 def arrow_frame(request: predictions_pb2.PredictRequest) -> pd.DataFrame:
