@@ -260,9 +260,12 @@ def test_downloading_from_a_failed_job_is_a_failed_precondition(client, failed_f
 def test_watch_reports_each_state_in_order_until_the_job_ends(client, train_ds):
     # Every core busy: the watched job is still QUEUED when the watch starts
     # (a batch job waits for a free core; a small one would run at once).
-    # A short fit: on a loaded machine a long one took a minute.
+    # A short fit (on a loaded machine a 400-round one took a minute), but
+    # not too short: a small job's start is held back 50 ms for its end
+    # (services/scheduler/held_starts.py), and a 20-round fit over within
+    # them went from QUEUED to SUCCEEDED on a fast day. 100 rounds: 0.5 s.
     with cores_taken(client, train_ds.id):
-        job = client.fit(train_ds, max_iter=20, priority="batch")
+        job = client.fit(train_ds, max_iter=100, priority="batch")
         # Bounded: a watch that says nothing until the job ends would block here.
         watch = job.watch(timeout=90)
         first = next(watch)
@@ -272,7 +275,7 @@ def test_watch_reports_each_state_in_order_until_the_job_ends(client, train_ds):
     assert states[-1] == "SUCCEEDED" and snapshots[-1].done
     assert not any(s.done for s in snapshots[:-1])
     assert states == sorted(states, key=LIFECYCLE.index)  # never goes back
-    assert "RUNNING" in states  # the start is told, however short the run
+    assert "RUNNING" in states  # the start is told, however short the run (beyond the hold)
     progress = [s.progress for s in snapshots]
     assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)
     assert all(s.id == job.id for s in snapshots)
