@@ -20,6 +20,22 @@ from fityard._models import Prediction, label_of
 from fityard._transfers import is_dataframe, require_data
 from fityard.v1 import predictions_pb2
 
+# Trailing metadata of a Predict answered through the gateway: where the
+# caller may reach the predictor pool itself (a gRPC target), when the
+# gateway is configured to say (FITYARD_PUBLIC_PREDICT_ADDRESS). The gateway
+# names it too (services/gateway/predictions.py; the client imports nothing
+# of the server, nor the server the client's private modules); the stack
+# test of the route fails if the two differ.
+ROUTE_HEADER = "fityard-predict-address"
+
+
+def route_of(trailing_metadata) -> str:
+    """The pool's address a gateway named in a call's trailing metadata, or ""."""
+    for key, value in trailing_metadata or ():
+        if key == ROUTE_HEADER:
+            return value
+    return ""
+
 
 def request_for(model_id: str, rows, request_id: str = "") -> predictions_pb2.PredictRequest:
     """A PredictRequest for a DataFrame (Arrow IPC) or a sequence of dicts (Structs)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -48,7 +49,7 @@ from fityard._models import (
     state_name,
 )
 from fityard._params import fit_params, priority_value
-from fityard._predictions import answer_of, request_for
+from fityard._predictions import answer_of, request_for, route_of
 from fityard._tracing import trace_metadata
 from fityard._transfers import (
     CHUNK_SIZE,
@@ -180,6 +181,12 @@ class Client:
     forwards them to the predictor pool; `predict_address`
     ($FITYARD_PREDICT_ADDRESS) sends them to the pool directly instead (one
     hop less: for high request rates), with the same key and TLS settings.
+    Without one, a gateway that names the pool's address in its answer
+    (`fityard up` does; FITYARD_PUBLIC_PREDICT_ADDRESS elsewhere) has the
+    client's next `predict_rows` calls go there; if that address fails them
+    (UNAVAILABLE), the call is made through the gateway again and the
+    address is not used again. `follow_predict_route=False` keeps every call
+    on the gateway. Streams (`predict_stream`) stay on the gateway.
     """
 
     def __init__(
@@ -193,6 +200,7 @@ class Client:
         cert_file: str | None = None,
         key_file: str | None = None,
         predict_address: str | None = None,
+        follow_predict_route: bool = True,
     ):
         self.address = address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
         self.predict_address = predict_address or os.environ.get(PREDICT_ADDRESS_ENV) or ""
@@ -211,20 +219,31 @@ class Client:
         calls = with_key(self._channel, key)
         self._datasets = datasets_pb2_grpc.DatasetServiceStub(calls)
         self._jobs = jobs_pb2_grpc.JobServiceStub(calls)
-        self._predict_channel = (
-            channel(self.predict_address, _PREDICT_CHANNEL_OPTIONS)
-            if self.predict_address
-            else None
-        )
+
+        def pool_channel(target: str) -> grpc.Channel:
+            return channel(target, _PREDICT_CHANNEL_OPTIONS)
+
+        self._predict_channel = pool_channel(self.predict_address) if self.predict_address else None
         self._predictions = predictions_pb2_grpc.PredictionServiceStub(
             with_key(self._predict_channel, key) if self._predict_channel else calls
         )
+        # The pool's address as the gateway named it (_predict): learned
+        # only without a predict_address, dropped for good once it fails
+        # (its channel closed with the client: another thread's call may
+        # still be on it).
+        self._may_follow = follow_predict_route and not self.predict_address
+        self._routed = None  # a PredictionServiceStub on the pool's address
+        self._route_channels: list[grpc.Channel] = []
+        self._route_lock = threading.Lock()
+        self._pool_channel = lambda target: with_key(pool_channel(target), key)
 
     def close(self) -> None:
         """Close the connection (calls in flight are cancelled)."""
         self._channel.close()
         if self._predict_channel is not None:
             self._predict_channel.close()
+        for route in self._route_channels:
+            route.close()
 
     def __enter__(self) -> Client:
         return self
@@ -366,10 +385,35 @@ class Client:
         FityardError INVALID_ARGUMENT naming it."""
         request = request_for(id_of(model, "model"), rows)
         with self._rpc():
-            response = self._predictions.Predict(
+            response = self._predict(request)
+        return answer_of(response, rows)
+
+    def _predict(self, request: predictions_pb2.PredictRequest) -> predictions_pb2.PredictResponse:
+        """One Predict: on the pool's address if the gateway named one (and
+        it has not failed), else as configured, learning the address from
+        the gateway's answer."""
+        routed = self._routed
+        if routed is not None:
+            try:
+                return routed.Predict(request, timeout=self.timeout, metadata=trace_metadata())
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                with self._route_lock:  # the gateway answers this one, and the next
+                    self._routed, self._may_follow = None, False
+        if not self._may_follow:
+            return self._predictions.Predict(
                 request, timeout=self.timeout, metadata=trace_metadata()
             )
-        return answer_of(response, rows)
+        response, call = self._predictions.Predict.with_call(
+            request, timeout=self.timeout, metadata=trace_metadata()
+        )
+        route = route_of(call.trailing_metadata())
+        with self._route_lock:  # callers on many threads learn it once
+            if route and self._may_follow and self._routed is None:
+                self._route_channels.append(self._pool_channel(route))
+                self._routed = predictions_pb2_grpc.PredictionServiceStub(self._route_channels[-1])
+        return response
 
     def predict_stream(
         self, model: JobRef, batches: Iterable[pd.DataFrame | Sequence[Mapping[str, Any]]]

@@ -392,7 +392,7 @@ def test_one_clients_calls_are_spread_over_every_predictor(pool_stack, seed_file
     rows = frames["test"].head(1).to_dict("records")
     calls = 40
     with (
-        Client(pool_stack.address) as via_gateway,
+        Client(pool_stack.address, follow_predict_route=False) as via_gateway,
         Client(pool_stack.address, predict_address=pool_stack.predict_address) as direct,
     ):
         assert pool_stack.predict_address.startswith("ipv4:")  # both predictors, one target
@@ -403,6 +403,34 @@ def test_one_clients_calls_are_spread_over_every_predictor(pool_stack, seed_file
             served = [b - a for a, b in zip(before, _predicts_served(pool_stack), strict=True)]
             assert sum(served) == calls and min(served) >= calls / 4, served
             assert all(answer == answers[0] for answer in answers)
+
+
+def _gateway_predicts(stack) -> float:
+    ok = rpc("Predict", service="fityard.v1.PredictionService")
+    return value(scrape(stack.metrics_url("gateway")), "grpc_server_handled_total", **ok)
+
+
+def test_the_sdk_follows_the_gateway_to_the_pool_and_skips_its_hop(pool_stack, seed_files, frames):
+    """`fityard up`'s gateway names its pool in each Predict it forwards: a
+    client's next calls go there (one hop less), unless it opts out."""
+    rows = frames["test"].head(1).to_dict("records")
+    calls = 20
+    with (
+        Client(pool_stack.address) as follows,
+        Client(pool_stack.address, follow_predict_route=False) as stays,
+    ):
+        fit = follows.fit(follows.upload(seed_files["train"]), max_iter=5).wait(WAIT)
+        for client, through_gateway in ((follows, 1), (stays, calls)):
+            gateway, served = _gateway_predicts(pool_stack), sum(_predicts_served(pool_stack))
+            answers = [client.predict_rows(fit, rows) for _ in range(calls)]
+            assert all(answer == answers[0] for answer in answers)
+            deadline = time.monotonic() + 10  # a call is counted once it has ended
+            while (
+                sum(_predicts_served(pool_stack)) - served < calls and time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
+            assert sum(_predicts_served(pool_stack)) - served == calls
+            assert _gateway_predicts(pool_stack) - gateway == through_gateway
 
 
 def test_predictions_carry_on_through_the_death_of_a_predictor(pool_stack, seed_files, frames):

@@ -416,6 +416,15 @@ class Config:
         "the predictor pool the gateway forwards PredictionService calls to (a gRPC target)",
         (GATEWAY,),
     )
+    # `fityard up` sets it: its predictors listen on this machine's loopback.
+    public_predict_address: str = setting(
+        "FITYARD_PUBLIC_PREDICT_ADDRESS",
+        "",
+        "where callers can reach the predictor pool themselves (a gRPC target): the gateway "
+        "names it on each Predict it forwards, and the SDK sends its next ones there, one hop "
+        "less; empty: callers stay on the gateway",
+        (GATEWAY,),
+    )
 
     @classmethod
     def from_env(cls) -> Config:

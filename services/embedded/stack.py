@@ -305,6 +305,9 @@ class EmbeddedStack:
             "scheduler_address": f"127.0.0.1:{self.scheduler_port}",
             "gateway_listen": f"localhost:{self.port}",
             "predictor_address": self.predict_address,
+            # Its predictors listen on loopback, as the gateway does: a
+            # caller of the gateway can reach them, and the SDK goes there.
+            "public_predict_address": self.predict_address,
             "core_leases_dir": str(self.data_dir / "cores"),
             # Workers' temp files, swept when their worker dies.
             "scratch_dir": str(self.data_dir / "scratch"),

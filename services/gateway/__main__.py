@@ -53,7 +53,7 @@ async def main() -> None:
     )
     datasets_pb2_grpc.add_DatasetServiceServicer_to_server(DatasetService(ctx), server.server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(ctx), server.server)
-    predictions = PredictionForwarder(config.predictor_address)
+    predictions = PredictionForwarder(config.predictor_address, config.public_predict_address)
     server.server.add_generic_rpc_handlers((predictions.handler(),))
     await server.start()
     # NOT_SERVING while NATS or the store is unreachable (services/common/health.py).

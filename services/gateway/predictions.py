@@ -12,12 +12,20 @@ The pool is reached over CHANNELS channels, used in turn, each spreading
 its calls over every address of the pool's name (round_robin): a DNS name
 of several predictors (compose, Kubernetes' headless Service) or the
 `ipv4:A,B` list of an embedded stack's predictors, a port each.
+
+Passing calls on costs a second gRPC server and client per call (0.61 of
+the pool's rate on 2 cores: README, Performance). Where callers can reach
+the pool themselves (FITYARD_PUBLIC_PREDICT_ADDRESS; `fityard up` sets it),
+each Predict answered says where, in its trailing metadata
+(ROUTE_HEADER), as HTTP's Alt-Svc does: the SDK sends its next calls there
+and comes back here if that address fails it.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+from typing import NoReturn
 
 import grpc
 
@@ -33,10 +41,14 @@ DEADLINE_SECONDS = 30.0
 # Metadata a hop sets itself: not passed on (the trace context is the
 # gateway's own client span's, set by its interceptor).
 _HOP_HEADERS = ("traceparent", "tracestate", "grpc-", ":", "user-agent", "content-type", "te")
+# The trailing metadata that names the pool's public address: the SDK's
+# fityard._predictions.ROUTE_HEADER (test_online_predict checks they meet).
+ROUTE_HEADER = "fityard-predict-address"
 
 
 class PredictionForwarder:
-    def __init__(self, address: str):
+    def __init__(self, address: str, public_address: str = ""):
+        self._route = ((ROUTE_HEADER, public_address),) if public_address else ()
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -74,7 +86,7 @@ class PredictionForwarder:
 
     async def predict(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
-            return await next(self._unary)(
+            answer = await next(self._unary)(
                 request,
                 metadata=_passed_on(context),
                 timeout=_timeout(context),
@@ -82,6 +94,9 @@ class PredictionForwarder:
             )
         except grpc.aio.AioRpcError as exc:
             await _relay(context, exc)
+        if self._route:
+            context.set_trailing_metadata(self._route)
+        return answer
 
     async def stream(self, request_iterator, context: grpc.aio.ServicerContext):
         call = next(self._streams)(
@@ -110,7 +125,7 @@ def _timeout(context: grpc.aio.ServicerContext) -> float:
     return DEADLINE_SECONDS if remaining is None else min(remaining, DEADLINE_SECONDS)
 
 
-async def _relay(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
+async def _relay(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> NoReturn:
     """The predictor's status, as it gave it (its google.rpc details ride in
     the trailing metadata); a pool that cannot be reached, said so."""
     remaining = context.time_remaining()
