@@ -84,9 +84,10 @@ def compile_model(estimator) -> Compiled | Refusal:
 
     try:
         compiled = Compiled(estimator, treelite.sklearn.import_model(estimator))
+        refusal = check(compiled, estimator, check_rows(compiled))
     except Exception as exc:  # noqa: BLE001 - whatever Treelite cannot take is served as it is
-        return Refusal(CANNOT_COMPILE, f"Treelite could not import it: {exc}")
-    return check(compiled, estimator, check_rows(compiled)) or compiled
+        return Refusal(CANNOT_COMPILE, f"Treelite could not import or run it: {exc}")
+    return refusal or compiled
 
 
 def check(compiled: Compiled, estimator, X: np.ndarray) -> Refusal | None:
