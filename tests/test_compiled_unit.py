@@ -184,3 +184,15 @@ def test_a_refused_model_is_served_by_scikit_learn_counted_and_logged(tmp_path, 
     assert "job_m" in caplog.text and "served by scikit-learn, not compiled" in caplog.text
     (answer,) = _predict(model, [rows.head(5)])
     assert np.array_equal(answer, estimator.predict_proba(rows.head(5)))
+
+
+def test_a_compiled_form_that_fails_while_checked_is_refused_not_raised(monkeypatch):
+    import services.predictor.compiled as compiled_module
+
+    def broken(compiled, rows=0, seed=0):
+        raise RuntimeError("a tree Treelite reads differently")
+
+    monkeypatch.setattr(compiled_module, "check_rows", broken)
+    refusal = compile_model(_estimator(2))
+    assert refusal.why == CANNOT_COMPILE
+    assert "could not import or run it: a tree Treelite reads differently" in refusal.detail
