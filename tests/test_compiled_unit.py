@@ -196,3 +196,37 @@ def test_a_compiled_form_that_fails_while_checked_is_refused_not_raised(monkeypa
     refusal = compile_model(_estimator(2))
     assert refusal.why == CANNOT_COMPILE
     assert "could not import or run it: a tree Treelite reads differently" in refusal.detail
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """The prediction thread, counting the batches handed to it."""
+
+    def __init__(self):
+        super().__init__(1)
+        self.handed = 0
+
+    def submit(self, *args, **kwargs):
+        self.handed += 1
+        return super().submit(*args, **kwargs)
+
+
+def test_small_json_batches_of_a_compiled_model_are_predicted_on_the_event_loop():
+    from services.predictor.batching import INLINE_TREE_ROWS
+
+    estimator = _estimator(2)
+    data, sha256 = _saved(estimator)
+    model = asyncio.run(_cache(data, sha256, 1 << 30).get(TENANT, "job_m"))
+    X, _ = _data(INLINE_TREE_ROWS // model.compiled.trees + 1, 2, seed=3)
+    rows = [[None if np.isnan(v) else v for v in row] for row in X.to_numpy().tolist()]
+
+    async def handed(requests) -> tuple[int, list]:
+        executor = _CountingExecutor()
+        batcher = Batcher(model, executor)
+        answers = [await batcher.predict(r) for r in requests]  # one batch each
+        return executor.handed, answers
+
+    small, answers = asyncio.run(handed([rows[:1], rows[:5]]))
+    assert small == 0  # no hand-off for a few JSON rows
+    assert np.abs(answers[1] - estimator.predict_proba(X.head(5))).max() <= TOLERANCE
+    assert asyncio.run(handed([rows]))[0] == 1  # more rows x trees than the bound
+    assert asyncio.run(handed([X.head(2)]))[0] == 1  # Arrow rows: pandas' checks, on the thread

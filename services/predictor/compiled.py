@@ -58,6 +58,7 @@ class Compiled:
         # One margin per row for two classes, one per class for more.
         self._margins = estimator.n_trees_per_iteration_
         self.forest = forest
+        self.trees = forest.num_tree  # what a row's prediction costs, roughly
         # What it holds in memory, give or take: its serialized form.
         self.nbytes = len(forest.serialize_bytes())
 
