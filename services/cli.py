@@ -117,9 +117,9 @@ def _print_up(stack) -> None:
         flush=True,
     )
     print(
-        f"online predictions through the gateway, or straight to the {stack.predictors} "
-        f"predictor(s) at {stack.predict_address} (Client(predict_address=...), "
-        "FITYARD_PREDICT_ADDRESS)",
+        "online predictions through the gateway (an SDK client moves to the pool after "
+        f"its first call), or straight to the {stack.predictors} predictor(s) at "
+        f"{stack.predict_address} (Client(predict_address=...), FITYARD_PREDICT_ADDRESS)",
         flush=True,
     )
     keys_env = SCHEMA.env("api_keys_file")
