@@ -68,7 +68,8 @@ class Compiled:
         import treelite.gtil
 
         # One thread: a predictor is one core's worth of work (its pool
-        # scales with processes), and the call is on its prediction thread.
+        # scales with processes); the call is on its prediction thread, or
+        # its event loop for a small batch (batching.py).
         margins = treelite.gtil.predict(self.forest, X, nthread=1, pred_margin=True)
         margins = np.asarray(margins, dtype=np.float64).reshape(len(X), self._margins)
         if self._margins > 1:
@@ -79,7 +80,9 @@ class Compiled:
 
 def compile_model(estimator) -> Compiled | Refusal:
     """The estimator compiled and checked against itself, or why not."""
-    if estimator.is_categorical_ is not None and estimator.is_categorical_.any():
+    from ml.kinds import categorical
+
+    if any(categorical(estimator)):
         return Refusal(CANNOT_COMPILE, "it has categorical features, which Treelite cannot import")
     import treelite.sklearn
 

@@ -135,6 +135,7 @@ class ModelCache:
         compiled = await loop.run_in_executor(self.executor, compile_model, estimator)
         self.loads += 1
         import ml  # the predictor's heavy import, already paid at start
+        from ml.kinds import categorical
 
         model = Model(
             tenant=tenant,
@@ -145,7 +146,7 @@ class ModelCache:
             features=[str(name) for name in estimator.feature_names_in_],
             class_values=to_values(estimator.classes_.tolist()),
             proba_columns=[ml.probability_column(label) for label in estimator.classes_.tolist()],
-            numeric=estimator.is_categorical_ is None or not estimator.is_categorical_.any(),
+            numeric=not any(categorical(estimator)),
         )
         if isinstance(compiled, Refusal):
             self.refusals[compiled.why] += 1
