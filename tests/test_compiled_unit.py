@@ -36,6 +36,7 @@ from services.predictor.compiled import (
 )
 from services.predictor.models import ModelCache
 from tests.support.fake_kv import TENANT, FakeBucket
+from tests.support.frames import categorical_training_file
 from tests.test_predictor_unit import _Store
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -91,15 +92,7 @@ def test_a_compiled_form_that_answers_otherwise_is_refused_saying_how_far_off():
 
 def _categorical_model(tmp_path):
     """A model as ml.fit makes it from a file with a 'category' column."""
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame(
-        {
-            "a": rng.normal(size=600),
-            "colour": pd.Categorical(rng.choice(["red", "green", "blue"], 600)),
-        }
-    )
-    frame["y"] = ((frame.a > 0) ^ (frame.colour == "red")).astype(int)
-    frame.to_parquet(tmp_path / "train.parquet", index=False)
+    frame = categorical_training_file(tmp_path / "train.parquet", rows=600)
     summary = ml.fit(tmp_path / "train.parquet", tmp_path / "model", params={"max_iter": 10})
     data = (tmp_path / "model").read_bytes()
     return load(data, summary.model_sha256, "jobs/job_c"), data, frame.drop(columns="y")

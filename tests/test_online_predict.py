@@ -27,6 +27,7 @@ from sklearn.model_selection import train_test_split
 
 from fityard import Client, InvalidArgument
 from services.embedded import EmbeddedStack
+from tests.support.frames import categorical_training_file
 from tests.support.grpcurl import grpcurl
 from tests.test_cli import FITYARD
 from tests.test_metrics import rpc, scrape, value
@@ -335,15 +336,7 @@ def test_a_model_treelite_cannot_take_is_served_by_scikit_learn_and_says_so(cach
     """Categorical features: Treelite cannot import them, so the model is
     answered by scikit-learn (as the batch predict answers), and the
     predictor's metrics and log say it was not compiled."""
-    rng = np.random.default_rng(4)
-    train = pd.DataFrame(
-        {
-            "a": rng.normal(size=800),
-            "colour": pd.Categorical(rng.choice(["red", "green", "blue"], 800)),
-        }
-    )
-    train["y"] = ((train.a > 0) ^ (train.colour == "red")).astype(int)
-    train.to_parquet(tmp_path / "train.parquet", index=False)
+    train = categorical_training_file(tmp_path / "train.parquet", rows=800, seed=4)
     rows = train.drop(columns=["y"]).head(20)
     before = scrape(cache_stack.metrics_url("predictor-1"))
     with Client(cache_stack.address) as c:
